@@ -1,0 +1,175 @@
+"""The one settings object for every TickOps process.
+
+Values come, in order of precedence, from keyword arguments, ``TICKOPS_*`` environment
+variables (nested with ``__``: ``TICKOPS_KAFKA__BOOTSTRAP_SERVERS``), a TOML file
+(``TICKOPS_CONFIG`` or ``./tickops.toml``) and the defaults below. Defaults are the
+embedded demo (simulator feed, in-process bus, chDB under ./data) so that ``make run``
+needs nothing else. A bad value stops start-up with :class:`ConfigError` naming the
+setting and what it accepts; secrets are ``SecretStr`` and never printed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+_PORT = {"ge": 1, "le": 65535}
+
+
+class ConfigError(ValueError):
+    """Start-up configuration is invalid; the message names each bad setting."""
+
+
+class _Section(BaseModel):
+    """A settings section; unknown keys are errors so a typo never silently falls back to a default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class FeedSettings(_Section):
+    """Where IQFeed data comes from and how the client treats the connection."""
+
+    mode: Literal["simulator", "iqconnect"] = "simulator"
+    host: str = "127.0.0.1"
+    level1_port: int = Field(5009, **_PORT)
+    level2_port: int = Field(9200, **_PORT)
+    admin_port: int = Field(9300, **_PORT)
+    lookup_port: int = Field(9100, **_PORT)
+    protocol: Literal["6.1", "6.2"] = "6.2"
+    client_name: str = "tickops"
+    symbols: list[str] = Field(default_factory=lambda: ["AAPL", "MSFT", "SPY", "QQQ", "TSLA"])
+    depth_symbols: list[str] = Field(default_factory=list)
+    watch_limit: int = Field(500, ge=1, le=100_000)
+    heartbeat_timeout_s: float = Field(3.0, gt=0, le=300)
+    reconnect_initial_s: float = Field(0.2, gt=0, le=60)
+    reconnect_max_s: float = Field(10.0, gt=0, le=600)
+    lookup_rate_per_s: float = Field(50.0, gt=0, le=1000)
+    # IQConnect launch (mode=iqconnect); login and password are secrets.
+    product_id: str = ""
+    product_version: str = "1.0"
+    login: SecretStr = SecretStr("")
+    password: SecretStr = SecretStr("")
+    launch_command: str = (
+        "wine iqconnect.exe -product {product} -version {version} "
+        "-login {login} -password {password} -autoconnect"
+    )
+    connect_timeout_s: float = Field(60.0, gt=0, le=3600)
+    # Embedded simulator (mode=simulator): synthetic message rate across all symbols.
+    simulator_rate: float = Field(200.0, ge=0, le=5_000_000)
+    simulator_seed: int = 7
+
+
+class BusSettings(_Section):
+    kind: Literal["memory", "kafka"] = "memory"
+
+
+class KafkaSettings(_Section):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic_prefix: str = "tickops"
+    partitions: int = Field(6, ge=1, le=1024)
+    linger_ms: int = Field(5, ge=0, le=1000)
+    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "lz4"
+    consumer_group: str = "tickops-writer"
+    spool_budget_mb: int = Field(1024, ge=1, le=1_000_000)
+
+
+class StorageSettings(_Section):
+    backend: Literal["chdb", "server"] = "chdb"
+    database: str = "tickops"
+    host: str = "127.0.0.1"
+    port: int = Field(9000, **_PORT)
+    user: str = "default"
+    password: SecretStr = SecretStr("")
+    batch_rows: int = Field(5000, ge=1, le=10_000_000)
+    batch_age_ms: int = Field(50, ge=1, le=60_000)
+
+    @field_validator("database")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        if not value.replace("_", "").isalnum() or value[0].isdigit():
+            raise ValueError("must be letters, digits and underscores, not starting with a digit")
+        return value
+
+
+class BackupSettings(_Section):
+    enabled: bool = True
+    segment_max_mb: int = Field(64, ge=1, le=10_000)
+    segment_max_s: int = Field(300, ge=1, le=86_400)
+    retention_days: int = Field(14, ge=1, le=3650)
+    budget_mb: int = Field(10_240, ge=1, le=10_000_000)
+
+
+class AlertSettings(_Section):
+    symbol_silent_s: float = Field(300.0, gt=0, le=86_400)
+    heartbeat_missing_s: float = Field(3.0, gt=0, le=3600)
+    latency_p99_sla_ms: float = Field(100.0, gt=0, le=60_000)
+    disk_free_min_pct: float = Field(10.0, ge=0, le=100)
+    error_rate_per_min: float = Field(60.0, ge=0)
+
+
+class Settings(BaseSettings):
+    """Everything a TickOps process can be told; see the module docstring for sources."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TICKOPS_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    data_dir: Path = Path("data")
+    instance_id: str = Field("tickops-1", min_length=1, max_length=64)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    feed: FeedSettings = Field(default_factory=FeedSettings)
+    bus: BusSettings = Field(default_factory=BusSettings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    backup: BackupSettings = Field(default_factory=BackupSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = Path(os.environ.get("TICKOPS_CONFIG", "tickops.toml"))
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+
+    def redacted(self) -> dict[str, Any]:
+        """A loggable view: SecretStr values stay masked by pydantic's JSON dump."""
+        return self.model_dump(mode="json")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings or raise :class:`ConfigError` with one line per bad setting."""
+    config_file = os.environ.get("TICKOPS_CONFIG")
+    if config_file and not Path(config_file).is_file():
+        raise ConfigError(f"TICKOPS_CONFIG points at {config_file!r}, which is not a file")
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    except ValueError as exc:  # TOML syntax errors and similar
+        raise ConfigError(f"invalid configuration: {exc}") from None
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = ["invalid TickOps configuration:"]
+    for error in exc.errors():
+        dotted = ".".join(str(part) for part in error["loc"])
+        env_name = "TICKOPS_" + "__".join(str(part) for part in error["loc"]).upper()
+        lines.append(f"  {dotted} (env {env_name}): {error['msg']}")
+    return "\n".join(lines)

@@ -1,0 +1,23 @@
+"""Build the configured store from settings: the one place that knows both backends."""
+
+from __future__ import annotations
+
+from config import Settings
+from storage.store import Store
+
+
+def open_store(settings: Settings) -> Store:
+    storage = settings.storage
+    if storage.backend == "server":
+        from storage.server_store import ClickHouseServerStore
+
+        return ClickHouseServerStore(
+            host=storage.host,
+            port=storage.port,
+            database=storage.database,
+            user=storage.user,
+            password=storage.password.get_secret_value(),
+        )
+    from storage.chdb_store import ChdbStore
+
+    return ChdbStore(settings.data_dir / "chdb", database=storage.database)

@@ -1,0 +1,43 @@
+"""Apply the schema's migrations to a store, once each, recording them in a ledger table.
+
+Safe to run from every process at start-up: applied versions are skipped, every
+statement is ``IF NOT EXISTS``, and the ledger is a ReplacingMergeTree keyed on the
+version, so two processes racing on a fresh database still converge.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+from storage.schema import MIGRATIONS, Migration, ledger_ddl
+from storage.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def applied_versions(store: Store) -> set[int]:
+    rows = store.query(f"SELECT DISTINCT version FROM {store.table('schema_migrations')}")
+    return {int(version) for (version,) in rows}
+
+
+def migrate(store: Store, migrations: Sequence[Migration] = MIGRATIONS) -> list[int]:
+    """Bring ``store`` up to the newest migration; return the versions applied now."""
+    store.execute(f"CREATE DATABASE IF NOT EXISTS {store.database}")
+    store.execute(ledger_ddl(store.database))
+    done = applied_versions(store)
+    applied: list[int] = []
+    for migration in sorted(migrations, key=lambda m: m.version):
+        if migration.version in done:
+            continue
+        for statement in migration.statements:
+            store.execute(statement.format(db=store.database))
+        store.insert_columns(
+            "schema_migrations",
+            ["version", "name", "applied_ns"],
+            [[migration.version], [migration.name], [time.time_ns()]],
+        )
+        applied.append(migration.version)
+        log.info("migration applied", extra={"version": migration.version, "migration": migration.name, "store": repr(store)})
+    return applied

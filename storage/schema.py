@@ -1,0 +1,111 @@
+"""The TickOps schema as versioned, idempotent migrations, portable across ClickHouse versions.
+
+Portability rules (DESIGN.md): the same DDL must run on Debian's ClickHouse 18.16 and on
+current ClickHouse (chDB 26.x), so there is no DateTime64 (times are Int64 UTC epoch ns),
+no column CODECs, no TTL. Event tables are ReplacingMergeTree ordered by a key that
+contains (symbol, ts_ns, source, seq), so a redelivered row collapses on merge, and each
+row carries the bus partition/offset it came from so the writer can resume exactly
+after what is stored.
+
+A migration's statements are frozen once released: change the schema by appending a
+new migration, never by editing an old one. ``{db}`` is replaced by the database name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+_DAY_PARTITION = "toYYYYMMDD(toDateTime(intDiv(ts_ns, 1000000000)))"
+
+# Envelope columns every event table carries: who produced the event, in what order,
+# when it was read from the socket, and where it sat on the bus.
+_ENVELOPE = """
+    source String,
+    seq UInt64,
+    recv_ns Int64,
+    stored_ns Int64,
+    bus_partition Int32,
+    bus_offset Int64"""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "event tables, outages and feed status",
+        (
+            f"""CREATE TABLE IF NOT EXISTS {{db}}.trades (
+    symbol String,
+    ts_ns Int64,
+    price Float64,
+    size Int64,
+    conditions Array(String),
+    market_center Int32,
+    tick_id Int64,
+    total_volume Int64,
+    basis String,
+    backfilled UInt8,{_ENVELOPE}
+) ENGINE = ReplacingMergeTree
+PARTITION BY {_DAY_PARTITION}
+ORDER BY (symbol, ts_ns, source, seq)""",
+            f"""CREATE TABLE IF NOT EXISTS {{db}}.quotes (
+    symbol String,
+    ts_ns Int64,
+    bid Nullable(Float64),
+    bid_size Nullable(Int64),
+    ask Nullable(Float64),
+    ask_size Nullable(Int64),{_ENVELOPE}
+) ENGINE = ReplacingMergeTree
+PARTITION BY {_DAY_PARTITION}
+ORDER BY (symbol, ts_ns, source, seq)""",
+            f"""CREATE TABLE IF NOT EXISTS {{db}}.depth (
+    symbol String,
+    ts_ns Int64,
+    action String,
+    side String,
+    price Nullable(Float64),
+    size Nullable(Int64),
+    order_id String,
+    mmid String,
+    order_count Nullable(Int64),{_ENVELOPE}
+) ENGINE = ReplacingMergeTree
+PARTITION BY {_DAY_PARTITION}
+ORDER BY (symbol, ts_ns, source, seq)""",
+            f"""CREATE TABLE IF NOT EXISTS {{db}}.feed_status (
+    ts_ns Int64,
+    name String,
+    fields Array(String),
+    connected Int8,{_ENVELOPE}
+) ENGINE = ReplacingMergeTree
+PARTITION BY {_DAY_PARTITION}
+ORDER BY (ts_ns, source, seq)""",
+            """CREATE TABLE IF NOT EXISTS {db}.feed_outages (
+    source String,
+    connection String,
+    cause String,
+    start_ns Int64,
+    end_ns Int64,
+    recorded_ns Int64
+) ENGINE = ReplacingMergeTree(recorded_ns)
+ORDER BY (source, connection, start_ns)""",
+        ),
+    ),
+)
+
+_LEDGER = """CREATE TABLE IF NOT EXISTS {db}.schema_migrations (
+    version UInt32,
+    name String,
+    applied_ns Int64
+) ENGINE = ReplacingMergeTree
+ORDER BY version"""
+
+
+def ledger_ddl(database: str) -> str:
+    """DDL of the table that records which migrations ran."""
+    return _LEDGER.format(db=database)
