@@ -1,0 +1,106 @@
+"""Events to columnar table batches: the one mapping from event types to table columns.
+
+The writer, the backup restore and the tests all go through :func:`to_batches`, so a
+column added to the schema is added here once. ``bus_partition``/``bus_offset`` say
+where on the bus a row came from (-1 when it did not come from the bus, e.g. a restore).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from collectors.events import Depth, Event, Quote, System, Trade
+
+_ENVELOPE = ("source", "seq", "recv_ns", "stored_ns", "bus_partition", "bus_offset")
+
+TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "trades": (
+        "symbol", "ts_ns", "price", "size", "conditions", "market_center", "tick_id",
+        "total_volume", "basis", "backfilled", *_ENVELOPE,
+    ),
+    "quotes": ("symbol", "ts_ns", "bid", "bid_size", "ask", "ask_size", *_ENVELOPE),
+    "depth": (
+        "symbol", "ts_ns", "action", "side", "price", "size", "order_id", "mmid", "order_count", *_ENVELOPE,
+    ),
+    "feed_status": ("ts_ns", "name", "fields", "connected", *_ENVELOPE),
+}
+
+
+def _trade(e: Trade) -> tuple[Any, ...]:
+    return (
+        e.symbol, e.ts_ns, e.price, e.size, list(e.conditions),
+        -1 if e.market_center is None else e.market_center,
+        -1 if e.tick_id is None else e.tick_id,
+        -1 if e.total_volume is None else e.total_volume,
+        e.basis, int(e.backfilled),
+    )
+
+
+def _quote(e: Quote) -> tuple[Any, ...]:
+    return (e.symbol, e.ts_ns, e.bid, e.bid_size, e.ask, e.ask_size)
+
+
+def _depth(e: Depth) -> tuple[Any, ...]:
+    return (e.symbol, e.ts_ns, e.action, e.side or "", e.price, e.size, e.order_id, e.mmid, e.order_count)
+
+
+def _system(e: System) -> tuple[Any, ...]:
+    return (e.ts_ns, e.name, list(e.fields), -1 if e.connected is None else int(e.connected))
+
+
+_ROW: dict[type, tuple[str, Callable[[Any], tuple[Any, ...]]]] = {
+    Trade: ("trades", _trade),
+    Quote: ("quotes", _quote),
+    Depth: ("depth", _depth),
+    System: ("feed_status", _system),
+}
+
+
+def table_for(event: Event) -> str | None:
+    """The table an event is stored in, or None for kinds that are not stored (heartbeats...)."""
+    entry = _ROW.get(type(event))
+    return entry[0] if entry else None
+
+
+@dataclass
+class TableBatch:
+    """Rows for one table, column-wise, ready for ``Store.insert_columns``."""
+
+    table: str
+    columns: tuple[str, ...]
+    data: list[list[Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.data:
+            self.data = [[] for _ in self.columns]
+
+    def __len__(self) -> int:
+        return len(self.data[0])
+
+
+def to_batches(
+    events: Iterable[Event],
+    stored_ns: int,
+    positions: Sequence[tuple[int, int]] | None = None,
+) -> dict[str, TableBatch]:
+    """Group events into one columnar batch per table.
+
+    ``positions[i]`` is the (bus partition, offset) of ``events[i]``; without it every
+    row gets (-1, -1). Events of kinds that are not stored are skipped.
+    """
+    batches: dict[str, TableBatch] = {}
+    for index, event in enumerate(events):
+        entry = _ROW.get(type(event))
+        if entry is None:
+            continue
+        table, row_of = entry
+        batch = batches.get(table)
+        if batch is None:
+            batch = batches[table] = TableBatch(table, TABLE_COLUMNS[table])
+        partition, offset = positions[index] if positions is not None else (-1, -1)
+        row = (*row_of(event), event.source, event.seq, event.recv_ns, stored_ns, partition, offset)
+        for column, value in zip(batch.data, row):
+            column.append(value)
+    return batches
