@@ -1,0 +1,102 @@
+"""Background jobs under one APScheduler ``BackgroundScheduler``, each supervised.
+
+A job is a short step run at an interval (writer batch, producer flush, backup rotation,
+host sample...). A step that raises is logged with its traceback, counted, and retried
+after an exponential backoff instead of hammering a broken dependency; the counters are
+what the dashboard and the alert rules read, so a dying job is never silent.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    name: str
+    interval_s: float
+    runs: int
+    failures: int
+    consecutive_failures: int
+    last_error: str
+    backing_off: bool
+
+
+class _Supervised:
+    def __init__(self, name: str, step: Callable[[], object], interval_s: float, max_backoff_s: float,
+                 clock: Callable[[], float]) -> None:
+        self.name = name
+        self.step = step
+        self.interval_s = interval_s
+        self.max_backoff_s = max_backoff_s
+        self.clock = clock
+        self.runs = 0
+        self.failures = 0
+        self.consecutive = 0
+        self.last_error = ""
+        self.resume_at = 0.0
+        self.lock = threading.Lock()
+
+    def __call__(self) -> None:
+        if self.clock() < self.resume_at:
+            return
+        with self.lock:
+            try:
+                self.step()
+            except Exception as exc:  # noqa: BLE001 - a job must never kill the scheduler
+                self.failures += 1
+                self.consecutive += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                delay = min(self.max_backoff_s, max(self.interval_s, 0.1) * 2 ** (self.consecutive - 1))
+                self.resume_at = self.clock() + delay
+                log.exception("job failed; backing off", extra={"job": self.name, "failures": self.failures,
+                                                                "backoff_s": round(delay, 3)})
+            else:
+                if self.consecutive:
+                    log.info("job recovered", extra={"job": self.name, "after_failures": self.consecutive})
+                self.consecutive = 0
+                self.resume_at = 0.0
+            finally:
+                self.runs += 1
+
+    def status(self) -> JobStatus:
+        return JobStatus(self.name, self.interval_s, self.runs, self.failures, self.consecutive,
+                         self.last_error, self.clock() < self.resume_at)
+
+
+class JobRunner:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._scheduler = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1,
+                                                            "misfire_grace_time": None})
+        self._jobs: dict[str, _Supervised] = {}
+        self._clock = clock
+
+    def add(self, name: str, step: Callable[[], object], interval_s: float, max_backoff_s: float = 30.0) -> None:
+        if name in self._jobs:
+            raise ValueError(f"job {name!r} already added")
+        job = _Supervised(name, step, interval_s, max_backoff_s, self._clock)
+        self._jobs[name] = job
+        self._scheduler.add_job(job, "interval", seconds=interval_s, id=name, name=name)
+
+    def start(self) -> None:
+        self._scheduler.start()
+
+    def shutdown(self) -> None:
+        """Stop scheduling and wait for running steps to finish."""
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=True)
+
+    def run_now(self, name: str) -> None:
+        """Run one step synchronously (final flushes at shutdown, tests)."""
+        self._jobs[name]()
+
+    def status(self) -> list[JobStatus]:
+        return [job.status() for job in self._jobs.values()]

@@ -1,0 +1,66 @@
+import threading
+import time
+
+import pytest
+
+from collectors.jobs import JobRunner
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_failing_step_is_counted_and_backs_off_exponentially_then_recovers():
+    clock = FakeClock()
+    runner = JobRunner(clock=clock)
+    outcomes = iter([RuntimeError("broker down"), RuntimeError("broker down"), None])
+    calls = []
+
+    def step():
+        calls.append(clock.now)
+        outcome = next(outcomes)
+        if outcome:
+            raise outcome
+
+    runner.add("flush", step, interval_s=1.0, max_backoff_s=30)
+    runner.run_now("flush")  # fails: backoff 1 s
+    status = runner.status()[0]
+    assert status.failures == 1 and status.backing_off and "broker down" in status.last_error
+    clock.now = 0.5
+    runner.run_now("flush")  # skipped while backing off
+    assert len(calls) == 1
+    clock.now = 1.0
+    runner.run_now("flush")  # fails again: backoff 2 s
+    clock.now = 2.5
+    runner.run_now("flush")
+    assert len(calls) == 2
+    clock.now = 3.0
+    runner.run_now("flush")  # succeeds
+    status = runner.status()[0]
+    assert len(calls) == 3 and status.failures == 2 and status.consecutive_failures == 0 and not status.backing_off
+
+
+@pytest.mark.timeout(10)
+def test_jobs_run_on_the_background_scheduler_until_shutdown():
+    runner = JobRunner()
+    ticked = threading.Event()
+    runner.add("tick", ticked.set, interval_s=0.05)
+    runner.start()
+    try:
+        assert ticked.wait(5)
+    finally:
+        runner.shutdown()
+    runs = runner.status()[0].runs
+    time.sleep(0.2)
+    assert runner.status()[0].runs == runs
+
+
+def test_duplicate_job_names_are_rejected():
+    runner = JobRunner()
+    runner.add("a", lambda: None, 1)
+    with pytest.raises(ValueError, match="already"):
+        runner.add("a", lambda: None, 1)
