@@ -1,0 +1,39 @@
+"""The monitoring endpoint over a real socket: Prometheus text and the health verdict."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+from prometheus_client import CollectorRegistry, Counter
+
+from monitoring.http import Health, MonitoringServer, combine
+
+
+def test_worst_check_wins_and_reasons_are_kept():
+    assert combine([("ok", "feed")]).state == "ok"
+    health = combine([("ok", "feed"), ("degraded", "spool growing"), ("down", "storage unreachable")])
+    assert health.state == "down" and health.reasons == ("spool growing", "storage unreachable")
+
+
+@pytest.mark.timeout(30)
+def test_metrics_and_healthz_are_served_with_status_codes():
+    registry = CollectorRegistry()
+    Counter("tickops_test_events", "events", registry=registry).inc(3)
+    verdict = {"value": Health("ok")}
+    server = MonitoringServer("127.0.0.1", 0, registry, lambda: verdict["value"])
+    server.start()
+    base = f"http://127.0.0.1:{server.port}"
+    try:
+        metrics = urllib.request.urlopen(f"{base}/metrics", timeout=5).read().decode()
+        assert "tickops_test_events_total 3.0" in metrics
+        assert json.loads(urllib.request.urlopen(f"{base}/healthz", timeout=5).read())["status"] == "ok"
+        verdict["value"] = Health("down", ("kafka unreachable",))
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(f"{base}/healthz", timeout=5)
+        assert caught.value.code == 503
+        assert json.loads(caught.value.read())["reasons"] == ["kafka unreachable"]
+    finally:
+        server.stop()
