@@ -1,0 +1,152 @@
+"""Alert rules: pure functions from one :class:`Observation` of the system to findings.
+
+The engine fills an Observation from its components once a second; every rule reads
+only that snapshot, so rules are tested with plain values and no running pipeline.
+Thresholds come from ``AlertSettings``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from alerts.lifecycle import Finding
+from config import AlertSettings
+
+
+@dataclass(frozen=True)
+class Observation:
+    now_ns: int
+    market_open: bool
+    # symbol -> recv_ns of its latest event (None: nothing since it was watched)
+    watched: dict[str, int | None] = field(default_factory=dict)
+    watched_since_ns: dict[str, int] = field(default_factory=dict)
+    silent_override_s: dict[str, float] = field(default_factory=dict)
+    heartbeat_age_s: float | None = None
+    feed_connected: bool = True
+    dtn_connected: bool | None = None
+    bus_reachable: bool = True
+    spool_bytes: int = 0
+    spool_growth_bytes_per_s: float = 0.0
+    dropped_events: int = 0
+    storage_write_failures_recent: int = 0
+    consumer_lag: int = 0
+    errors_per_min: float = 0.0
+    disk_free_pct: float = 100.0
+    rss_slope_bytes_per_h: float = 0.0
+    latency_p99_ms: float | None = None
+    backup_degraded: str = ""
+    failing_jobs: dict[str, str] = field(default_factory=dict)
+
+
+Rule = Callable[[Observation, AlertSettings], list[Finding]]
+
+CONSUMER_LAG_MAX = 100_000
+RSS_LEAK_BYTES_PER_H = 256 * 1024 * 1024
+
+
+def symbol_silent(obs: Observation, cfg: AlertSettings) -> list[Finding]:
+    if not obs.market_open:
+        return []
+    findings = []
+    for symbol, last_ns in obs.watched.items():
+        limit = obs.silent_override_s.get(symbol, cfg.symbol_silent_s)
+        since = last_ns if last_ns is not None else obs.watched_since_ns.get(symbol, obs.now_ns)
+        silent_s = (obs.now_ns - since) / 1e9
+        if silent_s > limit:
+            findings.append(Finding("symbol_silent", symbol, "warning",
+                                    f"{symbol}: no data for {silent_s:.0f} s during market hours", value=silent_s))
+    return findings
+
+
+def heartbeat_missing(obs: Observation, cfg: AlertSettings) -> list[Finding]:
+    if obs.heartbeat_age_s is not None and obs.heartbeat_age_s > cfg.heartbeat_missing_s:
+        return [Finding("heartbeat_missing", "level1", "critical",
+                        f"no IQFeed heartbeat for {obs.heartbeat_age_s:.1f} s", value=obs.heartbeat_age_s)]
+    if not obs.feed_connected:
+        return [Finding("heartbeat_missing", "level1", "critical", "IQFeed Level 1 connection is down")]
+    return []
+
+
+def iqconnect_disconnected(obs: Observation, cfg: AlertSettings) -> list[Finding]:
+    if obs.dtn_connected is False:
+        return [Finding("iqconnect_disconnected", "dtn", "critical",
+                        "IQConnect reports it is not connected to DTN", for_s=5)]
+    return []
+
+
+def bus_trouble(obs: Observation, cfg: AlertSettings) -> list[Finding]:
+    findings = []
+    if not obs.bus_reachable:
+        findings.append(Finding("kafka_unreachable", "bus", "critical",
+                                f"Kafka unreachable; {obs.spool_bytes} bytes spooled to disk", for_s=5))
+    elif obs.spool_growth_bytes_per_s > 0:
+        findings.append(Finding("spool_growing", "bus", "warning",
+                                f"spool growing {obs.spool_growth_bytes_per_s:.0f} B/s", for_s=30))
+    if obs.dropped_events:
+        findings.append(Finding("events_dropped", "bus", "critical",
+                                f"{obs.dropped_events} events dropped (spool over budget)", value=obs.dropped_events))
+    return findings
+
+
+def storage_trouble(obs: Observation, cfg: AlertSettings) -> list[Finding]:
+    findings = []
+    if obs.storage_write_failures_recent:
+        findings.append(Finding("storage_write_failures", "storage", "critical",
+                                f"{obs.storage_write_failures_recent} ClickHouse insert failures in the last minute",
+                                value=obs.storage_write_failures_recent, for_s=5))
+    if obs.consumer_lag > CONSUMER_LAG_MAX:
+        findings.append(Finding("consumer_lag", "storage", "warning",
+                                f"writer is {obs.consumer_lag} events behind", value=obs.consumer_lag, for_s=30))
+    return findings
+
+
+def error_rate(obs: Observation, cfg: AlertSettings) -> list[Finding]:
+    if obs.errors_per_min > cfg.error_rate_per_min:
+        return [Finding("error_rate", "feed", "warning",
+                        f"{obs.errors_per_min:.0f} malformed or error lines per minute", value=obs.errors_per_min)]
+    return []
+
+
+def disk_free(obs: Observation, cfg: AlertSettings) -> list[Finding]:
+    if obs.disk_free_pct < cfg.disk_free_min_pct:
+        return [Finding("disk_free_low", "data_dir", "critical",
+                        f"only {obs.disk_free_pct:.1f}% disk free", value=obs.disk_free_pct)]
+    return []
+
+
+def memory_growth(obs: Observation, cfg: AlertSettings) -> list[Finding]:
+    if obs.rss_slope_bytes_per_h > RSS_LEAK_BYTES_PER_H:
+        mb = obs.rss_slope_bytes_per_h / 2**20
+        return [Finding("memory_growth", "process", "warning", f"RSS growing {mb:.0f} MiB/h (leak?)",
+                        value=obs.rss_slope_bytes_per_h, for_s=600)]
+    return []
+
+
+def latency_sla(obs: Observation, cfg: AlertSettings) -> list[Finding]:
+    if obs.latency_p99_ms is not None and obs.latency_p99_ms > cfg.latency_p99_sla_ms:
+        return [Finding("latency_sla", "pipeline", "warning",
+                        f"end-to-end p99 {obs.latency_p99_ms:.0f} ms over the {cfg.latency_p99_sla_ms:.0f} ms SLA",
+                        value=obs.latency_p99_ms, for_s=30)]
+    return []
+
+
+def backup_degraded(obs: Observation, cfg: AlertSettings) -> list[Finding]:
+    if obs.backup_degraded:
+        return [Finding("backup_degraded", "backup", "critical", f"file backup failing: {obs.backup_degraded}")]
+    return []
+
+
+def job_failing(obs: Observation, cfg: AlertSettings) -> list[Finding]:
+    return [Finding("job_failing", name, "critical", f"background job {name} failing: {error}")
+            for name, error in obs.failing_jobs.items()]
+
+
+RULES: tuple[Rule, ...] = (
+    symbol_silent, heartbeat_missing, iqconnect_disconnected, bus_trouble, storage_trouble,
+    error_rate, disk_free, memory_growth, latency_sla, backup_degraded, job_failing,
+)
+
+
+def evaluate_rules(obs: Observation, cfg: AlertSettings, rules: tuple[Rule, ...] = RULES) -> list[Finding]:
+    return [finding for rule in rules for finding in rule(obs, cfg)]
