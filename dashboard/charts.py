@@ -1,0 +1,61 @@
+"""Plotly figures for the dashboard, built from plain rows so they are testable without Streamlit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timezone
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from monitoring.host import HostSample
+
+_LAYOUT = {"margin": {"l": 10, "r": 10, "t": 30, "b": 10}, "height": 320, "template": "plotly_white"}
+
+
+def _utc(ts_ns: int) -> datetime:
+    return datetime.fromtimestamp(ts_ns / 1e9, tz=timezone.utc)
+
+
+def price_volume(symbol: str, rows: Sequence[tuple[int, float, int]]) -> go.Figure:
+    """Trade prices as a line over per-trade sizes; ``rows`` are (ts_ns, price, size)."""
+    figure = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.75, 0.25], vertical_spacing=0.03)
+    times = [_utc(ts) for ts, _, _ in rows]
+    figure.add_trace(go.Scatter(x=times, y=[p for _, p, _ in rows], mode="lines", name="price"), row=1, col=1)
+    figure.add_trace(go.Bar(x=times, y=[s for _, _, s in rows], name="size"), row=2, col=1)
+    figure.update_layout(title=f"{symbol} trades (UTC)", showlegend=False, **_LAYOUT)
+    return figure
+
+
+def bars_1m(symbol: str, rows: Sequence[tuple[int, float, float, float, float, int]]) -> go.Figure:
+    """Candles from (minute_start_ns, open, high, low, close, volume) rows."""
+    figure = go.Figure(go.Candlestick(
+        x=[_utc(r[0]) for r in rows], open=[r[1] for r in rows], high=[r[2] for r in rows],
+        low=[r[3] for r in rows], close=[r[4] for r in rows], name=symbol,
+    ))
+    figure.update_layout(title=f"{symbol} 1-minute bars (UTC)", xaxis_rangeslider_visible=False, **_LAYOUT)
+    return figure
+
+
+def latency_percentiles(series: dict[str, dict[str, float]]) -> go.Figure:
+    """Grouped bars: for each stage (e.g. recv->ack, recv->stored) its p50/p90/p99/max in ms."""
+    figure = go.Figure()
+    quantiles = ["p50", "p90", "p99", "max"]
+    for stage, values in series.items():
+        figure.add_trace(go.Bar(name=stage, x=quantiles, y=[values.get(q, 0.0) for q in quantiles]))
+    figure.update_layout(title="End-to-end latency (ms)", barmode="group", yaxis_title="ms", **_LAYOUT)
+    return figure
+
+
+def host_history(samples: Sequence[HostSample]) -> go.Figure:
+    figure = make_subplots(specs=[[{"secondary_y": True}]])
+    times = [_utc(s.ts_ns) for s in samples]
+    figure.add_trace(go.Scatter(x=times, y=[s.cpu_pct for s in samples], name="CPU %"))
+    figure.add_trace(go.Scatter(x=times, y=[s.mem_pct for s in samples], name="memory %"))
+    figure.add_trace(go.Scatter(x=times, y=[s.disk_free_pct for s in samples], name="disk free %"))
+    figure.add_trace(go.Scatter(x=times, y=[s.rss_bytes / 2**20 for s in samples], name="RSS MiB",
+                                line={"dash": "dot"}), secondary_y=True)
+    figure.update_yaxes(title_text="%", range=[0, 100], secondary_y=False)
+    figure.update_yaxes(title_text="RSS MiB", secondary_y=True)
+    figure.update_layout(title="Host", **_LAYOUT)
+    return figure
