@@ -53,6 +53,11 @@ class FeedSettings(_Section):
     reconnect_initial_s: float = Field(0.2, gt=0, le=60)
     reconnect_max_s: float = Field(10.0, gt=0, le=600)
     lookup_rate_per_s: float = Field(50.0, gt=0, le=1000)
+    lookup_timeout_s: float = Field(30.0, gt=0, le=600)  # silence that abandons a lookup request
+    depth_book: Literal["levels", "orders"] = "levels"  # Level 2 watch: WPL price levels or WOR orders
+    # A watched symbol silent this long while others trade gets an outage window and a
+    # re-watch; 0 disables. Market-hours-aware alerting is separate (alerts.symbol_silent_s).
+    symbol_silence_s: float = Field(60.0, ge=0, le=86_400)
     # IQConnect launch (mode=iqconnect); login and password are secrets.
     product_id: str = ""
     product_version: str = "1.0"
@@ -63,6 +68,9 @@ class FeedSettings(_Section):
         "-login {login} -password {password} -autoconnect"
     )
     connect_timeout_s: float = Field(60.0, gt=0, le=3600)
+    launch_under_xvfb: bool = False  # prefix the launch command with xvfb-run -a (wine needs a display)
+    restart_initial_s: float = Field(2.0, gt=0, le=600)  # IQConnect restart backoff
+    restart_max_s: float = Field(60.0, gt=0, le=3600)
     # Embedded simulator (mode=simulator): synthetic message rate across all symbols.
     simulator_rate: float = Field(200.0, ge=0, le=5_000_000)
     simulator_seed: int = 7
@@ -70,6 +78,8 @@ class FeedSettings(_Section):
 
 class BusSettings(_Section):
     kind: Literal["memory", "kafka"] = "memory"
+    # In-process bus: messages held per partition before producers see "queue full" and spool.
+    memory_capacity: int = Field(1_000_000, ge=1, le=100_000_000)
 
 
 class KafkaSettings(_Section):
@@ -80,6 +90,17 @@ class KafkaSettings(_Section):
     compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "lz4"
     consumer_group: str = "tickops-writer"
     spool_budget_mb: int = Field(1024, ge=1, le=1_000_000)
+    replication_factor: int = Field(1, ge=1, le=16)
+    # How long librdkafka keeps retrying a message before its delivery report fails (then it is spooled).
+    message_timeout_ms: int = Field(60_000, ge=1_000, le=3_600_000)
+    queue_max_messages: int = Field(100_000, ge=1, le=10_000_000)
+    spool_segment_mb: int = Field(16, ge=1, le=1024)
+    # 0 = fsync every spool append; >0 = group commit (a machine crash may lose this window, a process crash nothing).
+    spool_fsync_ms: int = Field(10, ge=0, le=1000)
+    breaker_reset_s: float = Field(1.0, gt=0, le=300)
+    breaker_reset_max_s: float = Field(5.0, gt=0, le=3600)
+    # A writer that dies is replaced in its group after this long (broker minimum is 6000).
+    session_timeout_ms: int = Field(10_000, ge=1_000, le=300_000)
 
 
 class StorageSettings(_Section):
@@ -91,6 +112,9 @@ class StorageSettings(_Section):
     password: SecretStr = SecretStr("")
     batch_rows: int = Field(5000, ge=1, le=10_000_000)
     batch_age_ms: int = Field(50, ge=1, le=60_000)
+    # Writer backoff while storage is failing: the batch is kept and retried, offsets stay uncommitted.
+    retry_initial_ms: int = Field(100, ge=1, le=60_000)
+    retry_max_ms: int = Field(5_000, ge=1, le=600_000)
 
     @field_validator("database")
     @classmethod
@@ -101,11 +125,34 @@ class StorageSettings(_Section):
 
 
 class BackupSettings(_Section):
+    """Rotating zstd segment files beside the bus (storage/backup.py, docs/BACKUP.md).
+
+    ``directory`` defaults to ``<data_dir>/backup``. A frame is written when
+    ``flush_max_kb`` of records are pending or the oldest is ``flush_max_ms`` old: a
+    crash loses at most that. ``fsync`` also syncs each frame (survives power loss, at
+    the cost of a disk round trip per flush); sealed segments are always synced. After
+    a write failure the writer retries every ``retry_s``.
+    """
+
     enabled: bool = True
+    directory: Path | None = None
     segment_max_mb: int = Field(64, ge=1, le=10_000)
     segment_max_s: int = Field(300, ge=1, le=86_400)
     retention_days: int = Field(14, ge=1, le=3650)
     budget_mb: int = Field(10_240, ge=1, le=10_000_000)
+    flush_max_kb: int = Field(256, ge=1, le=65_536)
+    flush_max_ms: int = Field(200, ge=1, le=60_000)
+    compression_level: int = Field(3, ge=1, le=19)
+    fsync: bool = False
+    retry_s: float = Field(1.0, gt=0, le=3600)
+
+
+class MonitoringSettings(_Section):
+    """``/metrics`` and ``/healthz`` (monitoring/http.py); port 0 picks a free port."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(9464, ge=0, le=65535)
 
 
 class AlertSettings(_Section):
@@ -135,6 +182,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     backup: BackupSettings = Field(default_factory=BackupSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from apscheduler.schedulers.background import BackgroundScheduler
 
 log = logging.getLogger(__name__)
+# A step still running at its next tick is skipped (coalesced) by design; APScheduler
+# would warn about every such skip. Failures are reported by the supervisor below.
+logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,15 @@ _ROW: dict[type, tuple[str, Callable[[Any], tuple[Any, ...]]]] = {
 }
 
 
+EventKey = tuple[str, int, str, int]
+"""(symbol, ts_ns, source, seq): the ReplacingMergeTree key; symbol is '' for feed_status rows."""
+
+
+def event_key(event: Event) -> EventKey:
+    """The key under which storage dedups ``event`` (restore and reconciliation compare on it)."""
+    return (getattr(event, "symbol", ""), getattr(event, "ts_ns", 0), event.source, event.seq)
+
+
 def table_for(event: Event) -> str | None:
     """The table an event is stored in, or None for kinds that are not stored (heartbeats...)."""
     entry = _ROW.get(type(event))

@@ -88,12 +88,90 @@ ORDER BY (ts_ns, source, seq)""",
             """CREATE TABLE IF NOT EXISTS {db}.feed_outages (
     source String,
     connection String,
+    symbol String,
     cause String,
     start_ns Int64,
     end_ns Int64,
     recorded_ns Int64
 ) ENGINE = ReplacingMergeTree(recorded_ns)
-ORDER BY (source, connection, start_ns)""",
+ORDER BY (source, connection, symbol, start_ns)""",
+        ),
+    ),
+    # 1-minute bars, aggregated as trades are inserted. States (argMin/argMax by ts_ns for
+    # open/close) merge in any order, so parts from any batch combine correctly; read them
+    # through storage.bars.query_bars, which finalizes with the -Merge combinators. Bars
+    # cover trades inserted after this migration, and count each inserted row: the writer
+    # never inserts a stored row twice, but a second insert of the same trades (e.g. a
+    # restore over existing data) would count them again.
+    Migration(
+        2,
+        "1-minute bars over trades",
+        (
+            """CREATE TABLE IF NOT EXISTS {db}.bars_1m (
+    symbol String,
+    minute_ns Int64,
+    open AggregateFunction(argMin, Float64, Int64),
+    high AggregateFunction(max, Float64),
+    low AggregateFunction(min, Float64),
+    close AggregateFunction(argMax, Float64, Int64),
+    volume AggregateFunction(sum, Int64),
+    trades AggregateFunction(count)
+) ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMMDD(toDateTime(intDiv(minute_ns, 1000000000)))
+ORDER BY (symbol, minute_ns)""",
+            """CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.bars_1m_mv TO {db}.bars_1m AS
+SELECT
+    symbol,
+    intDiv(ts_ns, 60000000000) * 60000000000 AS minute_ns,
+    argMinState(price, ts_ns) AS open,
+    maxState(price) AS high,
+    minState(price) AS low,
+    argMaxState(price, ts_ns) AS close,
+    sumState(size) AS volume,
+    countState() AS trades
+FROM {db}.trades
+GROUP BY symbol, minute_ns""",
+        ),
+    ),
+    # Operator-facing durable state: alerts (one row per state change, latest wins),
+    # the append-only audit log of operator actions, and the desired symbol list.
+    Migration(
+        3,
+        "alerts, audit log and desired symbols",
+        (
+            """CREATE TABLE IF NOT EXISTS {db}.alerts (
+    rule String,
+    subject String,
+    severity String,
+    state String,
+    summary String,
+    started_ns Int64,
+    updated_ns Int64,
+    value Nullable(Float64),
+    fired_ns Int64,
+    resolved_ns Int64,
+    acked_by String,
+    acked_ns Int64,
+    ack_note String
+) ENGINE = ReplacingMergeTree(updated_ns)
+ORDER BY (rule, subject, started_ns)""",
+            """CREATE TABLE IF NOT EXISTS {db}.audit_log (
+    ts_ns Int64,
+    actor String,
+    action String,
+    subject String,
+    details String
+) ENGINE = MergeTree
+ORDER BY ts_ns""",
+            """CREATE TABLE IF NOT EXISTS {db}.symbols (
+    symbol String,
+    level1 UInt8,
+    depth UInt8,
+    silent_after_s Float64,
+    updated_ns Int64,
+    updated_by String
+) ENGINE = ReplacingMergeTree(updated_ns)
+ORDER BY symbol""",
         ),
     ),
 )

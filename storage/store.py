@@ -58,3 +58,8 @@ def row_count(columns: Sequence[Sequence[Any]]) -> int:
     if len(lengths) > 1:
         raise StorageError(f"columnar batch has columns of different lengths: {sorted(lengths)}")
     return lengths.pop() if lengths else 0
+
+
+def sql_string(value: str) -> str:
+    """A ClickHouse string literal for ``value`` (data-derived names such as sources go into SQL)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -1,0 +1,135 @@
+"""Benchmark: Level 1 output rate of the IQFeed simulator (one simulator process).
+
+The simulator runs as its own process (``python -m collectors.iqfeed.simulator``) with
+synthetic data; this process connects raw Level 1 sockets, watches every symbol and
+counts the ``Q`` lines it receives for a fixed time. Reported: Q lines per second
+received over all clients, bytes per second, the simulator process's CPU use and Q
+lines per CPU-second of the simulator (its rate if it had a core to itself, which is
+the number to trust on a shared machine), and the load average while measuring.
+
+    .venv/bin/python bench/bench_simulator.py --symbols 1000 --rate 300000 --seconds 10
+
+Target (BENCHMARKS.md): at least 200,000 Level 1 messages per second from one process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import selectors
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO
+
+import psutil
+
+from collectors.iqfeed.simulator.config import generated_symbols
+
+ROOT = Path(__file__).resolve().parents[1]
+_PORTS = re.compile(r"level1=(\d+) level2=(\d+) admin=(\d+) lookup=(\d+)")
+
+
+def start_simulator(symbols: int, rate: float, seed: int) -> tuple[subprocess.Popen[str], int, int]:
+    """Launch the simulator on ephemeral ports; returns (process, level1 port, admin port)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "collectors.iqfeed.simulator", "--level1-port", "0", "--level2-port", "0",
+         "--admin-port", "0", "--lookup-port", "0", "--symbols", str(symbols), "--rate", str(rate),
+         "--seed", str(seed), "--watch-limit", str(max(symbols, 1))],
+        cwd=ROOT, stderr=subprocess.PIPE, text=True,
+    )
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        match = _PORTS.search(line)
+        if match:
+            threading.Thread(target=_drain, args=(proc.stderr,), daemon=True).start()
+            return proc, int(match.group(1)), int(match.group(3))
+        if not line and proc.poll() is not None:
+            break
+    proc.kill()
+    raise RuntimeError("simulator did not report its ports")
+
+
+def _drain(stream: IO[str]) -> None:
+    """Keep reading the simulator's log so a full pipe never blocks it."""
+    for _ in stream:
+        pass
+
+
+def run(symbols: int, rate: float, seconds: float, clients: int, seed: int) -> dict[str, float]:
+    proc, port, _ = start_simulator(symbols, rate, seed)
+    try:
+        names = generated_symbols(symbols)
+        cpu = psutil.Process(proc.pid)
+        sel = selectors.DefaultSelector()
+        socks = []
+        for _ in range(clients):
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            sock.sendall(b"S,SET PROTOCOL,6.2\r\n" + b"".join(f"w{n}\r\n".encode() for n in names))
+            sock.setblocking(False)
+            sel.register(sock, selectors.EVENT_READ)
+            socks.append(sock)
+        warmup_end = time.monotonic() + 2.0
+        q_lines = 0
+        nbytes = 0
+        tail = b""
+        measuring = False
+        started = 0.0
+        end = warmup_end + seconds
+        while True:
+            now = time.monotonic()
+            if not measuring and now >= warmup_end:
+                measuring, started, q_lines, nbytes = True, now, 0, 0
+                cpu_start = sum(cpu.cpu_times()[:2])
+            if now >= end:
+                break
+            for key, _ in sel.select(timeout=0.1):
+                data = key.fileobj.recv(1 << 20)  # type: ignore[union-attr]
+                if not data:
+                    raise RuntimeError("simulator closed the connection")
+                q_lines += (tail + data).count(b"\nQ,")
+                tail = data[-2:]
+                nbytes += len(data)
+        elapsed = time.monotonic() - started
+        cpu_used = sum(cpu.cpu_times()[:2]) - cpu_start
+        for sock in socks:
+            sock.close()
+        return {
+            "symbols": symbols,
+            "target_rate": rate,
+            "clients": clients,
+            "seconds": round(elapsed, 2),
+            "q_lines_per_s": round(q_lines / elapsed),
+            "mb_per_s": round(nbytes / elapsed / 1e6, 1),
+            "simulator_cpu_share": round(cpu_used / elapsed, 2),
+            "q_lines_per_cpu_s": round(q_lines / cpu_used) if cpu_used else 0,
+            "load_average_1m": os.getloadavg()[0],
+        }
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--symbols", type=int, default=1000)
+    p.add_argument("--rate", type=float, default=300_000)
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--clients", type=int, default=1)
+    p.add_argument("--seed", type=int, default=7)
+    args = p.parse_args()
+    result = run(args.symbols, args.rate, args.seconds, args.clients, args.seed)
+    sys.stdout.write(json.dumps(result) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

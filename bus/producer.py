@@ -1,0 +1,251 @@
+"""The event producer: every published event ends up acknowledged by the broker or in the disk spool.
+
+    publish() ──► breaker closed and spool empty? ──yes──► transport.produce ──► delivery report
+                         │ no                              │ queue full / unavailable     │ ok: delivered (+ack spool ticket)
+                         ▼                                 ▼                              │ failed: back to the spool tail
+                     Spool.append ◄────────────────────────┴──────────────────────────────┘
+                         │ over budget: dropped counter + error log (never silent)
+    poll() ──► serve reports ──► half-open? probe ──► closed? replay the spool in order
+
+Ordering: while anything is waiting in the spool, new events are appended behind it, so
+a symbol's events reach the broker in the order they were published (only a replayed
+event whose delivery fails again goes to the tail). Events already inside librdkafka
+when the broker dies stay there and are retried by librdkafka (idempotent, so no
+duplicates) until ``message.timeout.ms``; if that expires their failed delivery reports
+put them in the spool. On close, whatever the broker has not acknowledged is purged
+into the spool, so a restart replays it.
+
+Threads: publish/publish_many from any thread; poll (or the thread from :meth:`start`)
+from one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from bus.base import BusError, BusQueueFull, BusUnavailable, DeliveryCallback, MessageProducer
+from bus.breaker import BreakerSnapshot, BreakerState, CircuitBreaker
+from bus.codec import encode
+from bus.latency import HistogramSnapshot, LatencyHistogram
+from bus.spool import Spool, SpoolFull, SpoolRecord, SpoolStats, Ticket
+from bus.topics import TopicSet, event_key
+from collectors.events import Event
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ProducerStats:
+    published: int  # events handed to publish
+    delivered: int  # acknowledged by the broker (direct and replayed)
+    failed: int  # delivery reports with an error (each went back to the spool)
+    spooled: int  # events written to the spool, for any reason
+    replayed: int  # spooled events acknowledged by the broker
+    dropped: int  # rejected by a full spool: alert on any increase
+    in_flight: int  # inside the transport, not yet reported
+    spool: SpoolStats
+    breaker: BreakerSnapshot
+    latency: HistogramSnapshot  # recv_ns -> broker acknowledgement
+
+
+class _Throttle:
+    """At most one True per ``interval_s``: loud logs without flooding during an outage."""
+
+    def __init__(self, interval_s: float, clock: Callable[[], float]) -> None:
+        self._interval, self._clock, self._last = interval_s, clock, float("-inf")
+
+    def ready(self) -> bool:
+        now = self._clock()
+        if now - self._last >= self._interval:
+            self._last = now
+            return True
+        return False
+
+
+class EventProducer:
+    def __init__(
+        self,
+        transport: MessageProducer,
+        topics: TopicSet,
+        spool: Spool,
+        breaker: CircuitBreaker,
+        *,
+        probe: Callable[[], object],
+        replay_chunk: int = 2000,
+        replay_slice_s: float = 0.2,
+        clock: Callable[[], float] = time.monotonic,
+        wall_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        """``probe`` is called in half-open state and raises :class:`BusError` while the broker is unreachable."""
+        self._transport = transport
+        self._topics = topics
+        self._spool = spool
+        self._breaker = breaker
+        self._probe = probe
+        self._replay_chunk = replay_chunk
+        self._replay_slice_s = replay_slice_s
+        self._clock = clock
+        self._wall_ns = wall_ns
+        self._lock = threading.RLock()
+        self._poll_lock = threading.Lock()
+        self._latency = LatencyHistogram()
+        self._published = self._delivered = self._failed = 0
+        self._spooled = self._replayed = self._dropped = 0
+        self._drop_log = _Throttle(1.0, clock)
+        self._fail_log = _Throttle(1.0, clock)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        transport.set_error_listener(self._on_transport_error)
+
+    # ------------------------------------------------------------------ publishing
+    def publish(self, event: Event) -> None:
+        self.publish_many((event,))
+
+    def publish_many(self, events: Iterable[Event]) -> None:
+        """Send or spool ``events`` in order. Raises :class:`bus.topics.UnroutableEvent` before sending
+        anything if one has no topic; never raises for broker trouble."""
+        records = [SpoolRecord(self._topics.topic_for(e), event_key(e), encode(e), e.recv_ns) for e in events]
+        with self._lock:
+            self._published += len(records)
+            sent = 0
+            if not self._spool.unsent and self._breaker.state is BreakerState.CLOSED:
+                sent = self._send(records, None)
+            if sent < len(records):
+                self._to_spool(records[sent:])
+
+    def _send(self, records: list[SpoolRecord], tickets: list[Ticket] | None) -> int:
+        """Hand records to the transport until it refuses; return how many it took."""
+        for index, record in enumerate(records):
+            ticket = tickets[index] if tickets is not None else None
+            try:
+                self._transport.produce(record.topic, record.key, record.value, self._report(record, ticket))
+            except BusQueueFull:
+                return index
+            except BusUnavailable as exc:
+                self._breaker.record_failure()
+                log.warning("broker refused a message; spooling", extra={"error": str(exc), "topic": record.topic})
+                return index
+        return len(records)
+
+    def _report(self, record: SpoolRecord, ticket: Ticket | None) -> DeliveryCallback:
+        def on_delivery(error: BusError | None, partition: int, offset: int) -> None:
+            self._on_delivery(record, ticket, error)
+
+        return on_delivery
+
+    def _on_delivery(self, record: SpoolRecord, ticket: Ticket | None, error: BusError | None) -> None:
+        if error is None:
+            if record.recv_ns:
+                self._latency.observe(self._wall_ns() - record.recv_ns)
+            with self._lock:
+                self._delivered += 1
+                if ticket is not None:
+                    self._spool.ack(ticket)
+                    self._replayed += 1
+            self._breaker.record_success()
+            return
+        self._breaker.record_failure()
+        with self._lock:
+            self._failed += 1
+            if self._fail_log.ready():
+                log.warning("delivery failed; event goes back to the spool",
+                            extra={"error": str(error), "topic": record.topic, "failed_total": self._failed})
+            if ticket is not None:
+                self._spool.requeue(ticket, record)
+            else:
+                self._to_spool([record])
+
+    def _to_spool(self, records: list[SpoolRecord]) -> None:
+        try:
+            self._spool.append(records)
+            self._spooled += len(records)
+        except SpoolFull as exc:
+            self._spooled += exc.accepted
+            self._dropped += exc.rejected
+            if self._drop_log.ready():
+                log.error(
+                    "EVENTS DROPPED: spool is full and the broker is not taking events",
+                    extra={"count": exc.rejected, "dropped_total": self._dropped, "reason": str(exc),
+                           "spool": str(self._spool.directory)},
+                )
+
+    def _on_transport_error(self, error: BusError) -> None:
+        if isinstance(error, BusUnavailable):
+            self._breaker.record_failure()
+
+    # ------------------------------------------------------------------ background work
+    def poll(self, timeout_s: float = 0.0) -> None:
+        """Serve delivery reports, probe a half-open breaker, replay the spool, sync it to disk."""
+        with self._poll_lock:
+            self._transport.poll(timeout_s)
+            self._probe_if_half_open()
+            self._replay()
+            self._spool.sync_if_due()
+            self._spool.checkpoint_if_due()
+
+    def _probe_if_half_open(self) -> None:
+        if self._breaker.state is not BreakerState.HALF_OPEN:
+            return
+        try:
+            self._probe()
+        except BusError as exc:
+            self._breaker.record_failure()
+            log.info("broker probe failed; still spooling", extra={"error": str(exc), "spool_unsent": self._spool.unsent})
+            return
+        self._breaker.record_success()
+        if self._spool.unsent:
+            log.info("broker reachable again; replaying the spool", extra={"count": self._spool.unsent})
+
+    def _replay(self) -> None:
+        deadline = self._clock() + self._replay_slice_s
+        while self._spool.unsent and self._breaker.state is BreakerState.CLOSED and self._clock() < deadline:
+            with self._lock:
+                entries = self._spool.peek(self._replay_chunk)
+                sent = self._send([record for _, record in entries], [ticket for ticket, _ in entries])
+                self._spool.advance(sent)
+            if not entries or sent < len(entries):
+                return
+            self._transport.poll(0)
+
+    def flush(self, timeout_s: float) -> bool:
+        """Poll until every event is acknowledged (transport and spool empty); False on timeout."""
+        deadline = self._clock() + timeout_s
+        while True:
+            self.poll(max(0.0, min(0.05, deadline - self._clock())))
+            if not self._transport.in_flight() and not self._spool.unsent:
+                return True
+            if self._clock() >= deadline:
+                return False
+
+    def run(self, stop: threading.Event, interval_s: float = 0.05) -> None:
+        while not stop.is_set():
+            self.poll(interval_s)
+
+    def start(self) -> None:
+        """Poll in a background thread until :meth:`close`."""
+        self._thread = threading.Thread(target=self.run, args=(self._stop,), name="event-producer", daemon=True)
+        self._thread.start()
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Deliver what can be delivered within ``timeout_s``; spool the rest for the next run."""
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
+        self.flush(timeout_s)
+        self._transport.close(0)  # purges the undelivered: their failed reports land in the spool
+        self._spool.close()
+        stats = self.stats()
+        log.info("producer closed", extra={"delivered": stats.delivered, "spooled": stats.spooled,
+                                           "dropped": stats.dropped, "spool_unsent": stats.spool.unsent})
+
+    def stats(self) -> ProducerStats:
+        with self._lock:
+            return ProducerStats(
+                self._published, self._delivered, self._failed, self._spooled, self._replayed, self._dropped,
+                self._transport.in_flight(), self._spool.stats(), self._breaker.snapshot(), self._latency.snapshot(),
+            )

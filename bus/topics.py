@@ -1,0 +1,91 @@
+"""Topic layout: one topic per event family, keyed so each symbol keeps its order.
+
+``<prefix>.trades``, ``.quotes``, ``.depth`` and ``.status`` (feed status, heartbeats,
+symbol-not-found and feed errors) carry live events; ``<prefix>.deadletter`` holds
+payloads the writer could not store. The key is the symbol, so all events of a symbol
+land in one partition in order; events without a symbol are keyed by their source so a
+collector's status stream stays ordered too. Each event topic maps to exactly one table,
+which is what lets the writer resume a partition from ``max(bus_offset)`` of that table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from collectors.events import Depth, Event, FeedError, Heartbeat, Quote, SymbolNotFound, System, Trade
+
+_FAMILY: dict[type, str] = {
+    Trade: "trades",
+    Quote: "quotes",
+    Depth: "depth",
+    System: "status",
+    Heartbeat: "status",
+    SymbolNotFound: "status",
+    FeedError: "status",
+}
+_TABLE: dict[str, str] = {"trades": "trades", "quotes": "quotes", "depth": "depth", "status": "feed_status"}
+
+
+class UnroutableEvent(ValueError):
+    """The event kind has no topic (history lookups are replies to a request, not live events)."""
+
+
+@dataclass(frozen=True)
+class TopicSet:
+    """The topic names for one deployment prefix (``kafka.topic_prefix``)."""
+
+    prefix: str
+
+    def __post_init__(self) -> None:
+        allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+        if not self.prefix or not set(self.prefix) <= allowed:
+            raise ValueError(f"topic prefix {self.prefix!r} must be non-empty letters, digits, '.', '_' or '-'")
+
+    @property
+    def trades(self) -> str:
+        return f"{self.prefix}.trades"
+
+    @property
+    def quotes(self) -> str:
+        return f"{self.prefix}.quotes"
+
+    @property
+    def depth(self) -> str:
+        return f"{self.prefix}.depth"
+
+    @property
+    def status(self) -> str:
+        return f"{self.prefix}.status"
+
+    @property
+    def deadletter(self) -> str:
+        return f"{self.prefix}.deadletter"
+
+    @property
+    def event_topics(self) -> tuple[str, ...]:
+        """The topics the writer consumes."""
+        return tuple(f"{self.prefix}.{family}" for family in _TABLE)
+
+    @property
+    def all_topics(self) -> tuple[str, ...]:
+        """Every topic to create at start."""
+        return (*self.event_topics, self.deadletter)
+
+    def topic_for(self, event: Event) -> str:
+        family = _FAMILY.get(type(event))
+        if family is None:
+            raise UnroutableEvent(
+                f"{type(event).__name__} has no bus topic: only live trades, quotes, depth and status events are published"
+            )
+        return f"{self.prefix}.{family}"
+
+    def table_for_topic(self, topic: str) -> str | None:
+        """The table that stores ``topic``'s events, or None for topics that are not stored."""
+        head, _, family = topic.rpartition(".")
+        return _TABLE.get(family) if head == self.prefix else None
+
+
+def event_key(event: Event) -> bytes:
+    """Partition key: the symbol, else the source (status events of one collector stay in order)."""
+    symbol = getattr(event, "symbol", None)
+    return (symbol if symbol else event.source).encode()

@@ -1,0 +1,363 @@
+"""The engine: one object that owns the whole pipeline of a TickOps process.
+
+    FeedClient threads ──sink──► Engine.ingest: stamp source+seq ─┬─► Validator, LiveState
+                                                                  ├─► BackupWriter (zstd segments)
+                                                                  └─► EventProducer ──► bus
+    JobRunner (APScheduler): producer poll │ writer step (bus ──► store) │ backup rotation
+                             retention │ host sample │ alert rules │ symbol reconcile │ outages
+
+The same object runs embedded in Streamlit (``st.cache_resource``) and headless
+(``python -m collectors run``). Durable state (desired symbols, alerts, audit log,
+outage windows) lives in the store, so a restart or a second process sees it.
+
+``source`` is ``<instance_id>@<session start ms>``: seq restarts at 1 with every
+session, and the session stamp keeps (source, seq) unique across restarts.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from alerts.lifecycle import Alert, AlertBook
+from alerts.rules import Observation, evaluate_rules
+from alerts.store import AlertStore
+from bus.base import Bus
+from bus.factory import build_producer, open_bus
+from bus.producer import EventProducer, ProducerStats
+from collectors.events import Event
+from collectors.iqfeed.client import FeedClient, FeedState
+from collectors.iqfeed.connections import OutageWindow
+from collectors.jobs import JobRunner, JobStatus
+from collectors.live_state import LiveState
+from collectors.market_hours import is_open
+from collectors.symbols import SymbolRegistry, SymbolSpec
+from config import Settings
+from monitoring.host import HostSample, HostSampler, rss_slope_bytes_per_hour
+from storage.backup import BackupHealth, BackupWriter
+from storage.factory import open_store
+from storage.migrate import migrate
+from storage.store import Store
+from storage.validation import ValidationSnapshot, Validator
+from storage.writer import Writer, WriterStats, build_writer
+
+log = logging.getLogger(__name__)
+
+# The embedded simulator's universe: the configured symbols plus liquid names an
+# operator is likely to add from the sidebar; anything else answers "symbol not found".
+DEMO_UNIVERSE = (
+    "AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "BRK.B", "JPM", "V", "SPY", "QQQ", "IWM",
+    "DIA", "XOM", "UNH", "JNJ", "WMT", "PG", "MA", "HD", "BAC", "KO", "PEP", "AMD", "INTC", "NFLX", "DIS",
+)
+
+
+WRITER_SLICE_S = 0.5
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    """Everything the dashboard, metrics and alert rules read, taken at one moment."""
+
+    source: str
+    started_ns: int
+    feed: FeedState | None
+    feed_counters: dict[str, int]
+    outages: list[OutageWindow]
+    rejected_symbols: dict[str, str]
+    producer: ProducerStats
+    writer: WriterStats | None
+    backup: BackupHealth | None
+    validation: ValidationSnapshot
+    jobs: list[JobStatus]
+    host: HostSample | None
+    ingested: int
+    simulator_ports: dict[str, int] = field(default_factory=dict)
+
+
+class Engine:
+    def __init__(self, settings: Settings, *, store: Store | None = None, bus: Bus | None = None) -> None:
+        self.settings = settings
+        self.started_ns = time.time_ns()
+        self.source = f"{settings.instance_id}@{self.started_ns // 1_000_000}"
+        self.store = store or open_store(settings)
+        migrate(self.store)
+        self.bus = bus or open_bus(settings)
+        self.producer: EventProducer = build_producer(settings, self.bus)
+        self.writer: Writer | None = None
+        self.backup = BackupWriter.from_settings(settings) if settings.backup.enabled else None
+        self.validator = Validator()
+        self.live = LiveState()
+        self.host = HostSampler(settings.data_dir)
+        self.symbols = SymbolRegistry(self.store)
+        self.alert_store = AlertStore(self.store)
+        self.alert_book = AlertBook(self.alert_store.active())
+        self.jobs = JobRunner()
+        self.simulator = None
+        self.feed: FeedClient | None = None
+        self._seq = 0
+        self._ingest_lock = threading.Lock()
+        self._persisted_outages: dict[tuple[str, str, int], int | None] = {}
+        self._watched_since: dict[str, int] = {}
+        self._last_errors: tuple[float, int] = (time.monotonic(), 0)
+        self._errors_per_min = 0.0
+        self._last_spool: tuple[float, int] = (time.monotonic(), 0)
+        self._spool_growth = 0.0
+        self._running = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> Engine:
+        if self._running:
+            return self
+        feed_settings = self.settings.feed
+        self.symbols.seed(feed_settings.symbols, feed_settings.depth_symbols)
+        if feed_settings.mode == "simulator":
+            feed_settings = self._start_simulator()
+        self.feed = FeedClient(feed_settings, sink=self.ingest)
+        self.feed.start()
+        self._reconcile_symbols()
+        self._try_build_writer()
+        self._add_jobs()
+        self.jobs.start()
+        self._running = True
+        log.info("engine started", extra={"source": self.source, "bus": repr(self.bus), "store": repr(self.store),
+                                          "settings": self.settings.redacted()})
+        return self
+
+    def stop(self, drain_timeout_s: float = 10.0) -> None:
+        """Stop the feed, then flush everything downstream so nothing received is lost."""
+        if not self._running:
+            return
+        self._running = False
+        self.jobs.shutdown()
+        if self.feed is not None:
+            self.feed.stop()
+        self.producer.flush(drain_timeout_s)
+        if self.writer is not None:
+            self._drain_writer(drain_timeout_s)
+            self.writer.close()
+        self.producer.close()
+        if self.backup is not None:
+            self.backup.close()
+        self._persist_outages()
+        if self.simulator is not None:
+            self.simulator.stop()
+        log.info("engine stopped", extra={"source": self.source, "ingested": self._seq})
+
+    def _drain_writer(self, timeout_s: float) -> None:
+        """Store what is still on the bus: step until three polls in a row find nothing."""
+        deadline = time.monotonic() + timeout_s
+        idle = 0
+        while idle < 3 and time.monotonic() < deadline:
+            idle = idle + 1 if self.writer.step(timeout_s=0.1) == 0 else 0
+        self.writer.flush(max(0.0, deadline - time.monotonic()))
+
+    def _start_simulator(self):
+        from collectors.iqfeed.simulator import IQFeedSimulator, SimulatorConfig
+
+        feed = self.settings.feed
+        universe = list(dict.fromkeys([*feed.symbols, *feed.depth_symbols, *DEMO_UNIVERSE]))
+        self.simulator = IQFeedSimulator(SimulatorConfig(
+            host="127.0.0.1", level1_port=0, level2_port=0, admin_port=0, lookup_port=0,
+            symbols=universe, rate=feed.simulator_rate, seed=feed.simulator_seed, watch_limit=feed.watch_limit,
+        )).start()
+        sim = self.simulator
+        return feed.model_copy(update={
+            "host": "127.0.0.1", "level1_port": sim.level1_port, "level2_port": sim.level2_port,
+            "admin_port": sim.admin_port, "lookup_port": sim.lookup_port,
+        })
+
+    def _try_build_writer(self) -> None:
+        if self.writer is None:
+            self.writer = build_writer(self.settings, self.bus, self.store)
+
+    def _writer_step(self) -> None:
+        """Write for one time slice; a slice of steps keeps scheduler overhead off the hot path.
+
+        A bus that is down at start raises here; the job runner counts it and backs off
+        while the producer spools, and the writer is built once the bus answers.
+        """
+        self._try_build_writer()
+        end = time.monotonic() + WRITER_SLICE_S
+        while time.monotonic() < end:
+            self.writer.step(timeout_s=0.02)
+
+    def _add_jobs(self) -> None:
+        add = self.jobs.add
+        add("producer", lambda: self.producer.poll(0), interval_s=0.05)
+        add("writer", self._writer_step, interval_s=WRITER_SLICE_S)
+        if self.backup is not None:
+            add("backup_rotation", self.backup.rotate_if_due, interval_s=0.25)
+            add("backup_retention", self.backup.enforce_retention, interval_s=60)
+        add("host_sampler", self.host.sample, interval_s=5)
+        add("alerts", self.evaluate_alerts, interval_s=1)
+        add("symbols", self._reconcile_symbols, interval_s=2)
+        add("outages", self._persist_outages, interval_s=2)
+
+    # ------------------------------------------------------------------ ingest path
+
+    def ingest(self, events: list[Event]) -> None:
+        """Called from feed reader threads: stamp, check, back up and publish, in seq order."""
+        if not events:
+            return
+        with self._ingest_lock:
+            seq = self._seq
+            for event in events:
+                seq += 1
+                event.source = self.source
+                event.seq = seq
+            self._seq = seq
+            self.validator.feed(events)
+            self.live.update(events)
+            if self.backup is not None:
+                self.backup.append(events)
+            self.producer.publish_many(events)
+
+    # ------------------------------------------------------------------ symbols
+
+    def start_symbol(self, symbol: str, *, depth: bool = False, by: str) -> SymbolSpec:
+        spec = self.symbols.set(symbol, level1=True, depth=depth, by=by)
+        self.alert_store.audit(by, "start_symbol", spec.symbol, f"depth={depth}")
+        self._reconcile_symbols()
+        return spec
+
+    def stop_symbol(self, symbol: str, *, by: str) -> SymbolSpec:
+        spec = self.symbols.set(symbol, level1=False, depth=False, by=by)
+        self.alert_store.audit(by, "stop_symbol", spec.symbol)
+        self._reconcile_symbols()
+        self.live.forget(spec.symbol)
+        return spec
+
+    def _reconcile_symbols(self) -> None:
+        """Make the feed's watches match the stored desired state (ours or another process's)."""
+        if self.feed is None:
+            return
+        wanted = self.symbols.all()
+        level1 = {s.symbol for s in wanted if s.level1}
+        depth = {s.symbol for s in wanted if s.depth}
+        for symbol in level1 - self.feed.watched():
+            if self.feed.watch(symbol):
+                self._watched_since[symbol] = time.time_ns()
+        for symbol in self.feed.watched() - level1:
+            self.feed.unwatch(symbol)
+            self._watched_since.pop(symbol, None)
+        for symbol in depth - self.feed.watched_depth():
+            self.feed.watch_depth(symbol)
+        for symbol in self.feed.watched_depth() - depth:
+            self.feed.unwatch_depth(symbol)
+
+    # ------------------------------------------------------------------ outages
+
+    def _persist_outages(self) -> None:
+        if self.feed is None:
+            return
+        changed = [w for w in self.feed.outages
+                   if self._persisted_outages.get((w.connection, w.symbol, w.start_ns), -1) != w.end_ns]
+        if not changed:
+            return
+        now = time.time_ns()
+        self.store.insert_columns(
+            "feed_outages",
+            ["source", "connection", "symbol", "cause", "start_ns", "end_ns", "recorded_ns"],
+            [[self.source] * len(changed), [w.connection for w in changed], [w.symbol for w in changed],
+             [w.cause for w in changed], [w.start_ns for w in changed],
+             [-1 if w.end_ns is None else w.end_ns for w in changed], [now] * len(changed)],
+        )
+        for window in changed:
+            self._persisted_outages[(window.connection, window.symbol, window.start_ns)] = window.end_ns
+
+    # ------------------------------------------------------------------ alerts
+
+    def acknowledge(self, rule: str, subject: str, *, by: str, note: str = "") -> Alert:
+        alert = self.alert_book.acknowledge(rule, subject, by, note, time.time_ns())
+        self.alert_store.save([alert])
+        self.alert_store.audit(by, "acknowledge", f"{rule}/{subject}", note)
+        return alert
+
+    def observe(self, now_ns: int | None = None) -> Observation:
+        """The snapshot the alert rules judge; rates are derived between two calls."""
+        now_ns = now_ns or time.time_ns()
+        status = self.status()
+        live = self.live.snapshot()
+        overrides = {s.symbol: s.silent_after_s for s in self.symbols.all() if s.silent_after_s > 0}
+        watched = self.feed.watched() if self.feed else frozenset()
+        heartbeat_age = None
+        feed_connected = True
+        dtn = None
+        if status.feed is not None:
+            last = status.feed.level1.last_heartbeat
+            heartbeat_age = None if last is None else time.monotonic() - last
+            feed_connected = status.feed.level1.connected
+            dtn = status.feed.dtn_connected
+        self._update_rates(status)
+        latency = status.writer.latency.percentile(0.99) if status.writer else None
+        host = status.host
+        return Observation(
+            now_ns=now_ns,
+            market_open=is_open(now_ns),
+            watched={s: (live[s].last_event_recv_ns if s in live else None) for s in watched},
+            watched_since_ns=dict(self._watched_since),
+            silent_override_s=overrides,
+            heartbeat_age_s=heartbeat_age,
+            feed_connected=feed_connected,
+            dtn_connected=dtn,
+            bus_reachable=status.producer.breaker.state != "open",
+            spool_bytes=status.producer.spool.bytes_used,
+            spool_growth_bytes_per_s=self._spool_growth,
+            dropped_events=status.producer.dropped,
+            storage_write_failures_recent=status.writer.write_failures if status.writer and status.writer.retrying else 0,
+            consumer_lag=status.writer.total_lag if status.writer else 0,
+            errors_per_min=self._errors_per_min,
+            disk_free_pct=host.disk_free_pct if host else 100.0,
+            rss_slope_bytes_per_h=rss_slope_bytes_per_hour(self.host.history()),
+            latency_p99_ms=None if latency is None else latency / 1e6,
+            backup_degraded=status.backup.last_error if status.backup and status.backup.state == "degraded" else "",
+            failing_jobs={j.name: j.last_error for j in status.jobs if j.consecutive_failures >= 3},
+        )
+
+    def _update_rates(self, status: EngineStatus) -> None:
+        now = time.monotonic()
+        errors = status.feed_counters.get("protocol_errors", 0)
+        then, before = self._last_errors
+        if now - then >= 10:
+            self._errors_per_min = (errors - before) * 60 / (now - then)
+            self._last_errors = (now, errors)
+        then, spool_before = self._last_spool
+        if now - then >= 10:
+            self._spool_growth = (status.producer.spool.bytes_used - spool_before) / (now - then)
+            self._last_spool = (now, status.producer.spool.bytes_used)
+
+    def evaluate_alerts(self) -> list[Alert]:
+        changed = self.alert_book.evaluate(evaluate_rules(self.observe(), self.settings.alerts), time.time_ns())
+        self.alert_store.save(changed)
+        for alert in changed:
+            level = logging.WARNING if alert.state == "firing" else logging.INFO
+            log.log(level, "alert %s", alert.state, extra={"rule": alert.rule, "subject": alert.subject,
+                                                          "summary": alert.summary, "severity": alert.severity})
+        return changed
+
+    # ------------------------------------------------------------------ status
+
+    def status(self) -> EngineStatus:
+        history = self.host.history()
+        sim = self.simulator
+        return EngineStatus(
+            source=self.source,
+            started_ns=self.started_ns,
+            feed=self.feed.state if self.feed else None,
+            feed_counters=self.feed.counters if self.feed else {},
+            outages=self.feed.outages if self.feed else [],
+            rejected_symbols=self.feed.rejected_symbols() if self.feed else {},
+            producer=self.producer.stats(),
+            writer=self.writer.stats() if self.writer else None,
+            backup=self.backup.health if self.backup else None,
+            validation=self.validator.snapshot(),
+            jobs=self.jobs.status(),
+            host=history[-1] if history else None,
+            ingested=self._seq,
+            simulator_ports={} if sim is None else {
+                "level1": sim.level1_port, "level2": sim.level2_port, "admin": sim.admin_port, "lookup": sim.lookup_port,
+            },
+        )

@@ -1,0 +1,935 @@
+"""IQFeed wire format: pure decoding of server lines, command formatting, symbol rules.
+
+Nothing here does I/O, so every rule about the protocol can be tested line by line and
+reused by the connections, the decode CLI and the benchmark. The only state IQFeed
+itself makes us keep (the Level 1 update field list and the date of the latest ``T``
+heartbeat, because trade times carry no date) lives in :class:`Level1Decoder`; each
+per-line function takes that state as an argument and returns events.
+
+Times: IQFeed sends US/Eastern wall clock. They become UTC epoch nanoseconds with
+``zoneinfo("America/New_York")``. For speed the hot path never builds a ``datetime``:
+it caches, per calendar day, the UTC epoch second of local midnight and adds the
+seconds of the day; only the two DST-change days a year (whose offset changes within
+the day) take the slower ``datetime`` route.
+
+Errors are types: a malformed line raises :class:`ProtocolError` (carrying the raw
+line), never ``ValueError``/``IndexError``; the caller counts and logs it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from functools import lru_cache
+from typing import Callable, Final, Literal, Sequence
+from zoneinfo import ZoneInfo
+
+from collectors.events import (
+    Depth,
+    Event,
+    FeedError,
+    Heartbeat,
+    HistoryBar,
+    HistoryTick,
+    Quote,
+    SymbolNotFound,
+    System,
+    Trade,
+)
+
+EASTERN: Final = ZoneInfo("America/New_York")
+PROTOCOL_VERSION: Final = "6.2"
+
+DEFAULT_UPDATE_FIELDS: Final[tuple[str, ...]] = (
+    "Most Recent Trade",
+    "Most Recent Trade Size",
+    "Most Recent Trade Time",
+    "Most Recent Trade Market Center",
+    "Total Volume",
+    "Bid",
+    "Bid Size",
+    "Ask",
+    "Ask Size",
+    "Open",
+    "High",
+    "Low",
+    "Close",
+    "Message Contents",
+    "Most Recent Trade Conditions",
+)
+"""IQFeed's default Level 1 update fields (Symbol is always first and implied)."""
+
+SYMBOL_MAX_LEN: Final = 30
+_NS: Final = 1_000_000_000
+_HALF_DAY_S: Final = 43_200
+_DAY_S: Final = 86_400
+_EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
+_CACHE_LIMIT: Final = 8192
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class IQFeedError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class ProtocolError(IQFeedError):
+    """A line that does not follow the protocol; ``line`` keeps the raw text for the log."""
+
+    def __init__(self, reason: str, line: str = "") -> None:
+        self.reason = reason
+        self.line = line
+        shown = line if len(line) <= 300 else line[:300] + "..."
+        super().__init__(f"{reason}: {shown!r}")
+
+
+class ProtocolVersionError(IQFeedError):
+    """IQConnect does not speak our protocol version: upgrade IQConnect or set feed.protocol."""
+
+
+class InvalidSymbol(IQFeedError, ValueError):
+    """A symbol that could break the command line (comma, whitespace, control chars, length)."""
+
+
+class SymbolLimitReached(IQFeedError):
+    """Watching one more symbol would exceed the configured ``feed.watch_limit``."""
+
+
+class LookupFailed(IQFeedError):
+    """A lookup (history) request failed; the message says what IQFeed answered."""
+
+
+class LookupTimeout(LookupFailed):
+    """No complete lookup answer within the timeout; the request was abandoned."""
+
+
+class NoData(LookupFailed):
+    """IQFeed answered ``!NO_DATA!``: nothing in the requested range."""
+
+
+class LookupThrottled(LookupFailed):
+    """IQFeed refused the request for exceeding its request rate; retry later."""
+
+
+# ----------------------------------------------------------------- symbols, commands
+
+
+def validate_symbol(symbol: str) -> str:
+    """Return the canonical (upper-case) symbol or raise :class:`InvalidSymbol`.
+
+    A symbol is pasted into a command line, so a comma, CR or LF would let a caller
+    inject commands (``AAPL\\r\\nS,SET LOGINID,x``); anything outside printable ASCII
+    is rejected for the same reason. IQFeed symbols are upper case, so ``aapl`` is
+    normalised rather than watched twice under two spellings.
+    """
+    if not isinstance(symbol, str):
+        raise InvalidSymbol(f"symbol must be a string, got {type(symbol).__name__}")
+    if not symbol:
+        raise InvalidSymbol("symbol is empty")
+    if len(symbol) > SYMBOL_MAX_LEN:
+        raise InvalidSymbol(
+            f"symbol {symbol[:40]!r}... is {len(symbol)} characters; the limit is {SYMBOL_MAX_LEN}"
+        )
+    for char in symbol:
+        if char == ",":
+            raise InvalidSymbol(f"symbol {symbol!r} contains a comma, which would split the command")
+        if not "!" <= char <= "~":
+            raise InvalidSymbol(
+                f"symbol {symbol!r} contains {char!r}: only printable ASCII without "
+                "spaces, commas or control characters is allowed"
+            )
+    return symbol.upper()
+
+
+def format_command(*parts: str) -> bytes:
+    """Join command fields with commas and end the line with CRLF.
+
+    Parts must not contain line breaks: that is what would turn data into a second
+    command, so it is refused here as a last line of defence.
+    """
+    for part in parts:
+        if "\r" in part or "\n" in part:
+            raise ValueError(f"command field {part!r} contains a line break")
+    return (",".join(parts) + "\r\n").encode("latin-1")
+
+
+def set_protocol_command(version: str = PROTOCOL_VERSION) -> bytes:
+    return format_command("S", "SET PROTOCOL", version)
+
+
+def select_update_fields_command(fields: Sequence[str]) -> bytes:
+    return format_command("S", "SELECT UPDATE FIELDS", *fields)
+
+
+def watch_command(symbol: str) -> bytes:
+    """``w<SYM>``: trades and quotes for one symbol on Level 1."""
+    return format_command("w" + validate_symbol(symbol))
+
+
+def unwatch_command(symbol: str) -> bytes:
+    return format_command("r" + validate_symbol(symbol))
+
+
+DepthBook = Literal["levels", "orders"]
+
+
+def depth_watch_command(symbol: str, book: DepthBook = "levels") -> bytes:
+    """``WPL,<SYM>`` (price levels) or ``WOR,<SYM>`` (orders) on Level 2."""
+    return format_command("WPL" if book == "levels" else "WOR", validate_symbol(symbol))
+
+
+def depth_unwatch_command(symbol: str, book: DepthBook = "levels") -> bytes:
+    return format_command("RPL" if book == "levels" else "ROR", validate_symbol(symbol))
+
+
+def history_ticks_command(
+    symbol: str, start_ns: int, end_ns: int, request_id: str, per_send: int = 500
+) -> bytes:
+    """``HTT``: ticks between two instants, oldest first, IQFeed's times in US/Eastern.
+
+    HTT takes whole seconds, so the start is rounded down and the end up; callers
+    filter the rows to the exact nanosecond range.
+    """
+    begin = _format_htt_time(start_ns // _NS)
+    end = _format_htt_time(-(-end_ns // _NS))
+    return format_command(
+        "HTT", validate_symbol(symbol), begin, end, "", "", "", "1", request_id, str(per_send)
+    )
+
+
+def _format_htt_time(epoch_s: int) -> str:
+    return datetime.fromtimestamp(epoch_s, EASTERN).strftime("%Y%m%d %H%M%S")
+
+
+# ------------------------------------------------------------------------- time
+
+
+@lru_cache(maxsize=64)
+def _midnight_utc_s(ordinal: int) -> int | None:
+    """UTC epoch second of local midnight, or None when the UTC offset changes that day."""
+    day = date.fromordinal(ordinal)
+    first = datetime(day.year, day.month, day.day, tzinfo=EASTERN).utcoffset()
+    last = datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=EASTERN).utcoffset()
+    if first is None or first != last:
+        return None
+    return (ordinal - _EPOCH_ORDINAL) * _DAY_S - int(first.total_seconds())
+
+
+def eastern_to_ns(ordinal: int, second_of_day: int, frac_ns: int = 0) -> int:
+    """US/Eastern wall clock (day ordinal, second of day, nanoseconds) -> UTC epoch ns.
+
+    On the DST-change days the offset is looked up for the exact time; a wall time that
+    occurs twice (the repeated hour in November) resolves to its first occurrence.
+    """
+    base = _midnight_utc_s(ordinal)
+    if base is not None:
+        return (base + second_of_day) * _NS + frac_ns
+    day = date.fromordinal(ordinal)
+    hour, rest = divmod(second_of_day, 3600)
+    wall = datetime(day.year, day.month, day.day, hour, rest // 60, rest % 60, tzinfo=EASTERN)
+    offset = wall.utcoffset()
+    offset_s = int(offset.total_seconds()) if offset is not None else 0
+    return ((ordinal - _EPOCH_ORDINAL) * _DAY_S + second_of_day - offset_s) * _NS + frac_ns
+
+
+_SECONDS_CACHE: dict[str, int] = {}
+
+
+def _second_of_day(hms: str) -> int:
+    """``HH:MM:SS`` -> seconds since midnight, memoised (times repeat within a second)."""
+    seconds = _SECONDS_CACHE.get(hms)
+    if seconds is not None:
+        return seconds
+    if len(hms) != 8 or hms[2] != ":" or hms[5] != ":" or not (hms[:2] + hms[3:5] + hms[6:]).isdigit():
+        raise ValueError(f"bad time {hms!r}")
+    hour, minute, second = int(hms[:2]), int(hms[3:5]), int(hms[6:])
+    if hour > 23 or minute > 59 or second > 59:
+        raise ValueError(f"time out of range {hms!r}")
+    if len(_SECONDS_CACHE) >= _CACHE_LIMIT:
+        _SECONDS_CACHE.clear()
+    seconds = _SECONDS_CACHE[hms] = hour * 3600 + minute * 60 + second
+    return seconds
+
+
+def _split_time(text: str) -> tuple[int, int]:
+    """``HH:MM:SS[.f...]`` -> (second of day, fraction in ns)."""
+    if len(text) == 15 and text[8] == ".":  # the usual microsecond form
+        frac = text[9:]
+        if not frac.isdigit():
+            raise ValueError(f"bad fraction in {text!r}")
+        return _second_of_day(text[:8]), int(frac) * 1000
+    if len(text) == 8:
+        return _second_of_day(text), 0
+    if 10 <= len(text) <= 18 and text[8] == "." and text[9:].isdigit():
+        frac = text[9:]
+        return _second_of_day(text[:8]), int(frac) * 10 ** (9 - len(frac))
+    raise ValueError(f"bad time {text!r}")
+
+
+_DATE_CACHE: dict[str, int] = {}
+
+
+def _iso_ordinal(text: str) -> int:
+    """``YYYY-MM-DD`` -> day ordinal, memoised."""
+    ordinal = _DATE_CACHE.get(text)
+    if ordinal is not None:
+        return ordinal
+    if len(text) != 10 or text[4] != "-" or text[7] != "-" or not (text[:4] + text[5:7] + text[8:]).isdigit():
+        raise ValueError(f"bad date {text!r}")
+    ordinal = date(int(text[:4]), int(text[5:7]), int(text[8:])).toordinal()
+    if len(_DATE_CACHE) >= _CACHE_LIMIT:
+        _DATE_CACHE.clear()
+    _DATE_CACHE[text] = ordinal
+    return ordinal
+
+
+def _compact_ordinal(text: str) -> int:
+    """``YYYYMMDD`` -> day ordinal."""
+    if len(text) != 8 or not text.isdigit():
+        raise ValueError(f"bad date {text!r}")
+    return date(int(text[:4]), int(text[4:6]), int(text[6:])).toordinal()
+
+
+def _iso_datetime_ns(text: str) -> int:
+    """``YYYY-MM-DD HH:MM:SS[.ffffff]`` (lookup rows) -> UTC epoch ns."""
+    if len(text) < 19 or text[10] != " ":
+        raise ValueError(f"bad timestamp {text!r}")
+    second, frac = _split_time(text[11:])
+    return eastern_to_ns(_iso_ordinal(text[:10]), second, frac)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedDate:
+    """The date context for dateless trade times: the latest heartbeat, in Eastern time.
+
+    A trade time is placed on the heartbeat's day, or on the day before or after when
+    that puts it closer to the heartbeat (more than 12 h apart means midnight passed in
+    between): heartbeat 23:59:59 and trade 00:00:01 is the next day; heartbeat 00:00:01
+    and trade 23:59:58 the day before. A summary (``P``) whose last trade is more than
+    12 h old can therefore land on the wrong day; IQFeed gives no date to do better.
+    ``seconds`` memoises ``HH:MM:SS`` -> epoch ns for this context: trades within a
+    heartbeat's second share a handful of such prefixes, so the hot path costs one
+    dict lookup instead of parsing the time and choosing the day.
+    """
+
+    ordinal: int
+    second_of_day: int
+    ns: int
+    base: int | None
+    seconds: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def at(cls, ordinal: int, second_of_day: int) -> FeedDate:
+        """The context of a heartbeat at this Eastern day and second."""
+        return cls(ordinal, second_of_day, eastern_to_ns(ordinal, second_of_day), _midnight_utc_s(ordinal))
+
+    @classmethod
+    def from_epoch_ns(cls, epoch_ns: int) -> FeedDate:
+        """The context a wall clock gives, used until the first heartbeat arrives."""
+        local = datetime.fromtimestamp(epoch_ns // _NS, EASTERN)
+        return cls.at(local.toordinal(), local.hour * 3600 + local.minute * 60 + local.second)
+
+    def second_ns(self, hms: str) -> int:
+        """Epoch ns of a dateless ``HH:MM:SS``, memoised in :attr:`seconds`."""
+        ns = self.seconds.get(hms)
+        if ns is None:
+            ns = self.trade_ns(_second_of_day(hms), 0)
+            if len(self.seconds) >= _CACHE_LIMIT:
+                self.seconds.clear()
+            self.seconds[hms] = ns
+        return ns
+
+    def trade_ns(self, second_of_day: int, frac_ns: int) -> int:
+        """Epoch ns of a dateless Eastern time, placed on the day nearest the heartbeat."""
+        delta = second_of_day - self.second_of_day
+        if -_HALF_DAY_S <= delta <= _HALF_DAY_S:
+            if self.base is not None:
+                return (self.base + second_of_day) * _NS + frac_ns
+            return eastern_to_ns(self.ordinal, second_of_day, frac_ns)
+        return eastern_to_ns(self.ordinal + (1 if delta < 0 else -1), second_of_day, frac_ns)
+
+
+# -------------------------------------------------------------- common line types
+
+
+def _strip_trailing_empty(fields: list[str]) -> tuple[str, ...]:
+    end = len(fields)
+    while end and not fields[end - 1]:
+        end -= 1
+    return tuple(fields[:end])
+
+
+_CONNECTION_NAMES: Final[dict[str, bool]] = {
+    "SERVER CONNECTED": True,
+    "SERVER DISCONNECTED": False,
+    "SERVER RECONNECT FAILED": False,
+}
+_STATS_STATUS_INDEX: Final = 12
+
+
+def parse_system(parts: list[str], line: str) -> System:
+    """``S,<NAME>,...``; ``connected`` is set for lines that tell IQConnect's DTN state."""
+    if len(parts) < 2 or not parts[1]:
+        raise ProtocolError("system message without a name", line)
+    name = parts[1]
+    connected = _CONNECTION_NAMES.get(name)
+    if name == "STATS":
+        if len(parts) <= _STATS_STATUS_INDEX:
+            raise ProtocolError("S,STATS with too few fields", line)
+        status = parts[_STATS_STATUS_INDEX]
+        if status == "Connected":
+            connected = True
+        elif status == "Not Connected":
+            connected = False
+        else:
+            raise ProtocolError(f"S,STATS with unknown status {status!r}", line)
+    return System(name=name, fields=_strip_trailing_empty(parts[2:]), connected=connected)
+
+
+def parse_heartbeat(parts: list[str], line: str) -> Heartbeat:
+    """``T,YYYYMMDD HH:MM:SS`` -> Heartbeat with the server's time as UTC ns."""
+    if len(parts) < 2 or len(parts[1]) != 17 or parts[1][8] != " ":
+        raise ProtocolError("timestamp is not 'T,YYYYMMDD HH:MM:SS'", line)
+    try:
+        ordinal = _compact_ordinal(parts[1][:8])
+        second = _second_of_day(parts[1][9:])
+    except ValueError as exc:
+        raise ProtocolError(f"bad timestamp ({exc})", line) from None
+    return Heartbeat(ts_ns=eastern_to_ns(ordinal, second))
+
+
+def parse_error(parts: list[str], line: str, request_id: str = "") -> FeedError:
+    """``E,<text>,`` -> FeedError; the text keeps any commas it had."""
+    message = ",".join(_strip_trailing_empty(parts[1:]))
+    if not message:
+        raise ProtocolError("error message without text", line)
+    return FeedError(message=message, request_id=request_id)
+
+
+def parse_symbol_not_found(parts: list[str], line: str) -> SymbolNotFound:
+    if len(parts) < 2 or not parts[1]:
+        raise ProtocolError("symbol-not-found without a symbol", line)
+    return SymbolNotFound(symbol=parts[1])
+
+
+def _decode_common(parts: list[str], line: str) -> list[Event] | None:
+    """The message types every streaming port may send; None when not one of them."""
+    kind = parts[0]
+    if kind == "S":
+        return [parse_system(parts, line)]
+    if kind == "E":
+        return [parse_error(parts, line)]
+    if kind == "T":
+        return [parse_heartbeat(parts, line)]
+    if kind == "n":
+        return [parse_symbol_not_found(parts, line)]
+    return None
+
+
+# ------------------------------------------------------------------------ Level 1
+
+
+class UpdateLayout:
+    """Where each field we use sits in a split ``Q``/``P`` line.
+
+    Built once per ``S,CURRENT UPDATE FIELDNAMES`` so the hot path indexes a list
+    instead of building a dict per line. Index 0 is the message type, 1 the symbol;
+    a field that is not selected gets index -1, and the decoder appends an empty
+    field to each line so that index always reads as "empty".
+    """
+
+    __slots__ = ("names", "width", "slots", "has_trade", "has_contents", "has_quote_time")
+
+    def __init__(self, names: Sequence[str]) -> None:
+        names = tuple(names)
+        if not names or names[0] != "Symbol":
+            raise ValueError(f"update field list must start with Symbol, got {names[:1]}")
+        index = {name: position + 1 for position, name in enumerate(names)}
+        self.names = names
+        self.width = len(names) + 1
+        self.slots: tuple[int, ...] = tuple(index.get(name, -1) for name in _SLOT_FIELDS)
+        self.has_trade = all(index.get(name, -1) > 0 for name in _SLOT_FIELDS[:3])
+        self.has_contents = "Message Contents" in index
+        self.has_quote_time = "Bid Time" in index or "Ask Time" in index
+
+
+_SLOT_FIELDS: Final = (
+    "Most Recent Trade",
+    "Most Recent Trade Size",
+    "Most Recent Trade Time",
+    "Most Recent Trade Market Center",
+    "Total Volume",
+    "Bid",
+    "Bid Size",
+    "Ask",
+    "Ask Size",
+    "Message Contents",
+    "Most Recent Trade Conditions",
+    "TickID",
+    "Bid Time",
+    "Ask Time",
+)
+
+DEFAULT_LAYOUT: Final = UpdateLayout(("Symbol", *DEFAULT_UPDATE_FIELDS))
+
+_CONDITIONS_CACHE: dict[str, tuple[str, ...]] = {"": ()}
+_HEX: Final = frozenset("0123456789ABCDEFabcdef")
+
+
+def split_conditions(codes: str) -> tuple[str, ...]:
+    """``873D17`` -> ``("87", "3D", "17")``; IQFeed concatenates 2-hex-digit codes."""
+    cached = _CONDITIONS_CACHE.get(codes)
+    if cached is not None:
+        return cached
+    if len(codes) % 2 or not _HEX.issuperset(codes):
+        raise ValueError(f"trade conditions {codes!r} are not 2-hex-digit codes")
+    result = tuple(codes[i : i + 2] for i in range(0, len(codes), 2))
+    if len(_CONDITIONS_CACHE) >= _CACHE_LIMIT:
+        _CONDITIONS_CACHE.clear()
+        _CONDITIONS_CACHE[""] = ()
+    _CONDITIONS_CACHE[codes] = result
+    return result
+
+
+def _optional_float(text: str) -> float | None:
+    if not text:
+        return None
+    value = float(text)
+    if value - value != 0.0:  # NaN or infinity
+        raise ValueError(f"non-finite number {text!r}")
+    return value
+
+
+def _optional_int(text: str) -> int | None:
+    return int(text) if text else None
+
+
+def decode_update(parts: list[str], layout: UpdateLayout, when: FeedDate, line: str) -> list[Event]:
+    """A split ``Q``/``P`` line -> a Trade and/or a Quote, as Message Contents says.
+
+    C/E/O (last, extended-hours, other trade) make a trade; b/a (bid, ask) a quote;
+    the other letters (o/h/l/c/s/v) change nothing we publish. Without Message Contents
+    in the field list a line is a quote, plus a trade when it has a trade price. Quote
+    time: the trade's when the line also has a trade, else the later of Bid/Ask Time
+    when selected, else the latest heartbeat (the default fields give quotes no time).
+    This is the hot path (hundreds of thousands of lines a second), hence the locals
+    and the inlined conversions.
+    """
+    if len(parts) < layout.width:
+        raise ProtocolError(f"update has {len(parts) - 1} fields, the field list names {layout.width - 1}", line)
+    symbol = parts[1]
+    if not symbol:
+        raise ProtocolError("update without a symbol", line)
+    parts.append("")  # what index -1 (a field not selected) reads
+    i_last, i_size, i_time, i_center, i_volume, i_bid, i_bid_size, i_ask, i_ask_size, i_contents, i_conditions, i_tick, _, _ = layout.slots
+    contents = parts[i_contents] if layout.has_contents else ("C" if parts[i_last] else "") + "ba"
+    if "C" in contents:
+        basis = "C"
+    elif "E" in contents:
+        basis = "E"
+    elif "O" in contents:
+        basis = "O"
+    else:
+        basis = ""
+    events: list[Event] = []
+    trade_ns = 0
+    try:
+        if basis:
+            if not layout.has_trade:
+                raise ProtocolError("trade flagged but the field list has no trade fields", line)
+            price = float(parts[i_last])
+            size = int(parts[i_size])
+            if price - price != 0.0 or size < 0:
+                raise ProtocolError("trade price not finite or size negative", line)
+            text = parts[i_time]
+            frac = text[9:]
+            if len(text) == 15 and text[8] == "." and frac.isdigit():
+                trade_ns = (when.seconds.get(text[:8]) or when.second_ns(text[:8])) + int(frac) * 1000
+            else:
+                second, frac_ns = _split_time(text)
+                trade_ns = when.trade_ns(second, frac_ns)
+            center = parts[i_center]
+            volume = parts[i_volume]
+            tick = parts[i_tick]
+            conditions = parts[i_conditions]
+            events.append(
+                Trade(
+                    symbol=symbol,
+                    price=price,
+                    size=size,
+                    ts_ns=trade_ns,
+                    conditions=_CONDITIONS_CACHE.get(conditions) or split_conditions(conditions),
+                    market_center=int(center) if center else None,
+                    tick_id=int(tick) if tick else None,
+                    total_volume=int(volume) if volume else None,
+                    basis=basis,
+                )
+            )
+        if "b" in contents or "a" in contents:
+            bid = parts[i_bid]
+            bid_size = parts[i_bid_size]
+            ask = parts[i_ask]
+            ask_size = parts[i_ask_size]
+            bid_price = float(bid) if bid else 0.0
+            ask_price = float(ask) if ask else 0.0
+            if bid_price - bid_price != 0.0 or ask_price - ask_price != 0.0:
+                raise ProtocolError("quote price not finite", line)
+            events.append(
+                Quote(
+                    symbol=symbol,
+                    bid=bid_price if bid else None,
+                    bid_size=int(bid_size) if bid_size else None,
+                    ask=ask_price if ask else None,
+                    ask_size=int(ask_size) if ask_size else None,
+                    ts_ns=trade_ns or _quote_ns(parts, layout, when),
+                )
+            )
+    except ValueError as exc:
+        raise ProtocolError(f"bad field value ({exc})", line) from None
+    return events
+
+
+def _quote_ns(parts: list[str], layout: UpdateLayout, when: FeedDate) -> int:
+    if not layout.has_quote_time:
+        return when.ns
+    latest = -1
+    for index in layout.slots[-2:]:
+        if parts[index]:
+            second, frac = _split_time(parts[index])
+            latest = max(latest, when.trade_ns(second, frac))
+    return latest if latest >= 0 else when.ns
+
+
+_IGNORED_LEVEL1: Final = frozenset({"F", "R", "N", "C"})
+
+
+class Level1Decoder:
+    """Turns Level 1 lines into events, keeping the state IQFeed makes a client keep.
+
+    That state is the update field list (``S,CURRENT UPDATE FIELDNAMES`` changes how
+    every later ``Q``/``P`` line reads) and the latest heartbeat date (trade times have
+    none). Until the first heartbeat the wall clock (``clock``, epoch ns) stands in.
+    Fundamental, regional, news and correction lines (F/R/N/C) decode to no events.
+    """
+
+    def __init__(
+        self,
+        fields: Sequence[str] | None = None,
+        *,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.layout = DEFAULT_LAYOUT if fields is None else UpdateLayout(fields)
+        self.when = FeedDate.from_epoch_ns(clock())
+
+    def decode(self, line: str) -> list[Event]:
+        """Decode one line (without its line ending); raises only :class:`ProtocolError`."""
+        parts = line.split(",")
+        kind = parts[0]
+        if kind == "Q" or kind == "P":
+            return decode_update(parts, self.layout, self.when, line)
+        if kind == "T":
+            beat = parse_heartbeat(parts, line)
+            text = parts[1]
+            self.when = FeedDate.at(_compact_ordinal(text[:8]), _second_of_day(text[9:]))
+            return [beat]
+        if kind == "S" and len(parts) > 1 and parts[1] == "CURRENT UPDATE FIELDNAMES":
+            names = _strip_trailing_empty(parts[2:])
+            try:
+                self.layout = UpdateLayout(names)
+            except ValueError as exc:
+                raise ProtocolError(str(exc), line) from None
+            return [System(name=parts[1], fields=names)]
+        events = _decode_common(parts, line)
+        if events is not None:
+            return events
+        if kind in _IGNORED_LEVEL1:
+            return []
+        raise ProtocolError(f"unknown Level 1 message type {kind[:10]!r}", line)
+
+    def safe_decode(self, line: str) -> tuple[list[Event], ProtocolError | None]:
+        """Like :meth:`decode` but never raises: a bad line comes back as its error.
+
+        Anything other than ProtocolError would be a decoder bug; it is still turned
+        into a ProtocolError so one odd line can never stop a reader thread.
+        """
+        try:
+            return self.decode(line), None
+        except ProtocolError as exc:
+            return [], exc
+        except Exception as exc:  # noqa: BLE001 - the safety net is the point
+            return [], ProtocolError(f"decoder failure {type(exc).__name__}: {exc}", line)
+
+
+# ------------------------------------------------------------------------ Level 2
+
+_SIDES: Final[dict[str, Literal["bid", "ask"]]] = {"B": "bid", "A": "ask"}
+_ORDER_ACTIONS: Final[dict[str, Literal["add", "update", "summary"]]] = {
+    "3": "add",
+    "4": "update",
+    "6": "summary",
+    "0": "summary",  # price-level order: same layout as an order summary row
+}
+
+
+def _side(text: str) -> Literal["bid", "ask"]:
+    side = _SIDES.get(text)
+    if side is None:
+        raise ValueError(f"side {text!r} is not B or A")
+    return side
+
+
+def _depth_ns(time_text: str, date_text: str) -> int:
+    second, frac = _split_time(time_text)
+    return eastern_to_ns(_iso_ordinal(date_text), second, frac)
+
+
+def _need(parts: list[str], count: int, what: str, line: str) -> None:
+    if len(parts) < count:
+        raise ProtocolError(f"{what} needs {count - 1} fields, got {len(parts) - 1}", line)
+    if not parts[1]:
+        raise ProtocolError(f"{what} without a symbol", line)
+
+
+def decode_level2(line: str) -> list[Event]:
+    """One Level 2 line -> Depth events (order book, price levels, market makers).
+
+    Level 2 lines carry their own date, so no state is needed. A market-maker quote
+    (``Z``/``2``) yields one event per side whose valid flag is ``T``. ``M`` (market
+    maker names) is reference data and decodes to no events.
+    """
+    parts = line.split(",")
+    kind = parts[0]
+    try:
+        if kind in _ORDER_ACTIONS:
+            _need(parts, 11, "order message", line)
+            return [
+                Depth(
+                    symbol=parts[1],
+                    action=_ORDER_ACTIONS[kind],
+                    side=_side(parts[4]),
+                    price=_optional_float(parts[5]),
+                    size=_optional_int(parts[6]),
+                    order_id=parts[2],
+                    mmid=parts[3],
+                    ts_ns=_depth_ns(parts[9], parts[10]),
+                )
+            ]
+        if kind == "5":
+            _need(parts, 7, "order delete", line)
+            return [
+                Depth(
+                    symbol=parts[1],
+                    action="delete",
+                    side=_side(parts[4]),
+                    order_id=parts[2],
+                    mmid=parts[3],
+                    ts_ns=_depth_ns(parts[5], parts[6]),
+                )
+            ]
+        if kind == "7" or kind == "8":
+            _need(parts, 9, "price level", line)
+            return [
+                Depth(
+                    symbol=parts[1],
+                    action="summary" if kind == "7" else "update",
+                    side=_side(parts[2]),
+                    price=_optional_float(parts[3]),
+                    size=_optional_int(parts[4]),
+                    order_count=_optional_int(parts[5]),
+                    ts_ns=_depth_ns(parts[7], parts[8]),
+                )
+            ]
+        if kind == "9":
+            _need(parts, 6, "price level delete", line)
+            return [
+                Depth(
+                    symbol=parts[1],
+                    action="delete",
+                    side=_side(parts[2]),
+                    price=_optional_float(parts[3]),
+                    ts_ns=_depth_ns(parts[4], parts[5]),
+                )
+            ]
+        if kind == "Z" or kind == "2":
+            return _decode_market_maker(parts, line)
+        if kind == "S" and len(parts) > 1 and parts[1] == "CLEAR DEPTH":
+            _need(parts[1:], 3, "clear depth", line)
+            return [Depth(symbol=parts[2], action="clear", side=_side(parts[3]))]
+    except ValueError as exc:
+        raise ProtocolError(f"bad field value ({exc})", line) from None
+    if kind == "M":
+        return []
+    events = _decode_common(parts, line)
+    if events is None:
+        raise ProtocolError(f"unknown Level 2 message type {kind[:10]!r}", line)
+    return events
+
+
+def _decode_market_maker(parts: list[str], line: str) -> list[Event]:
+    """``Z``/``2``: Symbol, MMID, Bid, Ask, BidSize, AskSize, BidTime, Date, Cond, AskTime, valid flags."""
+    _need(parts, 13, "market maker quote", line)
+    action: Literal["summary", "update"] = "summary" if parts[0] == "Z" else "update"
+    symbol, mmid, day = parts[1], parts[2], parts[8]
+    events: list[Event] = []
+    if parts[11] == "T":
+        events.append(
+            Depth(
+                symbol=symbol,
+                action=action,
+                side="bid",
+                price=_optional_float(parts[3]),
+                size=_optional_int(parts[5]),
+                mmid=mmid,
+                ts_ns=_depth_ns(parts[7], day),
+            )
+        )
+    if parts[12] == "T":
+        events.append(
+            Depth(
+                symbol=symbol,
+                action=action,
+                side="ask",
+                price=_optional_float(parts[4]),
+                size=_optional_int(parts[6]),
+                mmid=mmid,
+                ts_ns=_depth_ns(parts[10], day),
+            )
+        )
+    return events
+
+
+# -------------------------------------------------------------------------- admin
+
+
+def decode_admin(line: str) -> list[Event]:
+    """Admin port lines: ``S,STATS`` (DTN connection state), other ``S,`` replies, errors."""
+    parts = line.split(",")
+    events = _decode_common(parts, line)
+    if events is None:
+        raise ProtocolError(f"unknown admin message type {parts[0][:10]!r}", line)
+    return events
+
+
+# ------------------------------------------------------------------------- lookup
+
+LookupKind = Literal["ticks", "bars", "daily"]
+_LOOKUP_MARKERS: Final = frozenset({"LH", "!ENDMSG!", "E"})
+
+
+@dataclass(frozen=True, slots=True)
+class LookupLine:
+    """One lookup reply line: its request id, the events it carries, and whether it ends the reply."""
+
+    request_id: str
+    events: list[Event]
+    end: bool = False
+
+
+def _split_lookup(parts: list[str]) -> tuple[str, str, list[str]]:
+    """-> (request id, marker LH/!ENDMSG!/E or '', data fields).
+
+    6.2 rows are ``[ReqID,]LH,<data>``; older ones and the sample history file have no
+    marker. Data rows start with a date, so a leading field that is no date is an id.
+    """
+    first = parts[0]
+    if first in _LOOKUP_MARKERS:
+        return "", first, parts[1:]
+    if len(parts) > 1 and parts[1] in _LOOKUP_MARKERS:
+        return first, parts[1], parts[2:]
+    if first[:1].isdigit() and "-" in first:
+        return "", "", parts
+    return first, "", parts[1:]
+
+
+def decode_lookup(line: str, kind: LookupKind, symbol: str = "") -> LookupLine:
+    """A lookup-port reply line for a tick, interval-bar or daily request.
+
+    Tick rows: timestamp, Last, LastSize, TotalVolume, Bid, Ask, TickID, BasisForLast,
+    MarketCenter, TradeConditions[, Aggressor, DayCode]. Interval bars: timestamp, High,
+    Low, Open, Close, TotalVolume, PeriodVolume, NumTrades (-> ``volume`` is IQFeed's
+    TotalVolume). Daily/weekly/monthly: date, High, Low, Open, Close, PeriodVolume,
+    OpenInterest (-> ``volume`` is PeriodVolume), stamped at midnight Eastern.
+    Rows carry no symbol, so the caller passes the one it asked for.
+    """
+    parts = line.split(",")
+    request_id, marker, data = _split_lookup(parts)
+    if marker == "!ENDMSG!":
+        return LookupLine(request_id, [], end=True)
+    if marker == "E":
+        return LookupLine(request_id, [parse_error(["E", *data], line, request_id)])
+    try:
+        if kind == "ticks":
+            event: Event = _tick_row(data, symbol, request_id, line)
+        elif kind == "bars":
+            event = _bar_row(data, symbol, request_id, line)
+        else:
+            event = _daily_row(data, symbol, request_id, line)
+    except (ValueError, IndexError) as exc:
+        raise ProtocolError(f"bad lookup row ({exc})", line) from None
+    return LookupLine(request_id, [event])
+
+
+def _tick_row(data: list[str], symbol: str, request_id: str, line: str) -> HistoryTick:
+    if len(data) < 10:
+        raise ProtocolError(f"tick row needs 10 fields, got {len(data)}", line)
+    price = float(data[1])
+    if price - price != 0.0:
+        raise ValueError("non-finite price")
+    return HistoryTick(
+        symbol=symbol,
+        ts_ns=_iso_datetime_ns(data[0]),
+        price=price,
+        size=int(data[2]),
+        total_volume=int(data[3]),
+        bid=_optional_float(data[4]),
+        ask=_optional_float(data[5]),
+        tick_id=int(data[6]),
+        basis=data[7],
+        market_center=_optional_int(data[8]),
+        conditions=split_conditions(data[9]),
+        request_id=request_id,
+    )
+
+
+def _bar_row(data: list[str], symbol: str, request_id: str, line: str) -> HistoryBar:
+    if len(data) < 8:
+        raise ProtocolError(f"bar row needs 8 fields, got {len(data)}", line)
+    return HistoryBar(
+        symbol=symbol,
+        ts_ns=_iso_datetime_ns(data[0]),
+        high=_finite(data[1]),
+        low=_finite(data[2]),
+        open=_finite(data[3]),
+        close=_finite(data[4]),
+        volume=int(data[5]),
+        period_volume=int(data[6]),
+        trades=_optional_int(data[7]),
+        request_id=request_id,
+    )
+
+
+def _daily_row(data: list[str], symbol: str, request_id: str, line: str) -> HistoryBar:
+    if len(data) < 7:
+        raise ProtocolError(f"daily row needs 7 fields, got {len(data)}", line)
+    volume = int(data[5])
+    return HistoryBar(
+        symbol=symbol,
+        ts_ns=eastern_to_ns(_iso_ordinal(data[0][:10]), 0),
+        high=_finite(data[1]),
+        low=_finite(data[2]),
+        open=_finite(data[3]),
+        close=_finite(data[4]),
+        volume=volume,
+        period_volume=volume,
+        open_interest=_optional_int(data[6]),
+        request_id=request_id,
+    )
+
+
+def _finite(text: str) -> float:
+    value = _optional_float(text)
+    if value is None:
+        raise ValueError("empty price")
+    return value

@@ -1,0 +1,547 @@
+"""Per-symbol market state and the seeded synthetic random-walk market (pure, no I/O).
+
+:class:`SymbolState` is the Level 1 picture of one symbol. It keeps numbers for logic
+and, for the fields every default ``Q`` line carries, ready text, so that formatting a
+line is one attribute fetch per field. Rare fields are properties computed only when a
+client selected them. Both market sources (synthetic and replay) change a state only
+through :meth:`SymbolState.trade`, :meth:`SymbolState.set_bid` and
+:meth:`SymbolState.set_ask`, so daily roll-over, open/high/low and VWAP live in one
+place.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from collections import deque
+from typing import TYPE_CHECKING, NamedTuple
+
+from collectors.iqfeed.simulator.fields import FUNDAMENTAL_FIELDS
+from collectors.iqfeed.simulator.wire import PRICE_SCALE, SIZE_TEXT, US_PER_DAY, US_PER_SECOND, TimeText, day_of, price
+
+if TYPE_CHECKING:
+    from collectors.iqfeed.simulator.book import OrderBook
+
+# Flags of one market event.
+TRADE = 1
+BID = 2
+ASK = 4
+
+CENT = PRICE_SCALE // 100
+_REGULAR_OPEN_US = (9 * 3600 + 30 * 60) * US_PER_SECOND
+_REGULAR_CLOSE_US = 16 * 3600 * US_PER_SECOND
+# Market centers and condition codes seen in real IQFeed tick histories.
+MARKET_CENTERS = (19, 19, 19, 24, 24, 11, 11, 18, 187, 10, 153, 12, 164)
+_REGULAR_CONDITIONS = ("01", "01", "01", "3D")
+_REGULAR_ODD_LOT_CONDITIONS = ("87", "87", "3D87")
+_EXTENDED_CONDITIONS = ("17", "17", "173D")
+_EXTENDED_ODD_LOT_CONDITIONS = ("8717", "873D17")
+
+
+class Tick(NamedTuple):
+    """One trade as the lookup port reports it (the tick-history row's fields)."""
+
+    time_us: int
+    price: int
+    size: int
+    total_volume: int
+    bid: int
+    ask: int
+    tick_id: int
+    basis: str
+    market_center: int
+    conditions: str
+    aggressor: int
+    day_code: int
+
+
+# tuple.__new__ skips NamedTuple's keyword-aware constructor: a trade is recorded per trade.
+_new_tick = tuple.__new__
+
+
+def regular_session(local_us: int) -> bool:
+    """True during the regular US equity session (weekday 09:30-16:00 Eastern)."""
+    day_number, tod = divmod(local_us, US_PER_DAY)
+    weekday = (day_number + 3) % 7  # 1970-01-01 was a Thursday
+    return weekday < 5 and _REGULAR_OPEN_US <= tod < _REGULAR_CLOSE_US
+
+
+def _signed(units: int) -> str:
+    return ("-" if units < 0 else "") + price(abs(units))
+
+
+class SymbolState:
+    """Level 1 state of one symbol: numbers for logic, text for the hot fields."""
+
+    __slots__ = (
+        "symbol", "index", "text", "precision", "tick", "history", "l1_watchers", "l2_watchers", "book",
+        "silenced", "base", "day", "day_of_month", "last", "last_size", "last_time_us", "last_mc", "basis",
+        "conds", "aggressor", "day_code", "tick_id", "trades", "volume", "prev_volume", "notional", "open",
+        "high", "low", "close", "bid", "bid_size", "bid_time_us", "ask", "ask_size", "ask_time_us", "q_last",
+        "q_size", "q_time_us", "q_mc", "ext_last", "ext_size", "ext_time_us", "ext_mc", "f_symbol", "f_last",
+        "f_last_size", "f_last_time", "f_last_mc", "f_volume", "f_bid", "f_bid_size", "f_ask", "f_ask_size",
+        "f_open", "f_high", "f_low", "f_close", "f_contents", "f_conds",
+    )
+
+    f_empty = ""
+    f_delay = ""
+    f_exchange_id = "5"
+    f_fraction_code = "14"
+    f_restricted = "N"
+    f_bid_mc = ""
+    f_ask_mc = ""
+    f_bid_change = ""
+    f_ask_change = ""
+    f_tick = ""
+
+    def __init__(self, symbol: str, index: int, text: TimeText, history_limit: int, precision: int = 2) -> None:
+        self.symbol = symbol
+        self.index = index
+        self.text = text
+        self.precision = precision
+        self.tick = CENT
+        self.history: deque[Tick] = deque(maxlen=history_limit)
+        # Subscribers are kept here so the stream finds them with one attribute fetch.
+        self.l1_watchers: list[tuple[object, bool]] = []
+        self.l2_watchers: dict[str, list[object]] = {"orders": [], "levels": [], "mm": []}
+        self.book: OrderBook | None = None
+        self.silenced = False
+        self.base = 0
+        self.day = -1
+        self.day_of_month = 0
+        self.last = 0
+        self.last_size = 0
+        self.last_time_us = 0
+        self.last_mc = 0
+        self.basis = ""
+        self.conds = ""
+        self.aggressor = 0
+        self.day_code = 0
+        self.tick_id = 0
+        self.trades = 0
+        self.volume = 0
+        self.prev_volume = 0
+        self.notional = 0
+        self.open = 0
+        self.high = 0
+        self.low = 0
+        self.close = 0
+        self.bid = 0
+        self.bid_size = 0
+        self.bid_time_us = 0
+        self.ask = 0
+        self.ask_size = 0
+        self.ask_time_us = 0
+        self.q_last = 0
+        self.q_size = 0
+        self.q_time_us = 0
+        self.q_mc = 0
+        self.ext_last = 0
+        self.ext_size = 0
+        self.ext_time_us = 0
+        self.ext_mc = 0
+        self.f_symbol = symbol
+        self.f_last = self.f_last_size = self.f_last_time = self.f_last_mc = ""
+        self.f_volume = "0"
+        self.f_bid = self.f_bid_size = self.f_ask = self.f_ask_size = ""
+        self.f_open = self.f_high = self.f_low = self.f_close = ""
+        self.f_contents = ""
+        self.f_conds = ""
+
+    # -- changes -------------------------------------------------------------------
+
+    def start_day(self, day_number: int) -> None:
+        """Roll daily fields over: yesterday's last becomes the close."""
+        if self.day >= 0 and self.last:
+            self.close = self.last
+            self.f_close = price(self.last)
+        self.day = day_number
+        self.day_of_month = day_of(day_number * US_PER_DAY).day
+        self.prev_volume = self.volume
+        self.volume = self.trades = self.notional = 0
+        self.open = self.high = self.low = 0
+        self.f_open = self.f_high = self.f_low = ""
+        self.f_volume = "0"
+
+    def trade(
+        self,
+        px: int,
+        size: int,
+        t_us: int,
+        market_center: int,
+        basis: str,
+        conds: str,
+        aggressor: int,
+        total_volume: int | None = None,
+        tick_id: int | None = None,
+        day_code: int | None = None,
+    ) -> str:
+        """Record a trade; returns the open/high/low letters it set (``o``, ``h``, ``l``).
+
+        A replay passes the file's total volume, tick id and day code; the synthetic
+        market lets the state count them.
+        """
+        day_number = t_us // US_PER_DAY
+        if day_number != self.day:
+            self.start_day(day_number)
+        self.last = px
+        self.last_size = size
+        self.last_time_us = t_us
+        self.last_mc = market_center
+        self.basis = basis
+        self.conds = conds
+        self.aggressor = aggressor
+        self.day_code = self.day_of_month if day_code is None else day_code
+        self.tick_id = self.tick_id + 1 if tick_id is None else tick_id
+        self.trades += 1
+        self.volume = self.volume + size if total_volume is None else total_volume
+        self.notional += px * size
+        letters = ""
+        if basis == "C":
+            self.q_last, self.q_size, self.q_time_us, self.q_mc = px, size, t_us, market_center
+            if not self.open:
+                self.open = px
+                self.f_open = price(px)
+                letters = "o"
+            if px > self.high:
+                self.high = px
+                self.f_high = price(px)
+                letters += "h"
+            if not self.low or px < self.low:
+                self.low = px
+                self.f_low = price(px)
+                letters += "l"
+        elif basis == "E":
+            self.ext_last, self.ext_size, self.ext_time_us, self.ext_mc = px, size, t_us, market_center
+        self.f_last = price(px)
+        self.f_last_size = SIZE_TEXT[size] if size < 100_001 else str(size)
+        self.f_last_time = self.text.hms_us(t_us)
+        self.f_last_mc = SIZE_TEXT[market_center]
+        self.f_volume = str(self.volume)
+        self.f_conds = conds
+        self.history.append(_new_tick(Tick, (
+            t_us, px, size, self.volume, self.bid, self.ask, self.tick_id, basis,
+            market_center, conds, aggressor, self.day_code,
+        )))
+        return letters
+
+    def set_bid(self, px: int, size: int, t_us: int) -> None:
+        if px != self.bid or not self.f_bid:
+            self.bid = px
+            self.f_bid = price(px)
+        self.bid_size = size
+        self.f_bid_size = SIZE_TEXT[size] if size < 100_001 else str(size)
+        self.bid_time_us = t_us
+
+    def set_ask(self, px: int, size: int, t_us: int) -> None:
+        if px != self.ask or not self.f_ask:
+            self.ask = px
+            self.f_ask = price(px)
+        self.ask_size = size
+        self.f_ask_size = SIZE_TEXT[size] if size < 100_001 else str(size)
+        self.ask_time_us = t_us
+
+    # -- rare fields, computed only when a client selected them ----------------------
+
+    @property
+    def f_bid_time(self) -> str:
+        return self.text.hms_us(self.bid_time_us) if self.bid_time_us else ""
+
+    @property
+    def f_ask_time(self) -> str:
+        return self.text.hms_us(self.ask_time_us) if self.ask_time_us else ""
+
+    @property
+    def f_tick_id(self) -> str:
+        return str(self.tick_id) if self.tick_id else ""
+
+    @property
+    def f_trades(self) -> str:
+        return str(self.trades)
+
+    @property
+    def f_vwap(self) -> str:
+        return price(self.notional // self.volume) if self.volume else ""
+
+    @property
+    def f_last_date(self) -> str:
+        return self.text.mdy_date(self.last_time_us) if self.last_time_us else ""
+
+    @property
+    def f_day_code(self) -> str:
+        return str(self.day_code) if self.last_time_us else ""
+
+    @property
+    def f_aggressor(self) -> str:
+        return str(self.aggressor) if self.last_time_us else ""
+
+    @property
+    def f_q_last(self) -> str:
+        return price(self.q_last) if self.q_last else ""
+
+    @property
+    def f_q_size(self) -> str:
+        return str(self.q_size) if self.q_last else ""
+
+    @property
+    def f_q_time(self) -> str:
+        return self.text.hms_us(self.q_time_us) if self.q_last else ""
+
+    @property
+    def f_q_date(self) -> str:
+        return self.text.mdy_date(self.q_time_us) if self.q_last else ""
+
+    @property
+    def f_q_mc(self) -> str:
+        return str(self.q_mc) if self.q_last else ""
+
+    @property
+    def f_ext_last(self) -> str:
+        return price(self.ext_last) if self.ext_last else ""
+
+    @property
+    def f_ext_size(self) -> str:
+        return str(self.ext_size) if self.ext_last else ""
+
+    @property
+    def f_ext_time(self) -> str:
+        return self.text.hms_us(self.ext_time_us) if self.ext_last else ""
+
+    @property
+    def f_ext_date(self) -> str:
+        return self.text.mdy_date(self.ext_time_us) if self.ext_last else ""
+
+    @property
+    def f_ext_mc(self) -> str:
+        return str(self.ext_mc) if self.ext_last else ""
+
+    @property
+    def f_ext_change(self) -> str:
+        return _signed(self.ext_last - self.close) if self.ext_last and self.close else ""
+
+    @property
+    def f_ext_difference(self) -> str:
+        return _signed(self.ext_last - self.q_last) if self.ext_last and self.q_last else ""
+
+    @property
+    def f_change(self) -> str:
+        return _signed(self.last - self.close) if self.last and self.close else ""
+
+    @property
+    def f_percent_change(self) -> str:
+        return f"{(self.last - self.close) * 100 / self.close:.3f}" if self.last and self.close else ""
+
+    @property
+    def f_change_from_open(self) -> str:
+        return _signed(self.last - self.open) if self.last and self.open else ""
+
+    @property
+    def f_range(self) -> str:
+        return price(self.high - self.low) if self.high else ""
+
+    @property
+    def f_spread(self) -> str:
+        return price(self.ask - self.bid) if self.bid and self.ask else ""
+
+    @property
+    def f_precision(self) -> str:
+        return str(self.precision)
+
+    @property
+    def f_prev_volume(self) -> str:
+        return str(self.prev_volume)
+
+    @property
+    def f_market_open(self) -> str:
+        return "1" if regular_session(self.last_time_us or self.bid_time_us) else "0"
+
+    @property
+    def f_market_cap(self) -> str:
+        return f"{self._shares() * (self.last or self.base) / PRICE_SCALE / 1e6:.1f}" if self.base or self.last else ""
+
+    @property
+    def f_pe(self) -> str:
+        return f"{12 + self.index % 30}.{self.index % 10}"
+
+    def _shares(self) -> int:
+        return 50_000_000 + (self.index * 7_919_351) % 5_000_000_000
+
+    def fundamentals(self) -> str:
+        """An ``F`` line: the full fundamental layout with a plausible subset filled."""
+        ref = self.base or self.last or self.bid
+        values = dict.fromkeys(FUNDAMENTAL_FIELDS, "")
+        values.update({
+            "Symbol": self.symbol,
+            "Exchange ID": self.f_exchange_id,
+            "PE": self.f_pe,
+            "Average Volume": str(1_000_000 + (self.index * 104_729) % 40_000_000),
+            "52 Week High": price(ref * 13 // 10) if ref else "",
+            "52 Week Low": price(ref * 7 // 10) if ref else "",
+            "Company Name": f"{self.symbol} SIMULATED INC",
+            "Common Shares Outstanding": str(self._shares() // 1000),
+            "Format Code": "14",
+            "Precision": "4",
+            "SIC": "7372",
+            "Security Type": "1",
+            "Listed Market": "7",
+            "NAICS": "511210",
+            "Minimum Tick Size": "0.01",
+            "Security SubType": "0",
+        })
+        return "F," + ",".join(values[name] for name in FUNDAMENTAL_FIELDS) + ",\r\n"
+
+
+# Quote sizes as a quantile table: round lots, mostly small (index with a uniform draw).
+LOTS: tuple[int, ...] = tuple(100 * (1 + int((i / 1024) ** 3 * 30)) for i in range(1024))
+# Trade sizes: a fifth odd lots (1..99), the rest round lots skewed small.
+TRADE_SIZES: tuple[int, ...] = tuple(
+    1 + (i * 99) // 205 if i < 205 else 100 * (1 + int(((i - 205) / 819) ** 3 * 20)) for i in range(1024)
+)
+
+
+def lot_size(rnd: random.Random) -> int:
+    """A quote size drawn from :data:`LOTS`."""
+    return LOTS[int(rnd.random() * 1024)]
+
+
+_DECK_SIZE = 1 << 16
+
+
+class SyntheticMarket:
+    """A seeded random-walk market with a realistic trade/quote mix and bursts.
+
+    About a quarter of events are trades (at the bid or ask, round and odd lots, with
+    condition codes and market centers seen in real data); the rest change one side's
+    size, move one side, or shift both sides (the mid-price walk). Activity is skewed
+    across symbols (a few symbols are much busier) and, now and then, one symbol bursts
+    to many times its usual rate for a few seconds. The total event rate is set by the
+    caller through :meth:`pick`.
+    """
+
+    TRADE_SHARE = 0.25
+
+    def __init__(self, states: list[SymbolState], seed: int, now_us: int = 0) -> None:
+        """Give every symbol a price, spread and quote as of ``now_us``."""
+        self.states = states
+        self.rng = random.Random(seed)
+        self._random = self.rng.random
+        rnd = self.rng
+        self._base_weights = [1.0 / (rank + 1) ** 0.8 for rank in range(len(states))]
+        rnd.shuffle(self._base_weights)
+        self._bursts: dict[int, tuple[int, float]] = {}
+        self._next_burst_us = 0
+        self._cum_weights: list[float] = []
+        self._deck: list[SymbolState] = []
+        self._reweigh()
+        for st in states:
+            base = round(math.exp(rnd.uniform(math.log(5), math.log(500))) * 100) * CENT
+            st.base = st.close = base
+            st.f_close = price(base)
+            half_spread = CENT * (1 if base < 50 * PRICE_SCALE else rnd.randint(1, 3))
+            st.set_bid(base - half_spread, lot_size(rnd), now_us)
+            st.set_ask(base + half_spread, lot_size(rnd), now_us)
+            st.tick_id = rnd.randint(1_000, 90_000)
+
+    def _reweigh(self) -> None:
+        weights = list(self._base_weights)
+        for index, (_, factor) in self._bursts.items():
+            weights[index] *= factor
+        self._cum_weights = list(itertools.accumulate(weights))
+
+    def pick(self, count: int, now_us: int) -> list[SymbolState]:
+        """The symbols of the next ``count`` events, drawn by activity weight.
+
+        Draws come from a deck of weighted samples rebuilt once a second (when bursts
+        change), read from a random offset: one slice instead of a weighted draw per event.
+        """
+        if now_us >= self._next_burst_us:
+            self._update_bursts(now_us)
+        deck = self._deck
+        if count >= len(deck):
+            return self.rng.choices(self.states, cum_weights=self._cum_weights, k=count)
+        start = int(self._random() * (len(deck) - count))
+        return deck[start : start + count]
+
+    def _update_bursts(self, now_us: int) -> None:
+        rnd = self.rng
+        expired = [i for i, (end, _) in self._bursts.items() if end <= now_us]
+        for index in expired:
+            del self._bursts[index]
+        if rnd.random() < 0.3:
+            index = rnd.randrange(len(self.states))
+            self._bursts[index] = (now_us + int(rnd.uniform(0.5, 3.0) * US_PER_SECOND), rnd.uniform(10, 50))
+        self._next_burst_us = now_us + US_PER_SECOND
+        self._reweigh()
+        self._deck = rnd.choices(self.states, cum_weights=self._cum_weights, k=_DECK_SIZE)
+
+    def step(self, st: SymbolState, t_us: int) -> int:
+        """Apply one random event to ``st`` at ``t_us``; returns TRADE/BID/ASK flags.
+
+        Sets ``st.f_contents`` to the event's Message Contents letters. One uniform draw
+        picks the kind of event (its sub-ranges pick the side), to keep the hot path short.
+        """
+        rnd = self._random
+        r = rnd()
+        if r < 0.25:  # trade, buyer- or seller-initiated
+            return self._trade(st, t_us, r < 0.125)
+        lots = LOTS
+        tick = st.tick
+        if r < 0.5875:  # size change on one side
+            if r < 0.41875:
+                st.set_bid(st.bid, lots[int(rnd() * 1024)], t_us)
+                st.f_contents = "b"
+                return BID
+            st.set_ask(st.ask, lots[int(rnd() * 1024)], t_us)
+            st.f_contents = "a"
+            return ASK
+        spread = st.ask - st.bid
+        if r < 0.8125:  # one side moves a tick: narrow a wide spread, or widen a tight one
+            narrow = spread > tick and (spread > 4 * tick or rnd() < 0.5)
+            if r < 0.7:
+                st.set_bid(st.bid + tick if narrow else max(tick, st.bid - tick), lots[int(rnd() * 1024)], t_us)
+                st.f_contents = "b"
+                return BID
+            st.set_ask(st.ask - tick if narrow else st.ask + tick, lots[int(rnd() * 1024)], t_us)
+            st.f_contents = "a"
+            return ASK
+        # both sides shift: the mid-price walk, pulled gently back towards the base price
+        up = rnd() < (0.55 if st.bid < st.base else 0.45)
+        move = tick if up or st.bid <= 2 * tick else -tick
+        st.set_bid(st.bid + move, lots[int(rnd() * 1024)], t_us)
+        st.set_ask(st.ask + move, lots[int(rnd() * 1024)], t_us)
+        st.f_contents = "ba"
+        return BID | ASK
+
+    def _trade(self, st: SymbolState, t_us: int, buy: bool) -> int:
+        rnd = self._random
+        top = st.ask_size if buy else st.bid_size
+        size = TRADE_SIZES[int(rnd() * 1024)]
+        if size > top:
+            size = top
+        regular = regular_session(t_us)
+        if size < 100:
+            basis = "O"
+            table = _REGULAR_ODD_LOT_CONDITIONS if regular else _EXTENDED_ODD_LOT_CONDITIONS
+        else:
+            basis = "C" if regular else "E"
+            table = _REGULAR_CONDITIONS if regular else _EXTENDED_CONDITIONS
+        r = rnd()
+        conds = table[int(r * len(table))]
+        center = MARKET_CENTERS[int(r * 7919) % len(MARKET_CENTERS)]
+        remaining = top - size
+        if buy:
+            letters = st.trade(st.ask, size, t_us, center, basis, conds, 1)
+            if remaining:
+                st.set_ask(st.ask, remaining, t_us)
+            else:  # the level is gone: the ask moves up a tick
+                st.set_ask(st.ask + st.tick, LOTS[int(rnd() * 1024)], t_us)
+            st.f_contents = basis + "a" + letters + "v"
+            return TRADE | ASK
+        letters = st.trade(st.bid, size, t_us, center, basis, conds, 2)
+        if remaining:
+            st.set_bid(st.bid, remaining, t_us)
+        else:
+            st.set_bid(max(st.tick, st.bid - st.tick), LOTS[int(rnd() * 1024)], t_us)
+        st.f_contents = basis + "b" + letters + "v"
+        return TRADE | BID

@@ -1,0 +1,106 @@
+"""The writer's buffer: bus records in, one :class:`InsertBatch` out when it is big or old enough.
+
+Pure logic, clock values passed in. Routing happens here, once: a record becomes a row
+of its topic's table, a dead letter (undecodable, or an event on the wrong topic, which
+would break resuming from ``max(bus_offset)`` of that topic's table), or is skipped
+(heartbeats and other kinds that are not stored). Whatever happens to a record, its
+offset is covered by the batch, so the commit after the write moves past it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from bus.base import BusRecord, PoisonRecord, Record, TopicPartition
+from bus.codec import encode
+from bus.topics import TopicSet
+from storage.rows import table_for
+
+
+@dataclass(eq=False)
+class InsertBatch:
+    """Everything one write needs; travels from the buffer to the inserter to the committer.
+
+    ``rows`` keeps bus order per partition; the inserter removes records as they are
+    stored, so a retry after a partial failure sends only what is missing.
+    """
+
+    rows: dict[str, list[BusRecord]]
+    dead_letters: list[PoisonRecord]
+    offsets: dict[TopicPartition, int]  # next offset per partition once this batch is written
+    skipped: int = 0
+    attempts: int = 0
+    stored: int = 0
+    dead_lettered: bool = False
+    row_count: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.row_count = sum(map(len, self.rows.values()))
+
+    @property
+    def pending_rows(self) -> int:
+        return sum(map(len, self.rows.values()))
+
+
+class BatchBuffer:
+    def __init__(self, topics: TopicSet, max_records: int, max_age_s: float) -> None:
+        self._topics = topics
+        self._max_records = max_records
+        self._max_age_s = max_age_s
+        self._records: list[Record] = []
+        self._first_at: float | None = None
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def add(self, records: Sequence[Record], now: float) -> None:
+        if records and self._first_at is None:
+            self._first_at = now
+        self._records.extend(records)
+
+    def room(self) -> int:
+        """How many records to ask the bus for (at least one, so polling still waits)."""
+        return max(1, self._max_records - len(self._records))
+
+    def time_left(self, now: float) -> float | None:
+        """Seconds until the oldest record is due; None when empty."""
+        return None if self._first_at is None else max(0.0, self._first_at + self._max_age_s - now)
+
+    def due(self, now: float) -> bool:
+        if not self._records:
+            return False
+        return len(self._records) >= self._max_records or now - self._first_at >= self._max_age_s  # type: ignore[operator]
+
+    def take(self) -> InsertBatch:
+        """Up to ``max_records`` of the oldest records as a batch (the rest stay buffered)."""
+        taken, self._records = self._records[: self._max_records], self._records[self._max_records:]
+        self._first_at = self._first_at if self._records else None
+        return route(taken, self._topics)
+
+    def clear(self) -> int:
+        """Forget everything buffered (partitions were revoked; the next owner re-reads it)."""
+        dropped = len(self._records)
+        self._records, self._first_at = [], None
+        return dropped
+
+
+def route(records: Sequence[Record], topics: TopicSet) -> InsertBatch:
+    rows: dict[str, list[BusRecord]] = {}
+    dead: list[PoisonRecord] = []
+    offsets: dict[TopicPartition, int] = {}
+    skipped = 0
+    for record in records:
+        offsets[record.position] = record.offset + 1
+        if isinstance(record, PoisonRecord):
+            dead.append(record)
+            continue
+        table = table_for(record.event)
+        if table is None:
+            skipped += 1
+        elif table != topics.table_for_topic(record.topic):
+            dead.append(PoisonRecord(record.topic, record.partition, record.offset, record.key, encode(record.event),
+                                     f"misrouted: a {type(record.event).__name__} does not belong on {record.topic}"))
+        else:
+            rows.setdefault(table, []).append(record)
+    return InsertBatch(rows, dead, offsets, skipped)

@@ -1,0 +1,243 @@
+"""EventProducer: every event is acknowledged or spooled; the spool is replayed in order; drops are loud.
+
+The transport is a MemoryBus producer behind a switch that can make it unreachable,
+full, or fail deliveries after accepting them; the breaker runs on a fake clock.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Mapping
+
+import pytest
+
+from bus.base import BusError, BusQueueFull, BusUnavailable, DeliveryCallback, DeliveryFailed, MessageProducer
+from bus.breaker import BreakerState, CircuitBreaker
+from bus.codec import decode
+from bus.memory import MemoryBus
+from bus.producer import EventProducer
+from bus.spool import Spool
+from bus.topics import TopicSet, UnroutableEvent
+from collectors.events import HistoryBar, Quote, Trade
+
+TOPICS = TopicSet("p")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class SwitchableTransport(MessageProducer):
+    """A real in-memory producer with faults switched on and off by the test."""
+
+    def __init__(self, bus: MemoryBus) -> None:
+        self.inner = bus.producer()
+        self.down = False
+        self.capacity: int | None = None
+        self.fail_deliveries = 0
+        self._failed: deque[DeliveryCallback] = deque()
+
+    def produce(self, topic: str, key: bytes | None, value: bytes, on_delivery: DeliveryCallback,
+                headers: Mapping[str, bytes] | None = None) -> None:
+        if self.down:
+            raise BusUnavailable("broker down")
+        if self.capacity is not None and self.in_flight() >= self.capacity:
+            raise BusQueueFull("queue full")
+        if self.fail_deliveries:
+            self.fail_deliveries -= 1
+            self._failed.append(on_delivery)
+            return
+        self.inner.produce(topic, key, value, on_delivery, headers)
+
+    def poll(self, timeout_s: float = 0.0) -> int:
+        served = 0
+        while self._failed:
+            self._failed.popleft()(DeliveryFailed("_MSG_TIMED_OUT"), -1, -1)
+            served += 1
+        return served + self.inner.poll(0)
+
+    def flush(self, timeout_s: float) -> int:
+        self.poll()
+        return self.in_flight()
+
+    def in_flight(self) -> int:
+        return self.inner.in_flight() + len(self._failed)
+
+    def set_error_listener(self, listener: Callable[[BusError], None]) -> None:
+        self.listener = listener
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        self.poll()
+
+
+@pytest.fixture
+def bus() -> MemoryBus:
+    bus = MemoryBus(first_offset=0)
+    bus.ensure_topics(TOPICS.all_topics, 3)
+    return bus
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def transport(bus) -> SwitchableTransport:
+    return SwitchableTransport(bus)
+
+
+def make_producer(transport, clock, directory, budget=1 << 20) -> EventProducer:
+    def probe() -> None:
+        if transport.down:
+            raise BusUnavailable("probe: broker down")
+
+    spool = Spool(directory, budget_bytes=budget, fsync_interval_s=0, clock=clock)
+    breaker = CircuitBreaker("test", reset_timeout_s=1.0, max_reset_timeout_s=2.0, clock=clock)
+    return EventProducer(transport, TOPICS, spool, breaker, probe=probe, clock=clock)
+
+
+def trades(n: int, start: int = 0, symbols: int = 4) -> list[Trade]:
+    return [Trade(symbol=f"S{i % symbols}", price=1.0, size=1, ts_ns=i, source="src", seq=i, recv_ns=1)
+            for i in range(start, start + n)]
+
+
+def on_bus(bus: MemoryBus) -> dict[str, list[int]]:
+    """seq per symbol in bus order (the order a consumer of the symbol's partition sees)."""
+    seen: dict[str, list[int]] = {}
+    for topic in TOPICS.event_topics:
+        for _, _, _, value, _ in sorted(bus.messages(topic)):
+            event = decode(value)
+            seen.setdefault(event.symbol, []).append(event.seq)
+    return seen
+
+
+def per_symbol(events: list[Trade]) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for event in events:
+        out.setdefault(event.symbol, []).append(event.seq)
+    return out
+
+
+def test_healthy_broker_delivers_everything_and_measures_latency(bus, transport, clock, tmp_path):
+    producer = make_producer(transport, clock, tmp_path)
+    producer.publish_many(trades(100))
+    assert producer.flush(1)
+    stats = producer.stats()
+    assert (stats.published, stats.delivered, stats.spooled, stats.dropped, stats.in_flight) == (100, 100, 0, 0, 0)
+    assert stats.latency.count == 100 and stats.breaker.state is BreakerState.CLOSED
+    assert on_bus(bus) == per_symbol(trades(100))
+
+
+def test_broker_outage_spools_then_replays_in_order_when_the_probe_succeeds(bus, transport, clock, tmp_path):
+    producer = make_producer(transport, clock, tmp_path)
+    producer.publish_many(trades(10))
+    transport.down = True
+    producer.publish_many(trades(10, start=10))  # the first refused send opens the breaker
+    producer.publish_many(trades(30, start=20))
+    producer.poll()
+    stats = producer.stats()
+    assert stats.breaker.state is BreakerState.OPEN and stats.spooled == 40 and stats.spool.unsent == 40
+    clock.now += 1.0
+    producer.poll()  # half-open probe fails: stays open with a longer timeout
+    assert producer.stats().breaker.state is BreakerState.OPEN
+    transport.down = False
+    clock.now += 2.0
+    assert producer.flush(1)
+    stats = producer.stats()
+    assert (stats.delivered, stats.replayed, stats.dropped, stats.spool.bytes_used) == (50, 40, 0, 0)
+    assert stats.breaker.state is BreakerState.CLOSED
+    assert on_bus(bus) == per_symbol(trades(50))
+
+
+def test_events_published_while_the_spool_drains_queue_behind_it(bus, transport, clock, tmp_path):
+    producer = make_producer(transport, clock, tmp_path)
+    transport.down = True
+    producer.publish_many(trades(20))
+    transport.down = False
+    producer.publish_many(trades(20, start=20))  # breaker open: behind the spooled ones
+    clock.now += 1.0
+    assert producer.flush(1)
+    producer.publish_many(trades(5, start=40))
+    assert producer.flush(1)
+    assert on_bus(bus) == per_symbol(trades(45))
+
+
+def test_a_full_local_queue_spools_the_overflow_and_drains_it_in_order(bus, transport, clock, tmp_path):
+    producer = make_producer(transport, clock, tmp_path)
+    transport.capacity = 5
+    producer.publish_many(trades(30))
+    assert producer.stats().spooled == 25
+    assert producer.stats().breaker.state is BreakerState.CLOSED  # full is not down
+    assert producer.flush(1)
+    assert on_bus(bus) == per_symbol(trades(30))
+
+
+def test_a_delivery_that_fails_after_being_accepted_is_spooled_and_delivered_later(bus, transport, clock, tmp_path):
+    producer = make_producer(transport, clock, tmp_path)
+    transport.fail_deliveries = 3
+    producer.publish_many(trades(10))
+    producer.poll()
+    stats = producer.stats()
+    assert stats.failed == 3 and stats.spooled == 3 and stats.breaker.state is BreakerState.OPEN
+    clock.now += 1.0
+    assert producer.flush(1)
+    stats = producer.stats()
+    assert stats.delivered == 10 and stats.replayed == 3 and stats.dropped == 0
+    assert sorted(seq for seqs in on_bus(bus).values() for seq in seqs) == list(range(10))
+
+
+def test_a_replayed_event_that_fails_again_is_not_lost(bus, transport, clock, tmp_path):
+    producer = make_producer(transport, clock, tmp_path)
+    transport.down = True
+    producer.publish_many(trades(5))
+    transport.down = False
+    transport.fail_deliveries = 2
+    clock.now += 1.0
+    producer.poll()
+    clock.now += 2.0
+    assert producer.flush(1)
+    assert sorted(seq for seqs in on_bus(bus).values() for seq in seqs) == list(range(5))
+    assert producer.stats().replayed == 5
+
+
+def test_a_full_spool_drops_with_a_counter_and_an_error_log(bus, transport, clock, tmp_path, caplog):
+    producer = make_producer(transport, clock, tmp_path, budget=2000)
+    transport.down = True
+    with caplog.at_level("ERROR", logger="bus.producer"):
+        producer.publish_many(trades(100))
+    stats = producer.stats()
+    assert stats.dropped > 0 and stats.spooled + stats.dropped == 100
+    assert "EVENTS DROPPED" in caplog.text
+
+
+def test_closing_while_the_broker_is_down_keeps_events_for_the_next_run(bus, transport, clock, tmp_path):
+    producer = make_producer(transport, clock, tmp_path)
+    transport.down = True
+    producer.publish_many(trades(12))
+    producer.close(timeout_s=0)
+    transport.down = False
+    successor = make_producer(transport, clock, tmp_path)
+    assert successor.stats().spool.unsent == 12
+    assert successor.flush(1)
+    assert on_bus(bus) == per_symbol(trades(12))
+
+
+def test_an_unroutable_event_is_refused_before_anything_is_sent(bus, transport, clock, tmp_path):
+    producer = make_producer(transport, clock, tmp_path)
+    bar = HistoryBar(symbol="A", ts_ns=1, open=1.0, high=1.0, low=1.0, close=1.0, volume=1)
+    with pytest.raises(UnroutableEvent):
+        producer.publish_many([*trades(3), bar])
+    assert producer.stats().published == 0 and transport.in_flight() == 0
+
+
+def test_a_transport_all_brokers_down_error_opens_the_breaker(bus, transport, clock, tmp_path):
+    producer = make_producer(transport, clock, tmp_path)
+    transport.listener(BusUnavailable("_ALL_BROKERS_DOWN"))
+    producer.publish(Quote(symbol="A", bid=1.0, bid_size=1, ask=2.0, ask_size=1, ts_ns=1, seq=1))
+    stats = producer.stats()
+    assert stats.breaker.state is BreakerState.OPEN and stats.spooled == 1 and transport.in_flight() == 0

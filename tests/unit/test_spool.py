@@ -1,0 +1,180 @@
+"""The durable spool: records survive restarts in order, torn tails are cut, the budget is enforced loudly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bus.spool import Spool, SpoolFull, SpoolLocked, SpoolRecord
+
+
+def records(n: int, start: int = 0, size: int = 20) -> list[SpoolRecord]:
+    return [SpoolRecord(f"p.t{i % 3}", f"K{i % 5}".encode(), f"{i:08d}".encode() * (size // 8), recv_ns=i)
+            for i in range(start, start + n)]
+
+
+def drain(spool: Spool, ack: bool = True) -> list[SpoolRecord]:
+    out = []
+    while entries := spool.peek(7):
+        spool.advance(len(entries))
+        for ticket, record in entries:
+            out.append(record)
+            if ack:
+                spool.ack(ticket)
+    return out
+
+
+def segment_files(directory: Path) -> list[Path]:
+    return sorted(directory.glob("*.seg"))
+
+
+def test_records_come_back_in_append_order_across_segment_rolls(tmp_path):
+    spool = Spool(tmp_path, budget_bytes=1 << 20, segment_bytes=300, fsync_interval_s=0)
+    spool.append(records(50))
+    assert len(segment_files(tmp_path)) > 3
+    assert drain(spool) == records(50)
+
+
+def test_fully_delivered_segments_are_deleted_and_the_spool_returns_to_empty(tmp_path):
+    spool = Spool(tmp_path, budget_bytes=1 << 20, segment_bytes=300)
+    spool.append(records(50))
+    drain(spool)
+    stats = spool.stats()
+    assert (stats.bytes_used, stats.unsent, stats.unacked, stats.segments) == (0, 0, 0, 0)
+    assert segment_files(tmp_path) == []
+
+
+def test_undelivered_records_are_replayed_after_a_restart_and_delivered_ones_are_not(tmp_path):
+    spool = Spool(tmp_path, budget_bytes=1 << 20, segment_bytes=400)
+    spool.append(records(40))
+    entries = spool.peek(25)
+    spool.advance(25)
+    for ticket, _ in entries[:15]:
+        spool.ack(ticket)  # 15 delivered, 10 sent but never acknowledged (crash), 15 never sent
+    spool.close()
+    reopened = Spool(tmp_path, budget_bytes=1 << 20, segment_bytes=400)
+    assert reopened.unsent == 25
+    assert drain(reopened) == records(40)[15:]
+
+
+def test_records_appended_by_a_killed_process_are_replayed_by_the_next(tmp_path):
+    repo = Path(__file__).resolve().parents[2]
+    script = f"""
+import os, signal, sys
+sys.path.insert(0, {str(repo)!r})
+from bus.spool import Spool, SpoolRecord
+spool = Spool({str(tmp_path)!r}, budget_bytes=1 << 20, fsync_interval_s=60)
+spool.append([SpoolRecord("p.t", b"k", str(i).encode(), i) for i in range(100)])
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    assert subprocess.run([sys.executable, "-c", script], timeout=60).returncode == -signal.SIGKILL
+    replayed = drain(Spool(tmp_path, budget_bytes=1 << 20))
+    assert [r.value for r in replayed] == [str(i).encode() for i in range(100)]
+
+
+def test_a_torn_tail_from_a_crash_mid_append_is_cut_and_counted(tmp_path, caplog):
+    spool = Spool(tmp_path, budget_bytes=1 << 20)
+    spool.append(records(10))
+    spool.close()
+    (segment,) = segment_files(tmp_path)
+    with open(segment, "ab") as handle:
+        handle.write(b"\x40\x00\x00\x00\x12\x34")  # half a frame header plus nothing
+    with caplog.at_level("ERROR", logger="bus.spool"):
+        reopened = Spool(tmp_path, budget_bytes=1 << 20)
+    assert reopened.stats().corrupt_bytes == 6
+    assert "torn tail" in caplog.text
+    assert drain(reopened) == records(10)
+
+
+def test_a_checksum_mismatch_cuts_the_segment_there_and_says_so(tmp_path, caplog):
+    spool = Spool(tmp_path, budget_bytes=1 << 20)
+    spool.append(records(10))
+    spool.close()
+    (segment,) = segment_files(tmp_path)
+    data = bytearray(segment.read_bytes())
+    frame = len(data) // 10
+    data[5 * frame + 12] ^= 0xFF  # inside the body of the 6th record
+    segment.write_bytes(bytes(data))
+    with caplog.at_level("ERROR", logger="bus.spool"):
+        reopened = Spool(tmp_path, budget_bytes=1 << 20)
+    assert "checksum" in caplog.text
+    assert reopened.stats().corrupt_bytes == 5 * frame
+    assert drain(reopened) == records(5)
+
+
+def test_over_budget_appends_are_rejected_with_counts_never_silently(tmp_path):
+    probe = Spool(tmp_path / "probe", budget_bytes=1 << 20)
+    probe.append(records(1))
+    one = probe.bytes_used  # every test record has the same frame size
+    spool = Spool(tmp_path / "spool", budget_bytes=10 * one)
+    with pytest.raises(SpoolFull, match="budget") as caught:
+        spool.append(records(30))
+    assert (caught.value.accepted, caught.value.rejected) == (10, 20)
+    assert spool.bytes_used == 10 * one
+    assert drain(spool) == records(caught.value.accepted)
+
+
+def test_a_failed_replay_goes_back_to_the_tail_even_over_budget(tmp_path):
+    spool = Spool(tmp_path, budget_bytes=200)
+    with pytest.raises(SpoolFull):
+        spool.append(records(50))
+    (ticket, first), *_ = spool.peek(1)
+    spool.advance(1)
+    spool.requeue(ticket, first)
+    replayed = drain(spool)
+    assert replayed[-1] == first and replayed.count(first) == 1
+
+
+def test_peek_does_not_hand_out_until_advance(tmp_path):
+    spool = Spool(tmp_path, budget_bytes=1 << 20)
+    spool.append(records(3))
+    assert [r for _, r in spool.peek(2)] == [r for _, r in spool.peek(2)] == records(2)
+    with pytest.raises(ValueError):
+        spool.advance(3)
+    spool.advance(2)
+    assert [r for _, r in spool.peek(5)] == records(3)[2:]
+
+
+def test_records_larger_than_a_read_chunk_replay_intact(tmp_path):
+    big = SpoolRecord("p.t", b"k", os.urandom(3 << 20), recv_ns=1)
+    spool = Spool(tmp_path, budget_bytes=64 << 20)
+    spool.append([big, *records(2)])
+    assert drain(spool) == [big, *records(2)]
+
+
+def test_a_second_process_cannot_open_the_same_spool(tmp_path):
+    spool = Spool(tmp_path, budget_bytes=1 << 20)
+    with pytest.raises(SpoolLocked, match="own directory"):
+        Spool(tmp_path, budget_bytes=1 << 20)
+    spool.close()
+    Spool(tmp_path, budget_bytes=1 << 20).close()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    batches=st.lists(st.integers(min_value=1, max_value=20), min_size=1, max_size=8),
+    acked=st.integers(min_value=0, max_value=200),
+    segment_bytes=st.sampled_from([120, 500, 1 << 20]),
+)
+def test_whatever_was_not_acknowledged_is_replayed_in_order_after_reopening(tmp_path_factory, batches, acked, segment_bytes):
+    directory = tmp_path_factory.mktemp("spool")
+    spool = Spool(directory, budget_bytes=1 << 20, segment_bytes=segment_bytes)
+    written: list[SpoolRecord] = []
+    for size in batches:
+        batch = records(size, start=len(written))
+        spool.append(batch)
+        written.extend(batch)
+    acked = min(acked, len(written))
+    entries = spool.peek(acked)
+    spool.advance(len(entries))
+    for ticket, _ in entries:
+        spool.ack(ticket)
+    spool.close()
+    assert drain(Spool(directory, budget_bytes=1 << 20, segment_bytes=segment_bytes)) == written[acked:]
