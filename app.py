@@ -1,62 +1,91 @@
-"""TickOps operator dashboard (Streamlit entry point): rendering only, no pipeline logic.
+"""TickOps operator dashboard (Streamlit entry point): navigation and the shared sidebar.
 
-The process-wide resources (settings, store) are created once per process with
-``st.cache_resource``; pages read from them and never block a render on the feed.
+Rendering only: the pipeline runs in the Engine created once per process
+(dashboard/resources.py); pages read its in-memory status and query storage.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from config import ConfigError, Settings, load_settings
-from monitoring.logs import configure_logging
-from storage.factory import open_store
-from storage.migrate import migrate
-from storage.store import Store, StorageError
+from collectors.iqfeed.protocol import InvalidSymbol
+from config import ConfigError
+from dashboard import resources
+from dashboard.auth import authenticate, can_act, demo_mode
 
+st.set_page_config(page_title="TickOps", page_icon=":material/show_chart:", layout="wide")
 
-@st.cache_resource
-def settings() -> Settings:
-    loaded = load_settings()
-    configure_logging(loaded.log_level)
-    return loaded
-
-
-@st.cache_resource
-def store() -> Store:
-    opened = open_store(settings())
-    migrate(opened)
-    return opened
-
-
-def main() -> None:
-    st.set_page_config(page_title="TickOps", page_icon="📈", layout="wide")
+try:
+    config = resources.settings()
+except ConfigError as exc:
     st.title("TickOps")
-    st.caption("IQFeed → Kafka → ClickHouse, watched by an operator")
-    try:
-        config = settings()
-    except ConfigError as exc:
-        st.error(f"Configuration error — fix it and restart:\n\n```\n{exc}\n```")
-        st.stop()
-    cols = st.columns(3)
-    cols[0].metric("Feed", config.feed.mode)
-    cols[1].metric("Bus", config.bus.kind)
-    cols[2].metric("Storage", config.storage.backend)
-    try:
-        db = store()
-        version = ".".join(map(str, db.server_version()))
-        counts = {
-            table: db.query(f"SELECT count() FROM {db.table(table)}")[0][0]
-            for table in ("trades", "quotes", "depth")
-        }
-    except StorageError as exc:
-        st.error(f"Storage unavailable: {exc}")
-    else:
-        st.subheader("Storage")
-        st.write(f"ClickHouse {version} · database `{db.database}`")
-        st.dataframe([{"table": t, "rows": n} for t, n in counts.items()], hide_index=True)
-    with st.expander("Settings (secrets redacted)"):
-        st.json(config.redacted())
+    st.error(f"Configuration error — fix it and restart:\n\n```\n{exc}\n```")
+    st.stop()
+
+engine = resources.engine()
 
 
-main()
+def login_box() -> None:
+    if demo_mode(config.dashboard):
+        st.sidebar.info("Demo mode: no operators configured, actions run as `local`.")
+        return
+    who = resources.operator()
+    if who is not None:
+        st.sidebar.success(f"Signed in as **{who.name}** ({who.role})")
+        if st.sidebar.button("Sign out"):
+            st.session_state.pop("operator", None)
+            st.rerun()
+        return
+    with st.sidebar.form("login"):
+        name = st.text_input("Operator")
+        password = st.text_input("Password", type="password")
+        if st.form_submit_button("Sign in"):
+            found = authenticate(config.dashboard, name, password)
+            if found is None:
+                st.error("Unknown operator or wrong password")
+            else:
+                st.session_state["operator"] = found
+                st.rerun()
+
+
+def symbol_controls() -> None:
+    st.sidebar.header("Symbols")
+    who = resources.operator()
+    specs = engine.symbols.all()
+    running = [s.symbol for s in specs if s.level1]
+    st.sidebar.caption(f"{len(running)} watched · limit {config.feed.watch_limit}")
+    if not can_act(who):
+        st.sidebar.caption("Sign in as an operator to start or stop symbols.")
+        return
+    with st.sidebar.form("start_symbol"):
+        raw = st.text_input("Start symbol", placeholder="e.g. NVDA")
+        depth = st.checkbox("with Level 2 depth")
+        if st.form_submit_button("Start"):
+            try:
+                spec = engine.start_symbol(raw, depth=depth, by=who.name)
+            except InvalidSymbol as exc:
+                st.error(str(exc))
+            else:
+                st.toast(f"Started {spec.symbol}")
+    with st.sidebar.form("stop_symbols"):
+        chosen = st.multiselect("Stop symbols", running)
+        if st.form_submit_button("Stop") and chosen:
+            for symbol in chosen:
+                engine.stop_symbol(symbol, by=who.name)
+            st.toast(f"Stopped {', '.join(chosen)}")
+            st.rerun()
+
+
+login_box()
+symbol_controls()
+
+navigation = st.navigation([
+    st.Page("pages/overview.py", title="Overview", icon=":material/home:", default=True),
+    st.Page("pages/live_feeds.py", title="Live feeds", icon=":material/show_chart:"),
+    st.Page("pages/alerts.py", title="Alerts", icon=":material/notifications_active:"),
+    st.Page("pages/latency.py", title="Latency", icon=":material/timer:"),
+    st.Page("pages/host_health.py", title="Host health", icon=":material/monitor_heart:"),
+    st.Page("pages/data_integrity.py", title="Data integrity", icon=":material/fact_check:"),
+    st.Page("pages/audit_log.py", title="Audit log", icon=":material/history:"),
+])
+navigation.run()

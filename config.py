@@ -155,6 +155,29 @@ class MonitoringSettings(_Section):
     port: int = Field(9464, ge=0, le=65535)
 
 
+class OperatorSettings(_Section):
+    """A dashboard login; the password is stored as its SHA-256 hex digest, never in clear."""
+
+    role: Literal["viewer", "operator", "admin"] = "viewer"
+    password_sha256: SecretStr
+
+    @field_validator("password_sha256")
+    @classmethod
+    def _hex_digest(cls, value: SecretStr) -> SecretStr:
+        text = value.get_secret_value()
+        if len(text) != 64 or any(ch not in "0123456789abcdef" for ch in text.lower()):
+            raise ValueError("must be a SHA-256 hex digest (64 hex characters): printf %s PASSWORD | sha256sum")
+        return value
+
+
+class DashboardSettings(_Section):
+    """Operator logins. With none configured the dashboard runs in local demo mode: every
+    visitor acts as ``local`` with the operator role, and a banner says so."""
+
+    operators: dict[str, OperatorSettings] = Field(default_factory=dict)
+    refresh_s: float = Field(1.0, ge=0.2, le=60)
+
+
 class AlertSettings(_Section):
     symbol_silent_s: float = Field(300.0, gt=0, le=86_400)
     heartbeat_missing_s: float = Field(3.0, gt=0, le=3600)
@@ -183,6 +206,7 @@ class Settings(BaseSettings):
     backup: BackupSettings = Field(default_factory=BackupSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
 
     @classmethod
     def settings_customise_sources(

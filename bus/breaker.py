@@ -72,6 +72,8 @@ class CircuitBreaker:
 
     def record_success(self) -> None:
         """A delivery or probe succeeded. An open breaker stays open: only a half-open probe closes it."""
+        if self._state is BreakerState.CLOSED and not self._failures:
+            return  # the common case, once per delivered message: no lock
         with self._lock:
             state = self._current()
             self._failures = 0

@@ -18,6 +18,7 @@ logger.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -45,7 +46,38 @@ from bus.base import (
 
 log = logging.getLogger(__name__)
 _END_ATTEMPTS = 10
+
+
+class RepeatThrottle(logging.Filter):
+    """librdkafka logs every failed reconnect (dozens a second per client while a broker is down):
+    pass the first line of each (facility, client) per ``interval_s`` and report how many were held back."""
+
+    def __init__(self, interval_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self._interval_s = interval_s
+        self._clock = clock
+        self._last: dict[object, float] = {}
+        self._held: dict[object, int] = {}
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        key = args[:2] if isinstance(args, tuple) and len(args) >= 2 else record.msg
+        now = self._clock()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self._interval_s:
+                self._held[key] = self._held.get(key, 0) + 1
+                return False
+            self._last[key] = now
+            held = self._held.pop(key, 0)
+        if held:
+            record.suppressed = held
+        return True
+
+
 _LIBRDKAFKA_LOG = logging.getLogger("bus.kafka.librdkafka")
+_LIBRDKAFKA_LOG.addFilter(RepeatThrottle())
 
 
 class KafkaBus(Bus):

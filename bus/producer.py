@@ -93,6 +93,7 @@ class EventProducer:
         self._lock = threading.RLock()
         self._poll_lock = threading.Lock()
         self._latency = LatencyHistogram()
+        self._acked_ns: list[int] = []  # recv -> ack of this poll's deliveries, folded into the histogram after it
         self._published = self._delivered = self._failed = 0
         self._spooled = self._replayed = self._dropped = 0
         self._drop_log = _Throttle(1.0, clock)
@@ -100,6 +101,7 @@ class EventProducer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         transport.set_error_listener(self._on_transport_error)
+        self._topic_for = topics.topic_for
 
     # ------------------------------------------------------------------ publishing
     def publish(self, event: Event) -> None:
@@ -108,7 +110,8 @@ class EventProducer:
     def publish_many(self, events: Iterable[Event]) -> None:
         """Send or spool ``events`` in order. Raises :class:`bus.topics.UnroutableEvent` before sending
         anything if one has no topic; never raises for broker trouble."""
-        records = [SpoolRecord(self._topics.topic_for(e), event_key(e), encode(e), e.recv_ns) for e in events]
+        topic_for = self._topic_for
+        records = [SpoolRecord(topic_for(e), event_key(e), encode(e), e.recv_ns) for e in events]
         with self._lock:
             self._published += len(records)
             sent = 0
@@ -138,14 +141,14 @@ class EventProducer:
         return on_delivery
 
     def _on_delivery(self, record: SpoolRecord, ticket: Ticket | None, error: BusError | None) -> None:
+        """Runs in the polling thread only (inside ``transport.poll``), so the success path needs no lock."""
         if error is None:
+            self._delivered += 1
             if record.recv_ns:
-                self._latency.observe(self._wall_ns() - record.recv_ns)
-            with self._lock:
-                self._delivered += 1
-                if ticket is not None:
-                    self._spool.ack(ticket)
-                    self._replayed += 1
+                self._acked_ns.append(self._wall_ns() - record.recv_ns)
+            if ticket is not None:
+                self._spool.ack(ticket)
+                self._replayed += 1
             self._breaker.record_success()
             return
         self._breaker.record_failure()
@@ -186,6 +189,9 @@ class EventProducer:
             self._replay()
             self._spool.sync_if_due()
             self._spool.checkpoint_if_due()
+            if self._acked_ns:
+                acked, self._acked_ns = self._acked_ns, []
+                self._latency.observe_many(acked)
 
     def _probe_if_half_open(self) -> None:
         if self._breaker.state is not BreakerState.HALF_OPEN:
@@ -237,7 +243,8 @@ class EventProducer:
             self._thread.join()
             self._thread = None
         self.flush(timeout_s)
-        self._transport.close(0)  # purges the undelivered: their failed reports land in the spool
+        with self._poll_lock:
+            self._transport.close(0)  # purges the undelivered: their failed reports land in the spool
         self._spool.close()
         stats = self.stats()
         log.info("producer closed", extra={"delivered": stats.delivered, "spooled": stats.spooled,

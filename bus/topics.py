@@ -11,6 +11,7 @@ which is what lets the writer resume a partition from ``max(bus_offset)`` of tha
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from collectors.events import Depth, Event, FeedError, Heartbeat, Quote, SymbolNotFound, System, Trade
 
@@ -71,13 +72,17 @@ class TopicSet:
         """Every topic to create at start."""
         return (*self.event_topics, self.deadletter)
 
+    @cached_property
+    def _routes(self) -> dict[type, str]:
+        return {kind: f"{self.prefix}.{family}" for kind, family in _FAMILY.items()}
+
     def topic_for(self, event: Event) -> str:
-        family = _FAMILY.get(type(event))
-        if family is None:
+        topic = self._routes.get(type(event))
+        if topic is None:
             raise UnroutableEvent(
                 f"{type(event).__name__} has no bus topic: only live trades, quotes, depth and status events are published"
             )
-        return f"{self.prefix}.{family}"
+        return topic
 
     def table_for_topic(self, topic: str) -> str | None:
         """The table that stores ``topic``'s events, or None for topics that are not stored."""

@@ -25,6 +25,7 @@ from alerts.lifecycle import Alert, AlertBook
 from alerts.rules import Observation, evaluate_rules
 from alerts.store import AlertStore
 from bus.base import Bus
+from bus.breaker import BreakerState
 from bus.factory import build_producer, open_bus
 from bus.producer import EventProducer, ProducerStats
 from collectors.events import Event
@@ -303,7 +304,7 @@ class Engine:
             heartbeat_age_s=heartbeat_age,
             feed_connected=feed_connected,
             dtn_connected=dtn,
-            bus_reachable=status.producer.breaker.state != "open",
+            bus_reachable=status.producer.breaker.state is not BreakerState.OPEN,
             spool_bytes=status.producer.spool.bytes_used,
             spool_growth_bytes_per_s=self._spool_growth,
             dropped_events=status.producer.dropped,

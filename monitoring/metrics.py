@@ -12,9 +12,15 @@ import logging
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
+from bus.breaker import BreakerState
 from bus.latency import HistogramSnapshot
 from collectors.engine import EngineStatus
 from monitoring.http import Health, HealthState, MonitoringServer, combine
@@ -44,7 +50,7 @@ class EngineCollector(Collector):
             yield CounterMetricFamily(f"tickops_producer_{name}", f"Producer events {name}", value=value)
         yield GaugeMetricFamily("tickops_spool_bytes", "Bytes in the producer spool", value=p.spool.bytes_used)
         yield GaugeMetricFamily("tickops_bus_breaker_open", "1 when the bus circuit breaker is open",
-                                value=int(p.breaker.state == "open"))
+                                value=int(p.breaker.state is BreakerState.OPEN))
         yield _histogram("tickops_latency_recv_to_ack_seconds", "Feed receive to broker ack", p.latency)
         if s.writer is not None:
             w = s.writer
@@ -89,7 +95,7 @@ def assess(s: EngineStatus) -> Health:
     if s.feed is not None:
         checks.append(("ok" if s.feed.level1.connected else "down", "IQFeed Level 1 disconnected"))
         checks.append(("degraded" if s.feed.dtn_connected is False else "ok", "IQConnect not connected to DTN"))
-    checks.append(("degraded" if s.producer.breaker.state == "open" else "ok", "bus unreachable: events spooling"))
+    checks.append(("degraded" if s.producer.breaker.state is BreakerState.OPEN else "ok", "bus unreachable: events spooling"))
     checks.append(("down" if s.producer.dropped else "ok", f"{s.producer.dropped} events dropped by a full spool"))
     if s.writer is not None:
         checks.append(("degraded" if s.writer.retrying else "ok", "storage writes failing; batch held for retry"))

@@ -34,6 +34,7 @@ def dashboard_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data = tmp_path_factory.mktemp("dashboard")
     env = {key: value for key, value in os.environ.items() if not key.startswith("TICKOPS_")}
     env["TICKOPS_DATA_DIR"] = str(data)
+    env["TICKOPS_MONITORING__ENABLED"] = "false"
     log = open(data / "streamlit.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.address", "127.0.0.1",

@@ -42,8 +42,8 @@ def test_tick_history_holds_every_trade_the_stream_sent() -> None:
 
 def test_interval_bars_agree_with_the_ticks() -> None:
     with running(rate=3000, symbols=("AAPL",)) as sim, connect(sim.lookup_port) as lookup:
-        time.sleep(1.2)  # let the market trade
-        sim.faults.stall(3)  # freeze the market so both requests see the same ticks
+        time.sleep(0.8)  # let the market trade
+        sim.faults.stall(0.5)  # requests made while frozen are answered together: same ticks
         lookup.send("S,SET PROTOCOL,6.1")  # deferred until the stall ends, like every request below
         lookup.send("HTX,AAPL,0,1,t", "HIX,AAPL,1,0,1,b")
         ticks = [fields(x) for x in lookup.read_until(lambda x: x == "t,!ENDMSG!,", timeout=6)[:-1]]

@@ -65,9 +65,12 @@ def test_default_update_line_has_the_default_layout_and_a_trailing_comma() -> No
 
 def test_extra_fields_carry_their_values() -> None:
     fields = select_fields(["Bid Time", "TickID", "Number of Trades Today", "VWAP", "Most Recent Trade Date",
-                            "Most Recent Trade Aggressor", "Spread"])
-    values = UpdateFormatter(fields).summary(_state()).rstrip("\r\n").split(",")
-    assert values == ["P", "AAPL", "10:15:00.123456", "1", "1", "123.0000", "03/01/2021", "1", "0.0200", ""]
+                            "Most Recent Trade Aggressor", "Spread", "Tick"])
+    st = _state()
+    values = UpdateFormatter(fields).summary(st).rstrip("\r\n").split(",")
+    assert values == ["P", "AAPL", "10:15:00.123456", "1", "1", "123.0000", "03/01/2021", "1", "0.0200", "173", ""]
+    st.trade(1_229_900, 100, st.last_time_us + 1, 11, "C", "01", 2)
+    assert UpdateFormatter(("Symbol", "Tick", "VWAP")).update(st) == "Q,AAPL,175,122.9966,\r\n"
 
 
 def test_registry_shares_one_formatter_per_selection() -> None:

@@ -81,7 +81,7 @@ class SymbolState:
         "high", "low", "close", "bid", "bid_size", "bid_time_us", "ask", "ask_size", "ask_time_us", "q_last",
         "q_size", "q_time_us", "q_mc", "ext_last", "ext_size", "ext_time_us", "ext_mc", "f_symbol", "f_last",
         "f_last_size", "f_last_time", "f_last_mc", "f_volume", "f_bid", "f_bid_size", "f_ask", "f_ask_size",
-        "f_open", "f_high", "f_low", "f_close", "f_contents", "f_conds",
+        "f_open", "f_high", "f_low", "f_close", "f_contents", "f_conds", "tick_direction",
     )
 
     f_empty = ""
@@ -93,7 +93,6 @@ class SymbolState:
     f_ask_mc = ""
     f_bid_change = ""
     f_ask_change = ""
-    f_tick = ""
 
     def __init__(self, symbol: str, index: int, text: TimeText, history_limit: int, precision: int = 2) -> None:
         self.symbol = symbol
@@ -118,6 +117,7 @@ class SymbolState:
         self.conds = ""
         self.aggressor = 0
         self.day_code = 0
+        self.tick_direction = ""
         self.tick_id = 0
         self.trades = 0
         self.volume = 0
@@ -185,6 +185,7 @@ class SymbolState:
         day_number = t_us // US_PER_DAY
         if day_number != self.day:
             self.start_day(day_number)
+        self.tick_direction = "173" if px > self.last else "175" if px < self.last else "183"
         self.last = px
         self.last_size = size
         self.last_time_us = t_us
@@ -251,6 +252,11 @@ class SymbolState:
     @property
     def f_ask_time(self) -> str:
         return self.text.hms_us(self.ask_time_us) if self.ask_time_us else ""
+
+    @property
+    def f_tick(self) -> str:
+        """IQFeed's tick direction: 173 up, 175 down, 183 unchanged."""
+        return self.tick_direction
 
     @property
     def f_tick_id(self) -> str:
@@ -426,6 +432,8 @@ class SyntheticMarket:
         self.states = states
         self.rng = random.Random(seed)
         self._random = self.rng.random
+        self._session_second = -1
+        self._regular = False
         rnd = self.rng
         self._base_weights = [1.0 / (rank + 1) ** 0.8 for rank in range(len(states))]
         rnd.shuffle(self._base_weights)
@@ -519,7 +527,11 @@ class SyntheticMarket:
         size = TRADE_SIZES[int(rnd() * 1024)]
         if size > top:
             size = top
-        regular = regular_session(t_us)
+        second = t_us // US_PER_SECOND
+        if second != self._session_second:  # the session changes on a second boundary at most
+            self._session_second = second
+            self._regular = regular_session(t_us)
+        regular = self._regular
         if size < 100:
             basis = "O"
             table = _REGULAR_ODD_LOT_CONDITIONS if regular else _EXTENDED_ODD_LOT_CONDITIONS

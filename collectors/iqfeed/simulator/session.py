@@ -57,9 +57,10 @@ class ClientSession(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        # Above 1 MiB queued, pause_writing() marks the client busy (the as-fast-as-possible
-        # replay waits for it); the hard limit that drops a client is checked on each write.
-        transport.set_write_buffer_limits(high=1 << 20)
+        # Above half the client limit (at most 1 MiB) queued, pause_writing() marks the client
+        # busy and the as-fast-as-possible replay waits for it; the limit itself, which drops
+        # a client, is checked on each write.
+        transport.set_write_buffer_limits(high=min(1 << 20, self.hub.config.client_buffer_bytes // 2))
         self.connected_us = self.hub.clock.now()
         self.hub.register(self)
         if not self.hub.faults.stalled():

@@ -1,0 +1,39 @@
+"""Data integrity: validation rule counts, sequence gaps, feed outages and the backup."""
+
+import streamlit as st
+
+from dashboard import resources
+from dashboard.format import utc
+
+engine = resources.engine()
+st.title("Data integrity")
+
+
+@st.fragment(run_every=resources.settings().dashboard.refresh_s * 2)
+def panels() -> None:
+    status = engine.status()
+    validation = status.validation
+    st.subheader("Validation")
+    st.write(f"{validation.checked:,} events checked")
+    if validation.counts:
+        st.bar_chart(validation.counts)
+    else:
+        st.success("No rule violations.")
+    if validation.gaps:
+        st.dataframe([{"source": g.source, "first missing": g.first, "last missing": g.last, "size": g.size}
+                      for g in validation.gaps], hide_index=True)
+    st.subheader("Feed outages")
+    st.dataframe([{"connection": w.connection, "symbol": w.symbol or "all", "cause": w.cause,
+                   "start": utc(w.start_ns), "end": utc(w.end_ns) if w.end_ns else "ongoing"}
+                  for w in reversed(status.outages)], hide_index=True, width="stretch")
+    st.subheader("File backup")
+    if status.backup is None:
+        st.info("Backup disabled")
+    else:
+        b = status.backup
+        (st.error if b.state == "degraded" else st.write)(
+            f"State **{b.state}** · {b.events_written:,} written · {b.events_dropped:,} not written · "
+            f"{b.segments_sealed} segments sealed" + (f" · last error: {b.last_error}" if b.last_error else ""))
+
+
+panels()

@@ -1,0 +1,52 @@
+"""Overview: is data flowing, and is anything wrong right now."""
+
+import streamlit as st
+
+from dashboard import resources
+from dashboard.format import age, ms
+
+engine = resources.engine()
+st.title("TickOps")
+st.caption(f"Engine `{engine.source}` · feed **{engine.settings.feed.mode}** · bus **{engine.settings.bus.kind}** "
+           f"· storage **{engine.settings.storage.backend}**")
+
+
+@st.fragment(run_every=resources.settings().dashboard.refresh_s)
+def live() -> None:
+    status = engine.status()
+    firing = [a for a in engine.alert_book.active() if a.state == "firing"]
+    cols = st.columns(6)
+    cols[0].metric("Events received", f"{status.ingested:,}")
+    cols[1].metric("Rows stored", f"{status.writer.stored:,}" if status.writer else "—")
+    cols[2].metric("Writer lag", f"{status.writer.total_lag:,}" if status.writer else "—")
+    p99 = ms(status.writer.latency.percentile(0.99)) if status.writer else None
+    cols[3].metric("p99 recv→stored", "—" if p99 is None else f"{p99} ms")
+    cols[4].metric("Spooled (bus down)", f"{status.producer.spool.unacked:,}")
+    cols[5].metric("Alerts firing", len(firing))
+    feed = status.feed
+    if feed is not None:
+        st.subheader("Feed")
+        st.dataframe(
+            [{"connection": c.name, "connected": c.connected, "reconnects": c.reconnects,
+              "last error": c.last_error} for c in (feed.level1, feed.level2, feed.admin)],
+            hide_index=True, width="stretch",
+        )
+        dtn = {True: "connected", False: "NOT CONNECTED", None: "unknown"}[feed.dtn_connected]
+        st.write(f"IQConnect ↔ DTN: **{dtn}**")
+    st.subheader("Pipeline")
+    st.dataframe([
+        {"stage": "producer", "state": status.producer.breaker.state.value,
+         "detail": f"delivered {status.producer.delivered:,}, spooled {status.producer.spooled:,}, "
+                   f"dropped {status.producer.dropped}"},
+        {"stage": "writer", "state": "retrying" if status.writer and status.writer.retrying else "ok",
+         "detail": (status.writer.last_error or "—") if status.writer else "not connected to the bus yet"},
+        {"stage": "backup", "state": status.backup.state if status.backup else "disabled",
+         "detail": (status.backup.last_error or f"{status.backup.events_written:,} events in segments")
+         if status.backup else "—"},
+    ], hide_index=True, width="stretch")
+    if firing:
+        st.error("\n".join(f"- **{a.rule}** {a.subject}: {a.summary}" for a in firing))
+    st.caption(f"Engine started {age(engine.started_ns)}")
+
+
+live()
