@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from alerts.lifecycle import Alert, AlertBook
 from alerts.rules import Observation, evaluate_rules
 from alerts.store import AlertStore
-from bus.base import Bus
+from bus.base import Bus, BusError
 from bus.breaker import BreakerState
 from bus.factory import build_producer, open_bus
 from bus.producer import EventProducer, ProducerStats
@@ -119,7 +119,11 @@ class Engine:
         self.feed = FeedClient(feed_settings, sink=self.ingest)
         self.feed.start()
         self._reconcile_symbols()
-        self._try_build_writer()
+        try:
+            self._try_build_writer()
+        except BusError as exc:
+            log.warning("bus unreachable at start; the writer job retries with backoff",
+                        extra={"bus": repr(self.bus), "error": str(exc)})
         self._add_jobs()
         self.jobs.start()
         self._running = True
@@ -304,7 +308,7 @@ class Engine:
             heartbeat_age_s=heartbeat_age,
             feed_connected=feed_connected,
             dtn_connected=dtn,
-            bus_reachable=status.producer.breaker.state is not BreakerState.OPEN,
+            bus_reachable=status.producer.breaker.state is BreakerState.CLOSED,
             spool_bytes=status.producer.spool.bytes_used,
             spool_growth_bytes_per_s=self._spool_growth,
             dropped_events=status.producer.dropped,

@@ -49,8 +49,8 @@ class EngineCollector(Collector):
                             ("spooled", p.spooled), ("replayed", p.replayed), ("dropped", p.dropped)):
             yield CounterMetricFamily(f"tickops_producer_{name}", f"Producer events {name}", value=value)
         yield GaugeMetricFamily("tickops_spool_bytes", "Bytes in the producer spool", value=p.spool.bytes_used)
-        yield GaugeMetricFamily("tickops_bus_breaker_open", "1 when the bus circuit breaker is open",
-                                value=int(p.breaker.state is BreakerState.OPEN))
+        yield GaugeMetricFamily("tickops_bus_breaker_open", "1 when the bus circuit breaker is open or probing",
+                                value=int(p.breaker.state is not BreakerState.CLOSED))
         yield _histogram("tickops_latency_recv_to_ack_seconds", "Feed receive to broker ack", p.latency)
         if s.writer is not None:
             w = s.writer
@@ -95,7 +95,7 @@ def assess(s: EngineStatus) -> Health:
     if s.feed is not None:
         checks.append(("ok" if s.feed.level1.connected else "down", "IQFeed Level 1 disconnected"))
         checks.append(("degraded" if s.feed.dtn_connected is False else "ok", "IQConnect not connected to DTN"))
-    checks.append(("degraded" if s.producer.breaker.state is BreakerState.OPEN else "ok", "bus unreachable: events spooling"))
+    checks.append(("degraded" if s.producer.breaker.state is not BreakerState.CLOSED else "ok", "bus unreachable: events spooling"))
     checks.append(("down" if s.producer.dropped else "ok", f"{s.producer.dropped} events dropped by a full spool"))
     if s.writer is not None:
         checks.append(("degraded" if s.writer.retrying else "ok", "storage writes failing; batch held for retry"))

@@ -146,8 +146,7 @@ class Writer:
     def _on_revoke(self, partitions: Sequence[TopicPartition]) -> None:
         dropped = self._buffer.clear() + (self._pending.pending_rows if self._pending else 0)
         self._pending = None
-        self._committer.commit({})  # offsets of stored batches still due: last chance before losing the partitions
-        self._committer.forget()
+        self._committer.forget()  # never commit here: lost partitions may mean the broker is unreachable
         self._next.clear()
         log.info("partitions revoked; unwritten records are left for the next owner",
                  extra={"count": len(partitions), "dropped": dropped})

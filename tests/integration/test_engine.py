@@ -98,3 +98,35 @@ def test_engine_over_real_kafka_and_clickhouse_stores_exactly_once(kafka_bootstr
     engine = _run_and_reconcile(settings, server_store)
     producer = engine.status().producer
     assert producer.delivered >= producer.published - producer.spooled and producer.dropped == 0
+
+
+@pytest.mark.timeout(120)
+def test_unreachable_broker_spools_events_turns_health_degraded_and_raises_an_alert(chdb_store, tmp_path):
+    from alerts.rules import evaluate_rules
+    from bus.breaker import BreakerState
+    from monitoring.metrics import assess
+    from tests.e2e.conftest import free_port
+
+    settings = load_settings(
+        data_dir=tmp_path,
+        feed={"symbols": ["AAPL"], "simulator_rate": 300},
+        bus={"kind": "kafka"},
+        kafka={"bootstrap_servers": f"127.0.0.1:{free_port()}", "topic_prefix": unique_name("down"),
+               "message_timeout_ms": 2000},
+        storage={"database": chdb_store.database},
+    )
+    engine = Engine(settings, store=chdb_store).start()
+    try:
+        _wait_for(lambda: engine.status().producer.spooled > 20, 60, "events spooled while the broker is down")
+        status = engine.status()
+        assert status.producer.breaker.state is not BreakerState.CLOSED and status.producer.dropped == 0
+        health = assess(status)
+        assert health.state == "degraded" and any("bus unreachable" in r for r in health.reasons)
+        observation = engine.observe()
+        assert not observation.bus_reachable and observation.spool_bytes > 0
+        now = time.time_ns()
+        engine.alert_book.evaluate(evaluate_rules(observation, settings.alerts), now)
+        fired = engine.alert_book.evaluate(evaluate_rules(observation, settings.alerts), now + 6 * 10**9)
+        assert ("kafka_unreachable", "firing") in {(a.rule, a.state) for a in fired}
+    finally:
+        engine.stop(drain_timeout_s=2)
