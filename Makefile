@@ -30,8 +30,9 @@ services-down:
 services-status:
 	bash scripts/services.sh status
 
+## Benchmarks (targets and results: BENCHMARKS.md); bench_pipeline needs `make services-up`.
 bench: install
-	$(PY) -m bench
+	@for script in bench/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) .services .pytest_cache

@@ -7,9 +7,13 @@ received over all clients, bytes per second, the simulator process's CPU use and
 lines per CPU-second of the simulator (its rate if it had a core to itself, which is
 the number to trust on a shared machine), and the load average while measuring.
 
-    .venv/bin/python bench/bench_simulator.py --symbols 1000 --rate 300000 --seconds 10
+    .venv/bin/python -m bench.bench_simulator --symbols 1000 --rate 300000 --seconds 10 [--clients N]
 
 Target (BENCHMARKS.md): at least 200,000 Level 1 messages per second from one process.
+Each market event is formatted once and sent to every client watching its symbol, so
+with N clients the simulator sends N lines per event: ``--clients 1`` measures the
+event rate (formatting-bound), more clients the fan-out rate. ``target_rate`` above what
+the simulator can generate makes it run flat out.
 """
 
 from __future__ import annotations

@@ -79,9 +79,11 @@ Record = BusRecord | PoisonRecord
 
 @dataclass(frozen=True, slots=True)
 class PartitionStart:
-    """What the bus knows about a partition at assignment: the group's committed offset and the log end."""
+    """What the bus knows about a partition at assignment: the group's committed offset and the range
+    of offsets it holds (None where it could not tell)."""
 
     committed: int | None
+    begin: int | None
     end: int | None
 
 

@@ -45,7 +45,7 @@ from bus.base import (
 )
 
 log = logging.getLogger(__name__)
-_END_ATTEMPTS = 10
+_WATERMARK_ATTEMPTS = 10
 
 
 class RepeatThrottle(logging.Filter):
@@ -256,9 +256,10 @@ class KafkaEventConsumer(BusConsumer):
     def _assigned(self, consumer: Consumer, partitions: list[KafkaTopicPartition]) -> None:
         tps = [TopicPartition(p.topic, p.partition) for p in partitions]
         committed = self._committed(partitions)
-        ends = self._ends(partitions)
-        starts = self._on_assign({tp: PartitionStart(committed.get(tp), ends.get(tp)) for tp in tps}) if self._on_assign else {}
-        for partition, tp in zip(partitions, tps):
+        ranges = self._ranges(partitions)
+        known = {tp: PartitionStart(committed.get(tp), *ranges.get(tp, (None, None))) for tp in tps}
+        starts = self._on_assign(known) if self._on_assign else {}
+        for partition, tp in zip(partitions, tps, strict=True):
             if tp in starts:
                 partition.offset = starts[tp]
         consumer.assign(partitions)
@@ -272,22 +273,22 @@ class KafkaEventConsumer(BusConsumer):
             return {}
         return {TopicPartition(p.topic, p.partition): p.offset for p in result if p.offset >= 0}
 
-    def _ends(self, partitions: list[KafkaTopicPartition]) -> dict[TopicPartition, int]:
-        """Log end offsets; a just-created partition may need a moment to elect its leader."""
-        ends: dict[TopicPartition, int] = {}
+    def _ranges(self, partitions: list[KafkaTopicPartition]) -> dict[TopicPartition, tuple[int, int]]:
+        """(low, high) watermarks; a just-created partition may need a moment to elect its leader."""
+        ranges: dict[TopicPartition, tuple[int, int]] = {}
         for p in partitions:
-            for attempt in range(_END_ATTEMPTS):
+            for attempt in range(_WATERMARK_ATTEMPTS):
                 try:
-                    _, high = self._consumer.get_watermark_offsets(KafkaTopicPartition(p.topic, p.partition), timeout=5)
+                    low, high = self._consumer.get_watermark_offsets(KafkaTopicPartition(p.topic, p.partition), timeout=5)
                 except KafkaException as exc:
-                    if attempt == _END_ATTEMPTS - 1:
-                        log.warning("could not read a log end offset",
+                    if attempt == _WATERMARK_ATTEMPTS - 1:
+                        log.warning("could not read a partition's offset range",
                                     extra={"partition": f"{p.topic}[{p.partition}]", "error": str(exc)})
                     time.sleep(0.1)
                     continue
-                ends[TopicPartition(p.topic, p.partition)] = high
+                ranges[TopicPartition(p.topic, p.partition)] = (low, high)
                 break
-        return ends
+        return ranges
 
     def _revoked(self, consumer: Consumer, partitions: list[KafkaTopicPartition]) -> None:
         if self._on_revoke is not None:

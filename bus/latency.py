@@ -56,9 +56,6 @@ class LatencyHistogram:
         self._max = 0
         self._lock = threading.Lock()
 
-    def observe(self, value_ns: int) -> None:
-        self.observe_many((value_ns,))
-
     def observe_many(self, values_ns: Iterable[int]) -> None:
         bounds = self._bounds
         with self._lock:

@@ -121,11 +121,8 @@ class MemoryBus(Bus):
 
     def _start(self, group_id: str, tp: TopicPartition) -> PartitionStart:
         with self._cond:
-            return PartitionStart(self._committed[group_id].get(tp), self._logs[tp.topic][tp.partition].end)
-
-    def _earliest(self, tp: TopicPartition) -> int:
-        with self._cond:
-            return self._logs[tp.topic][tp.partition].base
+            log_ = self._logs[tp.topic][tp.partition]
+            return PartitionStart(self._committed[group_id].get(tp), log_.base, log_.end)
 
     def _read(self, tp: TopicPartition, offset: int, limit: int) -> tuple[list[Record], int]:
         """Records from ``offset`` (reset to the earliest retained one when trimmed away) and the next offset."""
@@ -253,7 +250,7 @@ class MemoryConsumer(BusConsumer):
         starts = {tp: self._bus._start(self._group, tp) for tp in partitions}
         chosen = self._on_assign(starts) if self._on_assign else {}
         for tp, start in starts.items():
-            default = start.committed if start.committed is not None else self._bus._earliest(tp)
+            default = start.committed if start.committed is not None else start.begin
             self._positions[tp] = chosen.get(tp, default)
         self._assigned, self._paused = True, False
 

@@ -82,7 +82,6 @@ class EventProducer:
     ) -> None:
         """``probe`` is called in half-open state and raises :class:`BusError` while the broker is unreachable."""
         self._transport = transport
-        self._topics = topics
         self._spool = spool
         self._breaker = breaker
         self._probe = probe

@@ -19,7 +19,6 @@ class OffsetCommitter:
     def __init__(self, consumer: BusConsumer) -> None:
         self._consumer = consumer
         self._due: dict[TopicPartition, int] = {}
-        self.committed: dict[TopicPartition, int] = {}
         self.failures = 0
 
     def commit(self, offsets: Mapping[TopicPartition, int]) -> bool:
@@ -35,7 +34,6 @@ class OffsetCommitter:
             log.warning("offset commit failed; rows are stored, offsets will be committed with the next batch",
                         extra={"error": str(exc), "partitions": len(self._due), "commit_failures": self.failures})
             return False
-        self.committed.update(self._due)
         self._due.clear()
         return True
 

@@ -56,11 +56,15 @@ class Inserter:
             self._dead_letters.send(batch.dead_letters)
             batch.dead_lettered = True
         pending = [(table, records) for table, records in batch.rows.items() if records]
-        if len(pending) == 1:
-            outcomes = [self._write_table(*pending[0])]
-        else:
-            futures = [self._pool.submit(self._write_table, table, records) for table, records in pending]
-            outcomes = [future.result() for future in futures]
+        futures = []
+        inline = pending if len(pending) == 1 else []
+        for index, (table, records) in enumerate(pending if not inline else []):
+            try:
+                futures.append(self._pool.submit(self._write_table, table, records))
+            except RuntimeError:  # interpreter shutting down (a final flush from atexit): no new threads
+                inline = pending[index:]
+                break
+        outcomes = [future.result() for future in futures] + [self._write_table(t, r) for t, r in inline]
         batch.stored += sum(stored for stored, _ in outcomes)
         error = next((error for _, error in outcomes if error is not None), None)
         if error is not None:

@@ -102,6 +102,7 @@ class Writer:
         self._lag: dict[str, int] = {}
         self._lag_at = float("-inf")
         self._subscribed = False
+        self._closed = False
         self._halted = False  # stopped while positions were unknown: never write what was read after
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -125,9 +126,13 @@ class Writer:
             candidates = [offset for offset in (start.committed, stored_next) if offset is not None]
             if candidates:
                 chosen[tp] = max(candidates)
-        self._next = {tp: chosen[tp] for tp in starts if tp in chosen}
-        log.info("partitions assigned", extra={"count": len(starts),
-                                               "positions": ", ".join(f"{tp}@{o}" for tp, o in sorted(chosen.items(), key=str))})
+        self._next = {}  # where reading starts (the log's first offset when nothing is known): the base of the lag
+        for tp, start in starts.items():
+            first = chosen.get(tp, start.begin)
+            if first is not None:
+                self._next[tp] = first
+        positions = ", ".join(f"{tp}@{offset}" for tp, offset in sorted(chosen.items(), key=str))
+        log.info("partitions assigned", extra={"count": len(starts), "positions": positions})
         return chosen
 
     def _stored_positions(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
@@ -259,11 +264,16 @@ class Writer:
             self._thread = None
 
     def close(self, flush_timeout_s: float = 5.0) -> None:
-        """Write what is buffered (when storage allows), leave the group, close the dead-letter producer."""
+        """Write what is buffered (when storage allows), leave the group, close the dead-letter producer.
+        Idempotent."""
         self._stop.set()
+        if self._closed:
+            return
+        self._closed = True
         if not self.flush(flush_timeout_s):
             log.warning("closing with unwritten records; they stay uncommitted on the bus for the next start",
                         extra={"count": len(self._buffer) + (self._pending.pending_rows if self._pending else 0)})
+        self._refresh_lag()
         self._consumer.close()
         self._dead_letters.close()
         self._inserter.close()

@@ -77,8 +77,8 @@ def test_replay_speed_scales_the_gaps_between_ticks(tmp_path: Path) -> None:
         for _ in range(5):
             l1.expect("Q,XYZ,", timeout=5)
             arrivals.append(time.monotonic())
-        gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
-        assert all(0.05 < gap < 0.3 for gap in gaps), gaps  # 2 s / 20 = 0.1 s
+        span = arrivals[-1] - arrivals[0]
+        assert 0.3 < span < 1.2, span  # 8 s of market time at 20x: 0.4 s (as fast as possible: ~0)
         assert sim.stats.replay_ticks_sent == 5
 
 

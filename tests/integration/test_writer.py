@@ -89,6 +89,7 @@ def test_every_event_is_stored_exactly_once_and_poison_goes_to_the_dead_letter_t
     stats = writer.stats()
     assert stats.dead_lettered == 5 and stats.skipped == len(events) - len(stored_kinds(events))
     assert stats.write_failures == 0 and stats.latency.count == len(stored_kinds(events))
+    assert stats.total_lag == 0 and len(stats.lag) == 12  # 4 event topics x 3 partitions
     assert_stored_exactly_once(pipeline.store, events)
 
 
@@ -195,7 +196,7 @@ def test_a_lone_event_is_stored_after_the_age_bound_not_when_a_batch_fills(pipel
         for seq in (1, 2):  # the first one pays for group join and topic metadata
             now = time.time_ns()
             producer.publish(Trade(symbol="AAPL", price=1.0, size=1, ts_ns=now, source="lone", seq=seq, recv_ns=now))
-            wait_until(lambda: writer.stats().stored == seq, 10, f"event {seq} to be stored", interval_s=0.005)
+            wait_until(lambda n=seq: writer.stats().stored == n, 10, f"event {seq} to be stored", interval_s=0.005)
     finally:
         producer.close()
         writer.stop()

@@ -411,7 +411,7 @@ def lot_size(rnd: random.Random) -> int:
     return LOTS[int(rnd.random() * 1024)]
 
 
-_DECK_SIZE = 1 << 16
+_DECK_SIZE = 1 << 14
 
 
 class SyntheticMarket:
