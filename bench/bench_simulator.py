@@ -7,7 +7,7 @@ received over all clients, bytes per second, the simulator process's CPU use and
 lines per CPU-second of the simulator (its rate if it had a core to itself, which is
 the number to trust on a shared machine), and the load average while measuring.
 
-    .venv/bin/python -m bench.bench_simulator --symbols 1000 --rate 300000 --seconds 10 [--clients N]
+    .venv/bin/python bench/bench_simulator.py --symbols 1000 --rate 300000 --seconds 10 [--clients N]
 
 Target (BENCHMARKS.md): at least 200,000 Level 1 messages per second from one process.
 Each market event is formatted once and sent to every client watching its symbol, so
@@ -33,9 +33,11 @@ from typing import IO
 
 import psutil
 
-from collectors.iqfeed.simulator.config import generated_symbols
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from collectors.iqfeed.simulator.config import generated_symbols  # noqa: E402
+
 _PORTS = re.compile(r"level1=(\d+) level2=(\d+) admin=(\d+) lookup=(\d+)")
 
 
@@ -129,10 +131,11 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--clients", type=int, default=1)
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--min-rate", type=float, default=0.0, help="exit 1 when fewer Q lines per second arrive")
     args = p.parse_args()
     result = run(args.symbols, args.rate, args.seconds, args.clients, args.seed)
     sys.stdout.write(json.dumps(result) + "\n")
-    return 0
+    return 1 if result["q_lines_per_s"] < args.min_rate else 0
 
 
 if __name__ == "__main__":
