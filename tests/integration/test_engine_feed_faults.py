@@ -1,0 +1,76 @@
+"""Feed-side faults through the whole pipeline: the feed connection dropped, a burst of
+malformed lines. Each ends with the reconciliation: stored keys equal ingested keys, once."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from collectors.engine import Engine
+from config import load_settings
+from storage.rows import table_for
+from tests.integration.test_engine import _record_ingest, _stored_keys, _wait_for
+
+
+def _engine(chdb_store, tmp_path) -> tuple[Engine, list]:
+    settings = load_settings(
+        data_dir=tmp_path,
+        feed={"symbols": ["AAPL", "MSFT", "SPY"], "simulator_rate": 400, "heartbeat_timeout_s": 2.0},
+        storage={"database": chdb_store.database},
+    )
+    engine = Engine(settings, store=chdb_store)
+    return engine, _record_ingest(engine)
+
+
+def _trades_since(engine: Engine, ts_ns: int) -> set[str]:
+    table = engine.store.table("trades")
+    return {s for (s,) in engine.store.query(f"SELECT DISTINCT symbol FROM {table} WHERE recv_ns > {ts_ns}")}
+
+
+def _reconcile(engine: Engine, ingested: list) -> None:
+    expected = {(e.source, e.seq) for e in ingested if table_for(e) is not None}
+    stored = _stored_keys(engine.store)
+    assert len(stored) == len(set(stored)), "an event was stored twice"
+    assert set(stored) == expected, f"missing {len(expected - set(stored))}, extra {len(set(stored) - expected)}"
+
+
+@pytest.mark.timeout(120)
+def test_dropped_feed_connection_reconnects_resubscribes_and_loses_nothing(chdb_store, tmp_path):
+    engine, ingested = _engine(chdb_store, tmp_path)
+    engine.start()
+    try:
+        _wait_for(lambda: _trades_since(engine, 0) == {"AAPL", "MSFT", "SPY"}, 30, "trades of every symbol")
+        dropped_at = time.time_ns()
+        engine.simulator.faults.drop_connections()
+        _wait_for(lambda: engine.status().feed.level1.reconnects >= 1, 15, "the client to reconnect")
+        _wait_for(lambda: _trades_since(engine, dropped_at) == {"AAPL", "MSFT", "SPY"}, 15,
+                  "trades of every watched symbol after the reconnect")
+        _wait_for(lambda: any(w.connection == "level1" and w.end_ns for w in engine.status().outages), 10,
+                  "the level1 outage window to close")
+    finally:
+        engine.stop()
+    _reconcile(engine, ingested)
+    outages = engine.store.query(
+        f"SELECT connection, cause, start_ns, end_ns FROM {engine.store.table('feed_outages')} FINAL "
+        f"WHERE connection = 'level1'")
+    assert outages and all(end > start for _, _, start, end in outages)
+
+
+@pytest.mark.timeout(120)
+def test_burst_of_malformed_feed_lines_is_counted_and_everything_valid_is_stored_once(chdb_store, tmp_path):
+    engine, ingested = _engine(chdb_store, tmp_path)
+    engine.start()
+    try:
+        _wait_for(lambda: _trades_since(engine, 0) == {"AAPL", "MSFT", "SPY"}, 30, "trades of every symbol")
+        engine.simulator.faults.malformed(500)
+        _wait_for(lambda: engine.status().feed_counters.get("protocol_errors", 0) >= 200, 20,
+                  "malformed lines to be counted")
+        engine.simulator.faults.malformed(0)
+        resumed_at = time.time_ns()
+        _wait_for(lambda: _trades_since(engine, resumed_at) == {"AAPL", "MSFT", "SPY"}, 15,
+                  "valid data to keep flowing after the burst")
+        assert engine.status().feed.level1.reconnects == 0, "malformed lines must not drop the connection"
+    finally:
+        engine.stop()
+    _reconcile(engine, ingested)
