@@ -5,6 +5,7 @@
                                                                   └─► EventProducer ──► bus
     JobRunner (APScheduler): producer poll │ writer step (bus ──► store) │ backup rotation
                              retention │ host sample │ alert rules │ symbol reconcile │ outages
+                             │ backfill of closed Level 1 outages (lookup HTT)
 
 The same object runs embedded in Streamlit (``st.cache_resource``) and headless
 (``python -m collectors run``). Durable state (desired symbols, alerts, audit log,
@@ -28,8 +29,8 @@ from bus.base import Bus, BusError
 from bus.breaker import BreakerState
 from bus.factory import build_producer, open_bus
 from bus.producer import EventProducer, ProducerStats
-from collectors.events import Event
-from collectors.iqfeed.client import FeedClient, FeedState
+from collectors.events import Event, Trade
+from collectors.iqfeed.client import FeedClient, FeedState, LookupFailed
 from collectors.iqfeed.connections import OutageWindow
 from collectors.jobs import JobRunner, JobStatus
 from collectors.live_state import LiveState
@@ -40,7 +41,7 @@ from monitoring.host import HostSample, HostSampler, rss_slope_bytes_per_hour
 from storage.backup import BackupHealth, BackupWriter
 from storage.factory import open_store
 from storage.migrate import migrate
-from storage.store import Store
+from storage.store import Store, sql_string
 from storage.validation import ValidationSnapshot, Validator
 from storage.writer import Writer, WriterStats, build_writer
 
@@ -55,6 +56,9 @@ DEMO_UNIVERSE = (
 
 
 WRITER_SLICE_S = 0.5
+BACKFILL_INTERVAL_S = 2.0
+BACKFILL_SETTLE_NS = 2_000_000_000  # let live events around the window reach storage first
+BACKFILL_MAX_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,7 @@ class Engine:
         self._seq = 0
         self._ingest_lock = threading.Lock()
         self._persisted_outages: dict[tuple[str, str, int], int | None] = {}
+        self._backfill_attempts: dict[tuple[str, int], int] = {}
         self._watched_since: dict[str, int] = {}
         self._last_errors: tuple[float, int] = (time.monotonic(), 0)
         self._errors_per_min = 0.0
@@ -200,6 +205,7 @@ class Engine:
         add("alerts", self.evaluate_alerts, interval_s=1)
         add("symbols", self._reconcile_symbols, interval_s=2)
         add("outages", self._persist_outages, interval_s=2)
+        add("backfill", self._backfill_outages, interval_s=BACKFILL_INTERVAL_S)
 
     # ------------------------------------------------------------------ ingest path
 
@@ -272,6 +278,51 @@ class Engine:
         )
         for window in changed:
             self._persisted_outages[(window.connection, window.symbol, window.start_ns)] = window.end_ns
+
+    # ------------------------------------------------------------------ backfill
+
+    def _backfill_outages(self) -> None:
+        """Recover the trades a closed Level 1 outage missed, from IQFeed's tick history (HTT).
+
+        A window is tried until it succeeds (or fails BACKFILL_MAX_ATTEMPTS times, which is
+        logged as an error: the gap then stays visible in Data integrity). Ticks that were
+        streamed live around the window edges are recognised in storage by (ts_ns, price,
+        size) and skipped, so a backfilled trade is never a second copy of a live one.
+        """
+        if self.feed is None:
+            return
+        now = time.time_ns()
+        for window in self.feed.outages:
+            if window.connection != "level1" or window.end_ns is None or now - window.end_ns < BACKFILL_SETTLE_NS:
+                continue
+            key = (window.symbol, window.start_ns)
+            attempts = self._backfill_attempts.get(key, 0)
+            if attempts < 0 or attempts >= BACKFILL_MAX_ATTEMPTS:
+                continue
+            symbols = [window.symbol] if window.symbol else sorted(self.feed.watched())
+            try:
+                recovered = [t for s in symbols for t in self._missed_trades(s, window.start_ns, window.end_ns)]
+            except LookupFailed as exc:
+                self._backfill_attempts[key] = attempts + 1
+                level = logging.ERROR if attempts + 1 >= BACKFILL_MAX_ATTEMPTS else logging.WARNING
+                log.log(level, "backfill failed", extra={"symbol": window.symbol or "*", "start_ns": window.start_ns,
+                                                         "attempt": attempts + 1, "error": str(exc)})
+                continue
+            self._backfill_attempts[key] = -1  # done
+            self.ingest(recovered)
+            log.info("outage backfilled", extra={"symbols": len(symbols), "trades": len(recovered),
+                                                 "start_ns": window.start_ns, "end_ns": window.end_ns})
+
+    def _missed_trades(self, symbol: str, start_ns: int, end_ns: int) -> list[Trade]:
+        history = [t for t in self.feed.backfill(symbol, start_ns, end_ns) if start_ns < t.ts_ns <= end_ns]
+        if not history:
+            return []
+        lo, hi = min(t.ts_ns for t in history), max(t.ts_ns for t in history)
+        seen = set(self.store.query(
+            f"SELECT ts_ns, price, size FROM {self.store.table('trades')} WHERE symbol = {sql_string(symbol)} "
+            f"AND ts_ns >= {lo} AND ts_ns <= {hi}"
+        ))
+        return [t for t in history if (t.ts_ns, t.price, t.size) not in seen]
 
     # ------------------------------------------------------------------ alerts
 

@@ -74,3 +74,26 @@ def test_burst_of_malformed_feed_lines_is_counted_and_everything_valid_is_stored
     finally:
         engine.stop()
     _reconcile(engine, ingested)
+
+
+@pytest.mark.timeout(120)
+def test_trades_missed_during_an_outage_are_backfilled_once_from_tick_history(chdb_store, tmp_path):
+    engine, ingested = _engine(chdb_store, tmp_path)
+    engine.start()
+    try:
+        _wait_for(lambda: _trades_since(engine, 0) == {"AAPL", "MSFT", "SPY"}, 30, "trades of every symbol")
+        engine.simulator.faults.refuse_connections(3)
+        engine.simulator.faults.drop_connections()  # the market goes on while we are away
+        table = engine.store.table("trades")
+        _wait_for(lambda: engine.store.query(f"SELECT count() FROM {table} WHERE backfilled = 1")[0][0] > 0, 40,
+                  "backfilled trades of the outage in storage")
+        window = next(w for w in engine.status().outages if w.connection == "level1" and w.end_ns)
+    finally:
+        engine.stop()
+    _reconcile(engine, ingested)
+    rows = engine.store.query(f"SELECT symbol, ts_ns, price, size, backfilled FROM {table}")
+    trades = [(s, t, p, z) for s, t, p, z, _ in rows]
+    assert len(trades) == len(set(trades)), "a backfilled trade duplicates a live one"
+    backfilled = [r for r in rows if r[4] == 1]
+    assert all(window.start_ns < r[1] <= window.end_ns for r in backfilled)
+    assert {r[0] for r in backfilled} <= {"AAPL", "MSFT", "SPY"}
