@@ -39,15 +39,20 @@ def test_backfill_of_a_dtn_outage_recovers_the_trades_the_stream_missed() -> Non
     with running_simulator() as sim, running_client(settings_for(sim), recorder) as client:
         assert recorder.wait_for(lambda ev: any(isinstance(e, Trade) for e in ev), 5)
         sim.faults.server_disconnect()
+        before = {(t.ts_ns, t.price) for t in streamed_trades(recorder, "AAPL")}
         time.sleep(1.5)
         sim.faults.server_reconnect()
         assert wait_until(lambda: any(w.end_ns for w in client.outages), 5)
         window = next(w for w in client.outages if w.end_ns)
         streamed = {(t.ts_ns, t.price) for t in streamed_trades(recorder, "AAPL")}
         missed = client.backfill("AAPL", window.start_ns, window.end_ns)
-        assert missed, "the market moved on during the outage"
         assert all(window.start_ns <= t.ts_ns <= window.end_ns and t.backfilled for t in missed)
-        assert not {(t.ts_ns, t.price) for t in missed} & streamed
+        recovered = {(t.ts_ns, t.price) for t in missed} - streamed
+        assert recovered, "the market moved on during the outage: backfill must return what the stream missed"
+        # A loaded machine may stream a few post-reconnect trades before the window's end is
+        # stamped; those may come back from the backfill too (the engine skips what it has
+        # stored), but nothing streamed before the outage ever does.
+        assert not {(t.ts_ns, t.price) for t in missed} & before
 
 
 def test_lookup_errors_map_to_types_and_the_connection_stays_usable() -> None:

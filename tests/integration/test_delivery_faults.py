@@ -144,7 +144,7 @@ class Feed:
         return self._events
 
 
-def drain_and_reconcile(store: Store, events: list[Event], producer: EventProducer, writer, timeout_s: float = 60) -> None:
+def drain_and_reconcile(store: Store, events: list[Event], producer: EventProducer, writer, timeout_s: float = 120) -> None:
     assert producer.flush(timeout_s), f"producer could not deliver everything: {producer.stats()}"
     wait_until(lambda: stored_count(store) >= len(stored_kinds(events)), timeout_s, "every event to be stored")
     time.sleep(1.0)  # a doubled insert would land now
@@ -154,7 +154,7 @@ def drain_and_reconcile(store: Store, events: list[Event], producer: EventProduc
     assert_stored_exactly_once(store, events)
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(240)
 def test_broker_stopped_for_20_s_mid_stream_spools_and_replays_each_event_once(private_kafka, server_store, tmp_path, prefix):
     migrate(server_store)
     settings = pipeline_settings(tmp_path, f"127.0.0.1:{private_kafka.port}", prefix)
@@ -183,7 +183,7 @@ def test_broker_stopped_for_20_s_mid_stream_spools_and_replays_each_event_once(p
     assert after.replayed >= during.spooled and after.spool.unsent == 0 and after.breaker.state is BreakerState.CLOSED
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(200)
 def test_clickhouse_stopped_then_restarted_keeps_batches_and_stores_each_event_once(
     private_clickhouse, kafka_bootstrap, tmp_path, prefix
 ):
@@ -225,7 +225,7 @@ def committed_offsets(bootstrap: str, group: str, topics: TopicSet, partitions: 
         reader.close()
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(200)
 def test_writer_sigkilled_between_insert_and_commit_then_restarted_stores_each_event_once(
     kafka_bootstrap, server_store, tmp_path, prefix
 ):

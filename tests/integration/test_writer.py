@@ -70,7 +70,7 @@ def publish(pipeline: Pipeline, events: Sequence) -> None:
     assert stats.delivered == len(events) and stats.dropped == 0
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(200)
 def test_every_event_is_stored_exactly_once_and_poison_goes_to_the_dead_letter_topic(pipeline):
     events = make_events(3000)
     publish(pipeline, events)
@@ -81,7 +81,8 @@ def test_every_event_is_stored_exactly_once_and_poison_goes_to_the_dead_letter_t
     writer = build_writer(pipeline.settings, pipeline.bus, pipeline.store)
     writer.start()
     try:
-        wait_until(lambda: writer.stats().consumed == len(events) + 5, 60, "the writer to read every message")
+        # >=: a rebalance on a loaded machine makes the writer read some messages again
+        wait_until(lambda: writer.stats().consumed >= len(events) + 5, 120, "the writer to read every message")
         wait_until(lambda: writer.stats().batches and not writer.stats().retrying and
                    stored_count(pipeline.store) == len(stored_kinds(events)), 30, "every row to be stored")
     finally:
