@@ -3,7 +3,7 @@
     FeedClient threads ──sink──► Engine.ingest: stamp source+seq ─┬─► Validator, LiveState
                                                                   ├─► BackupWriter (zstd segments)
                                                                   └─► EventProducer ──► bus
-    JobRunner (APScheduler): producer poll │ writer step (bus ──► store) │ backup rotation
+    JobRunner (APScheduler): producer poll loop │ writer loop (bus ──► store) │ backup rotation
                              retention │ host sample │ alert rules │ symbol reconcile │ outages
                              │ backfill of closed Level 1 outages (lookup HTT)
 
@@ -55,7 +55,6 @@ DEMO_UNIVERSE = (
 )
 
 
-WRITER_SLICE_S = 0.5
 BACKFILL_INTERVAL_S = 2.0
 BACKFILL_SETTLE_NS = 2_000_000_000  # let live events around the window reach storage first
 BACKFILL_MAX_ATTEMPTS = 5
@@ -184,20 +183,21 @@ class Engine:
             self.writer = build_writer(self.settings, self.bus, self.store)
 
     def _writer_step(self) -> None:
-        """Write for one time slice; a slice of steps keeps scheduler overhead off the hot path.
-
-        A bus that is down at start raises here; the job runner counts it and backs off
-        while the producer spools, and the writer is built once the bus answers.
-        """
+        """One writer step (a loop job repeats it). A bus that is down at start raises here;
+        the job runner counts it and backs off while the producer spools, and the writer is
+        built once the bus answers."""
         self._try_build_writer()
-        end = time.monotonic() + WRITER_SLICE_S
-        while time.monotonic() < end:
-            self.writer.step(timeout_s=0.02)
+        self.writer.step(timeout_s=0.05)
+
+    def _producer_step(self) -> None:
+        """Serve delivery reports, probes and spool replay every few ms (a loop job)."""
+        self.producer.poll(0.005)
+        time.sleep(0.005)
 
     def _add_jobs(self) -> None:
         add = self.jobs.add
-        add("producer", lambda: self.producer.poll(0), interval_s=0.05)
-        add("writer", self._writer_step, interval_s=WRITER_SLICE_S)
+        add("producer", self._producer_step, interval_s=1, loop=True)
+        add("writer", self._writer_step, interval_s=1, loop=True)
         if self.backup is not None:
             add("backup_rotation", self.backup.rotate_if_due, interval_s=0.25)
             add("backup_retention", self.backup.enforce_retention, interval_s=60)

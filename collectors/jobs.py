@@ -1,9 +1,12 @@
 """Background jobs under one APScheduler ``BackgroundScheduler``, each supervised.
 
-A job is a short step run at an interval (writer batch, producer flush, backup rotation,
-host sample...). A step that raises is logged with its traceback, counted, and retried
-after an exponential backoff instead of hammering a broken dependency; the counters are
-what the dashboard and the alert rules read, so a dying job is never silent.
+A periodic job is a short step run at an interval (backup rotation, host sample,
+alert rules...). A loop job (the writer, the producer's delivery reports) calls its step
+back to back until shutdown, because a hot path cannot wait for the next tick; its
+interval only says how soon a loop that died is started again. A step that raises is
+logged with its traceback, counted, and retried after an exponential backoff instead of
+hammering a broken dependency; the counters are what the dashboard and the alert rules
+read, so a dying job is never silent.
 """
 
 from __future__ import annotations
@@ -35,9 +38,10 @@ class JobStatus:
 
 class _Supervised:
     def __init__(self, name: str, step: Callable[[], object], interval_s: float, max_backoff_s: float,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], loop_until: threading.Event | None) -> None:
         self.name = name
         self.step = step
+        self.loop_until = loop_until
         self.interval_s = interval_s
         self.max_backoff_s = max_backoff_s
         self.clock = clock
@@ -54,6 +58,8 @@ class _Supervised:
         with self.lock:
             try:
                 self.step()
+                while self.loop_until is not None and not self.loop_until.is_set():
+                    self.step()
             except Exception as exc:  # noqa: BLE001 - a job must never kill the scheduler
                 self.failures += 1
                 self.consecutive += 1
@@ -81,11 +87,15 @@ class JobRunner:
                                                             "misfire_grace_time": None})
         self._jobs: dict[str, _Supervised] = {}
         self._clock = clock
+        self._stopping = threading.Event()
 
-    def add(self, name: str, step: Callable[[], object], interval_s: float, max_backoff_s: float = 30.0) -> None:
+    def add(self, name: str, step: Callable[[], object], interval_s: float, max_backoff_s: float = 30.0,
+            *, loop: bool = False) -> None:
+        """Run ``step`` every ``interval_s``; with ``loop``, back to back until shutdown (the
+        step must block briefly, e.g. on a poll timeout, rather than spin)."""
         if name in self._jobs:
             raise ValueError(f"job {name!r} already added")
-        job = _Supervised(name, step, interval_s, max_backoff_s, self._clock)
+        job = _Supervised(name, step, interval_s, max_backoff_s, self._clock, self._stopping if loop else None)
         self._jobs[name] = job
         self._scheduler.add_job(job, "interval", seconds=interval_s, id=name, name=name)
 
@@ -93,7 +103,8 @@ class JobRunner:
         self._scheduler.start()
 
     def shutdown(self) -> None:
-        """Stop scheduling and wait for running steps to finish."""
+        """Stop scheduling, end loop jobs after their current step, wait for running steps."""
+        self._stopping.set()
         if self._scheduler.running:
             self._scheduler.shutdown(wait=True)
 

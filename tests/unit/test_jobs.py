@@ -64,3 +64,33 @@ def test_duplicate_job_names_are_rejected():
     runner.add("a", lambda: None, 1)
     with pytest.raises(ValueError, match="already"):
         runner.add("a", lambda: None, 1)
+
+
+@pytest.mark.timeout(10)
+def test_loop_job_repeats_back_to_back_until_shutdown_and_restarts_after_a_failure():
+    runner = JobRunner()
+    calls = []
+    failed = threading.Event()
+
+    def step():
+        calls.append(time.monotonic())
+        if len(calls) == 50:
+            failed.set()
+            raise RuntimeError("writer crashed")
+        time.sleep(0.001)
+
+    runner.add("writer", step, interval_s=0.05, max_backoff_s=0.1, loop=True)
+    runner.start()
+    try:
+        assert failed.wait(5)
+        deadline = time.monotonic() + 5
+        while len(calls) < 120 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        runner.shutdown()
+    status = runner.status()[0]
+    assert len(calls) >= 120, "the loop did not run back to back or was not restarted"
+    assert status.failures == 1 and "writer crashed" in status.last_error
+    settled = len(calls)
+    time.sleep(0.1)
+    assert len(calls) == settled, "a loop job kept running after shutdown"
