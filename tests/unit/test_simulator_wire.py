@@ -106,3 +106,19 @@ def test_days_and_lookup_parameters() -> None:
         parse_compact_time("9300")
     with pytest.raises(ValueError):
         parse_compact_time("256000")
+
+
+def test_trade_times_stay_exact_across_millisecond_second_and_day_boundaries() -> None:
+    text = TimeText()
+    t = parse_history_timestamp("2021-03-01 23:59:59.998998")
+    expected = {
+        t: "23:59:59.998998",
+        t + 1: "23:59:59.998999",
+        t + 2: "23:59:59.999000",
+        t + 1002: "00:00:00.000000",
+        t + 1003: "00:00:00.000001",
+        t - 5_000_000: "23:59:54.998998",  # back in time: the cached millisecond is replaced
+    }
+    for local_us, wanted in expected.items():
+        assert text.hms_us(local_us) == wanted
+        assert text.hms(local_us) == wanted[:8]

@@ -183,12 +183,15 @@ class Faults:
         if st is None:
             raise KeyError(f"unknown symbol {symbol!r}")
         st.silenced = True
+        self.hub.route(st)
         self._silenced[symbol] = None if seconds is None else time.monotonic() + seconds
         log.info("fault: silencing %s", symbol, extra={**_EXTRA, "fault": "silence_symbol", "symbol": symbol})
 
     def _unsilence(self, symbol: str) -> None:
         self._silenced.pop(symbol, None)
-        self.hub.states[symbol].silenced = False
+        st = self.hub.states[symbol]
+        st.silenced = False
+        self.hub.route(st)
 
     @_on_loop
     def clear(self) -> None:

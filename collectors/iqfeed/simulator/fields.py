@@ -11,7 +11,7 @@ ready text, the rare ones are computed only when selected.
 from __future__ import annotations
 
 from operator import attrgetter
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 # Field name -> SymbolState text attribute. Names are IQFeed's; the order is the order
 # of ``S,UPDATE FIELDNAMES`` (Symbol first, then alphabetical as IQConnect lists them).
@@ -167,6 +167,15 @@ class UpdateFormatter:
         def summary(state: object) -> str:
             """A ``P`` line (summary sent on watch and refresh)."""
             return "P," + join(values(state)) + ",\r\n"
+
+        if fields == DEFAULT_UPDATE_FIELDS:
+            # The selection nearly every client uses: built from the state's pre-joined runs
+            # (``f_trade_part`` is Symbol..Total Volume, ``f_ohlc`` is Open..Close).
+            def update(state: Any) -> str:
+                return (
+                    f"Q,{state.f_trade_part},{state.f_bid},{state.f_bid_size},{state.f_ask},{state.f_ask_size},"
+                    f"{state.f_ohlc},{state.f_contents},{state.f_conds},\r\n"
+                )
 
         self.update = update
         self.summary = summary

@@ -2,11 +2,15 @@
 
 Everything here runs on the simulator's one asyncio loop, so no locks are needed.
 
-Hot path (the reason for its shape): each stream batch (every ~5 ms) draws the due
-number of market events, applies each to its symbol's state, formats one ``Q`` line per
-distinct field selection among the symbol's watchers, appends it to each watcher's
-queue, and finally writes every queue with one socket write. Symbols with a Level 2
-watcher also have an order book that is synced to the Level 1 quote after each event.
+Hot path (the reason for its shape): each stream batch (every ~5 ms, cut into chunks of
+at most ``MAX_CHUNK`` events when catching up) draws the due number of market events,
+applies each to its symbol's state, formats one ``Q`` line per distinct field selection
+among the symbol's watchers, appends it to each watcher's queue, and finally writes every
+queue with one socket write. The usual case (one watcher, default fields, no book, not
+silenced: ``SymbolState.l1_append``, kept by :meth:`Hub.route`) is formatted inline in
+:meth:`Hub.synthetic_batch` from the state's pre-joined parts; everything else goes
+through :meth:`Hub.emit`. Symbols with a Level 2 watcher also have an order book that is
+synced to the Level 1 quote after each event.
 """
 
 from __future__ import annotations
@@ -17,12 +21,13 @@ import random
 import threading
 import time
 from collections.abc import Coroutine, Iterable
+from itertools import repeat
 
 from collectors.iqfeed.simulator.admin import AdminSession, StatsFields, stats_line
 from collectors.iqfeed.simulator.book import BUY, SELL, OrderBook
 from collectors.iqfeed.simulator.config import SimulatorConfig
 from collectors.iqfeed.simulator.faults import Faults, garbage_line
-from collectors.iqfeed.simulator.fields import FormatterRegistry
+from collectors.iqfeed.simulator.fields import DEFAULT_UPDATE_FIELDS, FormatterRegistry
 from collectors.iqfeed.simulator.level1 import IQFEED_VERSION, Level1Session
 from collectors.iqfeed.simulator.level2 import LEVELS, MARKET_MAKER, ORDERS, Level2Session
 from collectors.iqfeed.simulator.lookup import LookupService, RateLimiter
@@ -38,6 +43,7 @@ _EXTRA = {"component": "iqfeed-simulator"}
 BATCH_INTERVAL_S = 0.005
 MAX_CATCH_UP_S = 0.25
 REPLAY_CHUNK = 2000
+MAX_CHUNK = 4000  # synthetic events drawn and written at once
 SLOW_READER_TIMEOUT_S = 10.0
 _CLIENT_TYPES = {"admin": 0, "level1": 1, "level2": 2, "lookup": 3}
 
@@ -117,6 +123,7 @@ class Hub:
         self.text = TimeText()
         self.stats = Counters()
         self.formatters = FormatterRegistry()
+        self.default_formatter = self.formatters.get(DEFAULT_UPDATE_FIELDS)
         self.default_protocol = config.protocol_versions[0]
         self.auth_key = f"SIM{config.seed:05d}"
         self.login_id = config.login_id
@@ -211,9 +218,7 @@ class Hub:
                 return False
             self.watch_counts[symbol] = count + 1
         session.watches[symbol] = trades_only
-        watchers = [w for w in st.l1_watchers if w[0] is not session] + [(session, trades_only)]
-        # grouped by field selection, so one formatted line serves consecutive watchers
-        st.l1_watchers = sorted(watchers, key=lambda w: id(w[0].formatter))  # type: ignore[attr-defined]
+        self._set_l1_watchers(st, [w for w in st.l1_watchers if w[0] is not session] + [(session, trades_only)])
         self._maybe_start_replay(st)
         return True
 
@@ -221,12 +226,43 @@ class Hub:
         symbol = st.symbol
         if session.watches.pop(symbol, None) is None:
             return
-        st.l1_watchers = [w for w in st.l1_watchers if w[0] is not session]
+        self._set_l1_watchers(st, [w for w in st.l1_watchers if w[0] is not session])
         left = self.watch_counts[symbol] - 1
         if left:
             self.watch_counts[symbol] = left
         else:
             del self.watch_counts[symbol]
+
+    def formatter_changed(self, session: Level1Session) -> None:
+        """A Level 1 client selected other fields: regroup the watchers of its symbols."""
+        for symbol in session.watches:
+            st = self.states[symbol]
+            self._set_l1_watchers(st, st.l1_watchers)
+
+    def _set_l1_watchers(self, st: SymbolState, watchers: list[tuple[object, bool]]) -> None:
+        # grouped by field selection, so one formatted line serves consecutive watchers
+        st.l1_watchers = sorted(watchers, key=lambda w: id(w[0].formatter))  # type: ignore[attr-defined]
+        self.route(st)
+
+    def route(self, st: SymbolState) -> None:
+        """Set the stream's fast path for ``st`` after its watchers, book or silence changed.
+
+        ``st.l1_append`` is the queue of the symbol's one Level 1 watcher when that is the
+        usual case: every event, default fields, no order book, not silenced. The stream's
+        hot loop then formats and queues the line itself; otherwise it is None and each
+        event goes through :meth:`emit`.
+        """
+        watchers = st.l1_watchers
+        if (
+            len(watchers) == 1
+            and not watchers[0][1]
+            and watchers[0][0].formatter is self.default_formatter  # type: ignore[attr-defined]
+            and st.book is None
+            and not st.silenced
+        ):
+            st.l1_append = watchers[0][0].out.append  # type: ignore[attr-defined]
+        else:
+            st.l1_append = None
 
     def watch_l2(self, session: Level2Session, st: SymbolState, view: str) -> list[str]:
         """Add a Level 2 watch; returns the view's summary lines for the new watcher."""
@@ -234,6 +270,7 @@ class Hub:
         if book is None:
             book = st.book = OrderBook(st.symbol, st.precision, st.tick, self.config.book_depth, self.book_rng, self.text)
             book.sync(st.bid, st.bid_size, st.ask, st.ask_size, self.market_now())
+            self.route(st)
         watchers = st.l2_watchers[view]
         if session not in watchers:
             watchers.append(session)
@@ -249,6 +286,7 @@ class Hub:
             watchers.remove(session)
         if not any(st.l2_watchers.values()):
             st.book = None  # nobody watches its depth: stop simulating it
+            self.route(st)
         else:
             self._set_wants(st)
 
@@ -408,9 +446,6 @@ class Hub:
         rate = self.config.rate
         if rate <= 0:
             return
-        market = self.synthetic
-        assert market is not None
-        emit = self.emit
         carry = 0.0
         last = time.monotonic()
         last_us = self.clock.now()
@@ -426,15 +461,49 @@ class Hub:
             count = int(due)
             carry = due - count
             now_us = self.clock.now()
-            if count:
-                span = now_us - last_us
-                step = market.step
-                for i, st in enumerate(market.pick(count, now_us)):
-                    t_us = last_us + span * (i + 1) // count
-                    emit(st, step(st, t_us), t_us)
-                self.stats.market_events += count
+            # A batch that caught up after a slow one is cut into chunks, each written out
+            # before the next is drawn: the queued text stays small (cache-friendly).
+            chunks = -(-count // MAX_CHUNK)
+            for chunk in range(chunks):
+                first = count * chunk // chunks
+                end = count * (chunk + 1) // chunks
+                start_us = last_us + (now_us - last_us) * chunk // chunks
+                end_us = last_us + (now_us - last_us) * (chunk + 1) // chunks
+                self.synthetic_batch(end - first, start_us, end_us)
                 self.flush_streams()
             last_us = now_us
+
+    def synthetic_batch(self, count: int, last_us: int, now_us: int) -> None:
+        """Draw ``count`` market events spread over (``last_us``, ``now_us``] and queue them.
+
+        The stream's hot loop. Event times step evenly (whole microseconds) from
+        ``last_us``. A symbol with a fast path (``st.l1_append``, see :meth:`route`) gets
+        its ``Q`` line formatted and queued right here, with the default field selection
+        written out (the same line as ``UpdateFormatter(DEFAULT_UPDATE_FIELDS).update``);
+        anything else goes through :meth:`emit`.
+        """
+        market = self.synthetic
+        assert market is not None
+        picks = market.pick(count, now_us)
+        step = market.step
+        emit = self.emit
+        gap = (now_us - last_us) // count
+        times: Iterable[int] = range(last_us + gap, last_us + gap * count + 1, gap) if gap > 0 else repeat(now_us, count)
+        if not self.link.connected:
+            for st, t_us in zip(picks, times):
+                emit(st, step(st, t_us), t_us)
+        else:
+            for st, t_us in zip(picks, times):
+                flags = step(st, t_us)
+                append = st.l1_append
+                if append is None:
+                    emit(st, flags, t_us)
+                else:
+                    append(
+                        f"Q,{st.f_trade_part},{st.f_bid},{st.f_bid_size},{st.f_ask},{st.f_ask_size},"
+                        f"{st.f_ohlc},{st.f_contents},{st.f_conds},\r\n"
+                    )
+        self.stats.market_events += count
 
     def _maybe_start_replay(self, st: SymbolState) -> None:
         if self.replay_ticks and st.symbol == self.config.replay_symbol and not self.replay_started.is_set():

@@ -82,6 +82,7 @@ class Level1Session(ClientSession):
                 self.send(f"E,{sanitize(str(exc))},\r\n")
                 return True
             self.formatter = self.hub.formatters.get(fields)
+            self.hub.formatter_changed(self)
             self.send(f"S,CURRENT UPDATE FIELDNAMES,{','.join(fields)}\r\n")
         elif name == "REQUEST CURRENT UPDATE FIELDNAMES":
             self.send(f"S,CURRENT UPDATE FIELDNAMES,{','.join(self.formatter.fields)}\r\n")

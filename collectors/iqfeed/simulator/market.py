@@ -15,10 +15,11 @@ import itertools
 import math
 import random
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
 from collectors.iqfeed.simulator.fields import FUNDAMENTAL_FIELDS
-from collectors.iqfeed.simulator.wire import PRICE_SCALE, SIZE_TEXT, US_PER_DAY, US_PER_SECOND, TimeText, day_of, price
+from collectors.iqfeed.simulator.wire import PRICE_SCALE, PRICE_TEXT, SIZE_TEXT, US_PER_DAY, US_PER_SECOND, TimeText, day_of, price
 
 if TYPE_CHECKING:
     from collectors.iqfeed.simulator.book import OrderBook
@@ -81,7 +82,8 @@ class SymbolState:
         "high", "low", "close", "bid", "bid_size", "bid_time_us", "ask", "ask_size", "ask_time_us", "q_last",
         "q_size", "q_time_us", "q_mc", "ext_last", "ext_size", "ext_time_us", "ext_mc", "f_symbol", "f_last",
         "f_last_size", "f_last_time", "f_last_mc", "f_volume", "f_bid", "f_bid_size", "f_ask", "f_ask_size",
-        "f_open", "f_high", "f_low", "f_close", "f_contents", "f_conds", "tick_direction",
+        "f_open", "f_high", "f_low", "f_close", "f_contents", "f_conds", "tick_direction", "f_trade_part",
+        "f_ohlc", "l1_append",
     )
 
     f_empty = ""
@@ -103,6 +105,8 @@ class SymbolState:
         self.history: deque[Tick] = deque(maxlen=history_limit)
         # Subscribers are kept here so the stream finds them with one attribute fetch.
         self.l1_watchers: list[tuple[object, bool]] = []
+        # The stream's fast path: the one default watcher's queue (set by Hub.route).
+        self.l1_append: Callable[[str], None] | None = None
         self.l2_watchers: dict[str, list[object]] = {"orders": [], "levels": [], "mm": []}
         self.book: OrderBook | None = None
         self.silenced = False
@@ -148,6 +152,10 @@ class SymbolState:
         self.f_open = self.f_high = self.f_low = self.f_close = ""
         self.f_contents = ""
         self.f_conds = ""
+        # Pre-joined runs of the default Q line, rebuilt only when one of their fields changes
+        # (see fields.DEFAULT_UPDATE_FIELDS): Symbol..Total Volume, and Open..Close.
+        self.f_trade_part = f"{symbol},,,,,0"
+        self.f_ohlc = ",,,"
 
     # -- changes -------------------------------------------------------------------
 
@@ -163,6 +171,14 @@ class SymbolState:
         self.open = self.high = self.low = 0
         self.f_open = self.f_high = self.f_low = ""
         self.f_volume = "0"
+        self.f_trade_part = f"{self.symbol},{self.f_last},{self.f_last_size},{self.f_last_time},{self.f_last_mc},0"
+        self.f_ohlc = f",,,{self.f_close}"
+
+    def set_close(self, px: int) -> None:
+        """Set the previous session's close (the synthetic market's starting price)."""
+        self.close = px
+        self.f_close = price(px)
+        self.f_ohlc = f"{self.f_open},{self.f_high},{self.f_low},{self.f_close}"
 
     def trade(
         self,
@@ -185,45 +201,64 @@ class SymbolState:
         day_number = t_us // US_PER_DAY
         if day_number != self.day:
             self.start_day(day_number)
-        self.tick_direction = "173" if px > self.last else "175" if px < self.last else "183"
-        self.last = px
+        last = self.last
+        if px != last:
+            self.tick_direction = "173" if px > last else "175"
+            self.last = px
+            f_last = self.f_last = PRICE_TEXT.get(px) or price(px)
+        else:
+            self.tick_direction = "183"
+            f_last = self.f_last
         self.last_size = size
         self.last_time_us = t_us
         self.last_mc = market_center
         self.basis = basis
         self.conds = conds
         self.aggressor = aggressor
-        self.day_code = self.day_of_month if day_code is None else day_code
-        self.tick_id = self.tick_id + 1 if tick_id is None else tick_id
+        if day_code is None:
+            day_code = self.day_of_month
+        self.day_code = day_code
+        if tick_id is None:
+            tick_id = self.tick_id + 1
+        self.tick_id = tick_id
         self.trades += 1
-        self.volume = self.volume + size if total_volume is None else total_volume
+        if total_volume is None:
+            total_volume = self.volume + size
+        self.volume = total_volume
         self.notional += px * size
         letters = ""
         if basis == "C":
-            self.q_last, self.q_size, self.q_time_us, self.q_mc = px, size, t_us, market_center
+            self.q_last = px
+            self.q_size = size
+            self.q_time_us = t_us
+            self.q_mc = market_center
             if not self.open:
                 self.open = px
-                self.f_open = price(px)
+                self.f_open = f_last
                 letters = "o"
             if px > self.high:
                 self.high = px
-                self.f_high = price(px)
+                self.f_high = f_last
                 letters += "h"
-            if not self.low or px < self.low:
+            if px < self.low or not self.low:
                 self.low = px
-                self.f_low = price(px)
+                self.f_low = f_last
                 letters += "l"
+            if letters:
+                self.f_ohlc = f"{self.f_open},{self.f_high},{self.f_low},{self.f_close}"
         elif basis == "E":
-            self.ext_last, self.ext_size, self.ext_time_us, self.ext_mc = px, size, t_us, market_center
-        self.f_last = price(px)
-        self.f_last_size = SIZE_TEXT[size] if size < 100_001 else str(size)
-        self.f_last_time = self.text.hms_us(t_us)
-        self.f_last_mc = SIZE_TEXT[market_center]
-        self.f_volume = str(self.volume)
+            self.ext_last = px
+            self.ext_size = size
+            self.ext_time_us = t_us
+            self.ext_mc = market_center
+        f_size = self.f_last_size = SIZE_TEXT[size] if size < 100_001 else str(size)
+        f_time = self.f_last_time = self.text.hms_us(t_us)
+        f_mc = self.f_last_mc = SIZE_TEXT[market_center]
+        f_volume = self.f_volume = str(total_volume)
+        self.f_trade_part = f"{self.symbol},{f_last},{f_size},{f_time},{f_mc},{f_volume}"
         self.f_conds = conds
         self.history.append(_new_tick(Tick, (
-            t_us, px, size, self.volume, self.bid, self.ask, self.tick_id, basis,
-            market_center, conds, aggressor, self.day_code,
+            t_us, px, size, total_volume, self.bid, self.ask, tick_id, basis, market_center, conds, aggressor, day_code,
         )))
         return letters
 
@@ -413,6 +448,26 @@ def lot_size(rnd: random.Random) -> int:
 
 _DECK_SIZE = 1 << 14
 
+# What a trade is tagged with: (basis, conditions, market center, Message Contents at the
+# ask, at the bid), 1024 entries a table, indexed with a uniform draw. One pair of tables
+# (odd lot, round lot) for the regular session and one for the extended hours; the tables
+# repeat codes in the proportions seen in real data.
+TradeTags = tuple[str, str, int, str, str]
+
+
+def trade_tags(basis: str, conditions: tuple[str, ...]) -> tuple[TradeTags, ...]:
+    """1024 trade tags: conditions and market centers spread over the table's range."""
+    rows = []
+    for i in range(1024):
+        r = (i + 0.5) / 1024
+        center = MARKET_CENTERS[int(r * 7919) % len(MARKET_CENTERS)]
+        rows.append((basis, conditions[int(r * len(conditions))], center, basis + "av", basis + "bv"))
+    return tuple(rows)
+
+
+_REGULAR_TAGS = (trade_tags("O", _REGULAR_ODD_LOT_CONDITIONS), trade_tags("C", _REGULAR_CONDITIONS))
+_EXTENDED_TAGS = (trade_tags("O", _EXTENDED_ODD_LOT_CONDITIONS), trade_tags("E", _EXTENDED_CONDITIONS))
+
 
 class SyntheticMarket:
     """A seeded random-walk market with a realistic trade/quote mix and bursts.
@@ -432,8 +487,9 @@ class SyntheticMarket:
         self.states = states
         self.rng = random.Random(seed)
         self._random = self.rng.random
+        self._bits = self.rng.getrandbits
         self._session_second = -1
-        self._regular = False
+        self._tags = _EXTENDED_TAGS
         rnd = self.rng
         self._base_weights = [1.0 / (rank + 1) ** 0.8 for rank in range(len(states))]
         rnd.shuffle(self._base_weights)
@@ -444,8 +500,8 @@ class SyntheticMarket:
         self._reweigh()
         for st in states:
             base = round(math.exp(rnd.uniform(math.log(5), math.log(500))) * 100) * CENT
-            st.base = st.close = base
-            st.f_close = price(base)
+            st.base = base
+            st.set_close(base)
             half_spread = CENT * (1 if base < 50 * PRICE_SCALE else rnd.randint(1, 3))
             st.set_bid(base - half_spread, lot_size(rnd), now_us)
             st.set_ask(base + half_spread, lot_size(rnd), now_us)
@@ -462,14 +518,23 @@ class SyntheticMarket:
 
         Draws come from a deck of weighted samples rebuilt once a second (when bursts
         change), read from a random offset: one slice instead of a weighted draw per event.
+        A count near the deck's size or above (a batch that caught up after a slow one) is
+        several slices, each from its own random offset.
         """
         if now_us >= self._next_burst_us:
             self._update_bursts(now_us)
         deck = self._deck
-        if count >= len(deck):
-            return self.rng.choices(self.states, cum_weights=self._cum_weights, k=count)
-        start = int(self._random() * (len(deck) - count))
-        return deck[start : start + count]
+        chunk = len(deck) // 2
+        if count <= chunk:
+            start = int(self._random() * (len(deck) - count))
+            return deck[start : start + count]
+        picks: list[SymbolState] = []
+        while count > 0:
+            take = min(count, chunk)
+            start = int(self._random() * (len(deck) - take))
+            picks += deck[start : start + take]
+            count -= take
+        return picks
 
     def _update_bursts(self, now_us: int) -> None:
         rnd = self.rng
@@ -486,74 +551,104 @@ class SyntheticMarket:
     def step(self, st: SymbolState, t_us: int) -> int:
         """Apply one random event to ``st`` at ``t_us``; returns TRADE/BID/ASK flags.
 
-        Sets ``st.f_contents`` to the event's Message Contents letters. One uniform draw
-        picks the kind of event (its sub-ranges pick the side), to keep the hot path short.
+        Sets ``st.f_contents`` to the event's Message Contents letters. This runs once per
+        event, so it is written for speed: draws are integers (``getrandbits``: a 16-bit
+        draw picks the kind of event and, by sub-range, the side; 10-bit draws index the
+        size tables), and quote changes write the state's fields directly, with the same
+        effect as :meth:`SymbolState.set_bid`/``set_ask`` (quote sizes are always below
+        ``SIZE_TEXT``'s bound) without their calls.
         """
-        rnd = self._random
-        r = rnd()
-        if r < 0.25:  # trade, buyer- or seller-initiated
-            return self._trade(st, t_us, r < 0.125)
-        lots = LOTS
+        bits = self._bits
+        r = bits(16)
+        if r < 16384:  # 25 %: a trade, buyer- or seller-initiated
+            return self._trade(st, t_us, r < 8192)
+        if r < 38502:  # 33.75 %: the size changes on one side
+            size = LOTS[bits(10)]
+            if r < 27443:
+                st.bid_size = size
+                st.f_bid_size = SIZE_TEXT[size]
+                st.bid_time_us = t_us
+                st.f_contents = "b"
+                return BID
+            st.ask_size = size
+            st.f_ask_size = SIZE_TEXT[size]
+            st.ask_time_us = t_us
+            st.f_contents = "a"
+            return ASK
         tick = st.tick
-        if r < 0.5875:  # size change on one side
-            if r < 0.41875:
-                st.set_bid(st.bid, lots[int(rnd() * 1024)], t_us)
+        bid = st.bid
+        ask = st.ask
+        if r < 53248:  # 22.5 %: one side moves a tick: narrow a wide spread, or widen a tight one
+            spread = ask - bid
+            narrow = spread > tick and (spread > 4 * tick or bits(1))
+            size = LOTS[bits(10)]
+            if r < 45875:
+                if narrow:
+                    bid += tick
+                elif bid > 2 * tick:
+                    bid -= tick
+                else:
+                    bid = tick
+                st.bid = bid
+                st.f_bid = PRICE_TEXT.get(bid) or price(bid)
+                st.bid_size = size
+                st.f_bid_size = SIZE_TEXT[size]
+                st.bid_time_us = t_us
                 st.f_contents = "b"
                 return BID
-            st.set_ask(st.ask, lots[int(rnd() * 1024)], t_us)
+            ask = st.ask = ask - tick if narrow else ask + tick
+            st.f_ask = PRICE_TEXT.get(ask) or price(ask)
+            st.ask_size = size
+            st.f_ask_size = SIZE_TEXT[size]
+            st.ask_time_us = t_us
             st.f_contents = "a"
             return ASK
-        spread = st.ask - st.bid
-        if r < 0.8125:  # one side moves a tick: narrow a wide spread, or widen a tight one
-            narrow = spread > tick and (spread > 4 * tick or rnd() < 0.5)
-            if r < 0.7:
-                st.set_bid(st.bid + tick if narrow else max(tick, st.bid - tick), lots[int(rnd() * 1024)], t_us)
-                st.f_contents = "b"
-                return BID
-            st.set_ask(st.ask - tick if narrow else st.ask + tick, lots[int(rnd() * 1024)], t_us)
-            st.f_contents = "a"
-            return ASK
-        # both sides shift: the mid-price walk, pulled gently back towards the base price
-        up = rnd() < (0.55 if st.bid < st.base else 0.45)
-        move = tick if up or st.bid <= 2 * tick else -tick
-        st.set_bid(st.bid + move, lots[int(rnd() * 1024)], t_us)
-        st.set_ask(st.ask + move, lots[int(rnd() * 1024)], t_us)
+        # 18.75 %: both sides shift: the mid-price walk, pulled gently back towards the base price
+        if bits(16) < (36045 if bid < st.base else 29491) or bid <= 2 * tick:  # up 55 % below base, 45 % above
+            move = tick
+        else:
+            move = -tick
+        bid = st.bid = bid + move
+        st.f_bid = PRICE_TEXT.get(bid) or price(bid)
+        size = st.bid_size = LOTS[bits(10)]
+        st.f_bid_size = SIZE_TEXT[size]
+        st.bid_time_us = t_us
+        ask = st.ask = ask + move
+        st.f_ask = PRICE_TEXT.get(ask) or price(ask)
+        size = st.ask_size = LOTS[bits(10)]
+        st.f_ask_size = SIZE_TEXT[size]
+        st.ask_time_us = t_us
         st.f_contents = "ba"
         return BID | ASK
 
     def _trade(self, st: SymbolState, t_us: int, buy: bool) -> int:
-        rnd = self._random
+        bits = self._bits
+        size = TRADE_SIZES[bits(10)]
         top = st.ask_size if buy else st.bid_size
-        size = TRADE_SIZES[int(rnd() * 1024)]
         if size > top:
             size = top
         second = t_us // US_PER_SECOND
         if second != self._session_second:  # the session changes on a second boundary at most
             self._session_second = second
-            self._regular = regular_session(t_us)
-        regular = self._regular
-        if size < 100:
-            basis = "O"
-            table = _REGULAR_ODD_LOT_CONDITIONS if regular else _EXTENDED_ODD_LOT_CONDITIONS
-        else:
-            basis = "C" if regular else "E"
-            table = _REGULAR_CONDITIONS if regular else _EXTENDED_CONDITIONS
-        r = rnd()
-        conds = table[int(r * len(table))]
-        center = MARKET_CENTERS[int(r * 7919) % len(MARKET_CENTERS)]
+            self._tags = _REGULAR_TAGS if regular_session(t_us) else _EXTENDED_TAGS
+        basis, conds, center, ask_contents, bid_contents = self._tags[size >= 100][bits(10)]
         remaining = top - size
         if buy:
             letters = st.trade(st.ask, size, t_us, center, basis, conds, 1)
-            if remaining:
-                st.set_ask(st.ask, remaining, t_us)
+            if remaining:  # what is left at the level (sizes here are below SIZE_TEXT's bound)
+                st.ask_size = remaining
+                st.f_ask_size = SIZE_TEXT[remaining]
+                st.ask_time_us = t_us
             else:  # the level is gone: the ask moves up a tick
-                st.set_ask(st.ask + st.tick, LOTS[int(rnd() * 1024)], t_us)
-            st.f_contents = basis + "a" + letters + "v"
+                st.set_ask(st.ask + st.tick, LOTS[bits(10)], t_us)
+            st.f_contents = basis + "a" + letters + "v" if letters else ask_contents
             return TRADE | ASK
         letters = st.trade(st.bid, size, t_us, center, basis, conds, 2)
         if remaining:
-            st.set_bid(st.bid, remaining, t_us)
+            st.bid_size = remaining
+            st.f_bid_size = SIZE_TEXT[remaining]
+            st.bid_time_us = t_us
         else:
-            st.set_bid(max(st.tick, st.bid - st.tick), LOTS[int(rnd() * 1024)], t_us)
-        st.f_contents = basis + "b" + letters + "v"
+            st.set_bid(max(st.tick, st.bid - st.tick), LOTS[bits(10)], t_us)
+        st.f_contents = basis + "b" + letters + "v" if letters else bid_contents
         return TRADE | BID

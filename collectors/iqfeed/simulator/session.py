@@ -121,8 +121,10 @@ class ClientSession(asyncio.Protocol):
         """Write the lines the stream queued in ``out``."""
         out = self.out
         if out:
-            self.out = []
-            self.send("".join(out), len(out))
+            text = "".join(out)
+            lines = len(out)
+            out.clear()  # the same list stays: the hub's fan-out routes hold its append
+            self.send(text, lines)
 
     def abort(self) -> None:
         """Close the socket now, discarding queued output."""

@@ -58,7 +58,8 @@ def day_start(day: date) -> int:
     return (day.toordinal() - _EPOCH_ORDINAL) * US_PER_DAY
 
 
-_PRICE_TEXT: dict[int, str] = {}
+# price()'s cache; the hot loops read it inline (``PRICE_TEXT.get(units) or price(units)``).
+PRICE_TEXT: dict[int, str] = {}
 _PRICE_CACHE_LIMIT = 500_000
 
 
@@ -69,14 +70,17 @@ def price(units: int) -> str:
     hit costs a tenth of formatting. The cache is emptied when it grows past its limit.
     """
     try:
-        return _PRICE_TEXT[units]
+        return PRICE_TEXT[units]
     except KeyError:
-        if len(_PRICE_TEXT) >= _PRICE_CACHE_LIMIT:
-            _PRICE_TEXT.clear()
+        if len(PRICE_TEXT) >= _PRICE_CACHE_LIMIT:
+            PRICE_TEXT.clear()
         whole, frac = divmod(units, PRICE_SCALE)
-        text = _PRICE_TEXT[units] = f"{whole}.{frac:04d}"
+        text = PRICE_TEXT[units] = f"{whole}.{frac:04d}"
         return text
 
+
+# ``000`` .. ``999``: the millisecond and microsecond digits of a time.
+DIGITS3: tuple[str, ...] = tuple(f"{n:03d}" for n in range(1000))
 
 # Sizes up to this many shares are turned into text by table lookup on the hot path.
 SIZE_TEXT: tuple[str, ...] = tuple(str(n) for n in range(100_001))
@@ -106,6 +110,8 @@ class TimeText:
     def __init__(self) -> None:
         self._second = -1
         self._prefix = ""
+        self._ms = -1
+        self._ms_prefix = ""
         self._day = -1
         self._iso = ""
         self._compact = ""
@@ -132,11 +138,22 @@ class TimeText:
         return self._prefix
 
     def hms_us(self, local_us: int) -> str:
-        """``HH:MM:SS.ffffff`` as in trade, bid and ask times."""
-        second, us = divmod(local_us, US_PER_SECOND)
+        """``HH:MM:SS.ffffff`` as in trade, bid and ask times.
+
+        Once per trade on the stream, so the ``HH:MM:SS.fff`` part is kept per
+        millisecond and only the last three digits are looked up.
+        """
+        ms = local_us // 1000
+        if ms != self._ms:
+            self._set_ms(ms)
+        return self._ms_prefix + DIGITS3[local_us % 1000]
+
+    def _set_ms(self, ms: int) -> None:
+        self._ms = ms
+        second, millis = divmod(ms, 1000)
         if second != self._second:
             self._set_second(second)
-        return f"{self._prefix}.{us:06d}"
+        self._ms_prefix = f"{self._prefix}.{DIGITS3[millis]}"
 
     def iso_date(self, local_us: int) -> str:
         """``YYYY-MM-DD`` as in Level 2 and lookup rows."""
