@@ -15,10 +15,13 @@ def panels() -> None:
     validation = status.validation
     st.subheader("Validation")
     st.write(f"{validation.checked:,} events checked")
-    if validation.counts:
-        st.bar_chart(validation.counts)
+    violated = {rule: count for rule, count in validation.counts.items() if count}
+    if violated:
+        st.bar_chart(violated, horizontal=True)
+        st.dataframe([{"rule": v.rule, "symbol": v.symbol, "source": v.source, "seq": v.seq, "detail": v.detail}
+                      for v in validation.recent], hide_index=True, width="stretch")
     else:
-        st.success("No rule violations.")
+        st.success(f"No rule violations ({', '.join(sorted(validation.counts))} checked).")
     if validation.gaps:
         st.dataframe([{"source": g.source, "first missing": g.first, "last missing": g.last, "size": g.size}
                       for g in validation.gaps], hide_index=True)
