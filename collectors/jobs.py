@@ -88,6 +88,9 @@ class JobRunner:
         self._jobs: dict[str, _Supervised] = {}
         self._clock = clock
         self._stopping = threading.Event()
+        # Interpreter exit joins every executor thread before atexit runs; a loop job that is
+        # never told to stop would hang the process there, so end the loops first.
+        threading._register_atexit(self._stopping.set)  # noqa: SLF001 - the hook concurrent.futures uses too
 
     def add(self, name: str, step: Callable[[], object], interval_s: float, max_backoff_s: float = 30.0,
             *, loop: bool = False) -> None:

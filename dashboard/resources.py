@@ -7,6 +7,7 @@ page shares it. Nothing here blocks a render on the feed or the broker.
 from __future__ import annotations
 
 import atexit
+import threading
 
 import streamlit as st
 
@@ -32,7 +33,10 @@ def engine() -> Engine:
         server = start_monitoring(running.status, config.monitoring.host, config.monitoring.port)
         if server is not None:
             atexit.register(server.stop)
-    atexit.register(running.stop)
+    # Stop (and flush) when Streamlit exits, before the interpreter joins worker threads:
+    # threading's exit hooks run before that join and while executors still accept work,
+    # whereas plain atexit handlers run after it.
+    threading._register_atexit(running.stop)  # noqa: SLF001 - no public hook runs early enough
     return running
 
 

@@ -27,11 +27,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def dashboard_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The dashboard served by `streamlit run app.py` with the embedded default, in a temp data dir."""
+def start_dashboard(data: Path) -> tuple[subprocess.Popen, str]:
+    """`streamlit run app.py` with the embedded default in ``data``; returns once healthy."""
     port = free_port()
-    data = tmp_path_factory.mktemp("dashboard")
     env = {key: value for key, value in os.environ.items() if not key.startswith("TICKOPS_")}
     env["TICKOPS_DATA_DIR"] = str(data)
     env["TICKOPS_MONITORING__ENABLED"] = "false"
@@ -41,27 +39,42 @@ def dashboard_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
          "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
         cwd=data, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
+    log.close()
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read() == b"ok":
+                    return proc, url
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"streamlit did not become healthy; log:\n{(data / 'streamlit.log').read_text()[-3000:]}")
+        time.sleep(0.5)
+
+
+def stop_dashboard(proc: subprocess.Popen, timeout_s: float = 30) -> int | None:
+    """SIGTERM, then the exit code; None (after SIGKILL) when it did not exit in time."""
+    proc.terminate()
     try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.read() == b"ok":
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not become healthy; log:\n{(data / 'streamlit.log').read_text()[-3000:]}")
-            time.sleep(0.5)
+        return proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+        return None
+
+
+@pytest.fixture(scope="module")
+def dashboard_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The dashboard served by `streamlit run app.py` with the embedded default, in a temp data dir
+    (module scope: its engine stops after the module's tests instead of running all session)."""
+    proc, url = start_dashboard(tmp_path_factory.mktemp("dashboard"))
+    try:
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        stop_dashboard(proc)
 
 
 @pytest.fixture(scope="session")
