@@ -93,7 +93,8 @@ def storage_trouble(obs: Observation, cfg: AlertSettings) -> list[Finding]:
     findings = []
     if obs.storage_write_failures_recent:
         findings.append(Finding("storage_write_failures", "storage", "critical",
-                                f"{obs.storage_write_failures_recent} ClickHouse insert failures in the last minute",
+                                f"ClickHouse inserts failing; batch held for retry "
+                                f"({obs.storage_write_failures_recent} failed attempts so far)",
                                 value=obs.storage_write_failures_recent, for_s=5))
     if obs.consumer_lag > CONSUMER_LAG_MAX:
         findings.append(Finding("consumer_lag", "storage", "warning",
