@@ -12,10 +12,8 @@ import pytest
 
 from collectors.engine import Engine
 from config import load_settings
-from storage.rows import table_for
 from tests.conftest import unique_name
-
-STORED_TABLES = ("trades", "quotes", "depth", "feed_status")
+from tests.integration.pipeline import assert_stored_exactly_once, wait_until
 
 
 def _record_ingest(engine: Engine) -> list:
@@ -31,22 +29,6 @@ def _record_ingest(engine: Engine) -> list:
     return seen
 
 
-def _wait_for(condition, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
-
-
-def _stored_keys(store) -> list[tuple[str, int]]:
-    keys: list[tuple[str, int]] = []
-    for table in STORED_TABLES:
-        keys += [(source, int(seq)) for source, seq in store.query(f"SELECT source, seq FROM {store.table(table)}")]
-    return keys
-
-
 def _symbols_with_trades(store) -> set[str]:
     return {s for (s,) in store.query(f"SELECT DISTINCT symbol FROM {store.table('trades')}")}
 
@@ -56,18 +38,15 @@ def _run_and_reconcile(settings, store) -> Engine:
     ingested = _record_ingest(engine)
     engine.start()
     try:
-        _wait_for(lambda: {"AAPL", "MSFT"} <= _symbols_with_trades(store), 60, "trades of AAPL and MSFT stored")
+        wait_until(lambda: {"AAPL", "MSFT"} <= _symbols_with_trades(store), 60, "trades of AAPL and MSFT stored")
         spec = engine.start_symbol("NVDA", by="test-operator")
         assert spec.symbol == "NVDA"
-        _wait_for(lambda: "NVDA" in _symbols_with_trades(store), 30, "NVDA trades after starting it")
+        wait_until(lambda: "NVDA" in _symbols_with_trades(store), 30, "NVDA trades after starting it")
         engine.stop_symbol("MSFT", by="test-operator")
-        _wait_for(lambda: "MSFT" not in engine.feed.watched(), 10, "MSFT unwatched")
+        wait_until(lambda: "MSFT" not in engine.feed.watched(), 10, "MSFT unwatched")
     finally:
         engine.stop()
-    expected = {(e.source, e.seq) for e in ingested if table_for(e) is not None}
-    stored = _stored_keys(store)
-    assert len(stored) == len(set(stored)), "an event was stored twice"
-    assert set(stored) == expected, f"missing {len(expected - set(stored))}, extra {len(set(stored) - expected)}"
+    assert_stored_exactly_once(store, ingested)
     actions = [(e.action, e.subject) for e in engine.alert_store.audit_log()]
     assert ("start_symbol", "NVDA") in actions and ("stop_symbol", "MSFT") in actions
     return engine
@@ -117,7 +96,7 @@ def test_unreachable_broker_spools_events_turns_health_degraded_and_raises_an_al
     )
     engine = Engine(settings, store=chdb_store).start()
     try:
-        _wait_for(lambda: engine.status().producer.spooled > 20, 60, "events spooled while the broker is down")
+        wait_until(lambda: engine.status().producer.spooled > 20, 60, "events spooled while the broker is down")
         status = engine.status()
         assert status.producer.breaker.state is not BreakerState.CLOSED and status.producer.dropped == 0
         health = assess(status)

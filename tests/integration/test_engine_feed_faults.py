@@ -9,8 +9,8 @@ import pytest
 
 from collectors.engine import Engine
 from config import load_settings
-from storage.rows import table_for
-from tests.integration.test_engine import _record_ingest, _stored_keys, _wait_for
+from tests.integration.pipeline import assert_stored_exactly_once, wait_until
+from tests.integration.test_engine import _record_ingest
 
 
 def _engine(chdb_store, tmp_path) -> tuple[Engine, list]:
@@ -28,29 +28,22 @@ def _trades_since(engine: Engine, ts_ns: int) -> set[str]:
     return {s for (s,) in engine.store.query(f"SELECT DISTINCT symbol FROM {table} WHERE recv_ns > {ts_ns}")}
 
 
-def _reconcile(engine: Engine, ingested: list) -> None:
-    expected = {(e.source, e.seq) for e in ingested if table_for(e) is not None}
-    stored = _stored_keys(engine.store)
-    assert len(stored) == len(set(stored)), "an event was stored twice"
-    assert set(stored) == expected, f"missing {len(expected - set(stored))}, extra {len(set(stored) - expected)}"
-
-
 @pytest.mark.timeout(120)
 def test_dropped_feed_connection_reconnects_resubscribes_and_loses_nothing(chdb_store, tmp_path):
     engine, ingested = _engine(chdb_store, tmp_path)
     engine.start()
     try:
-        _wait_for(lambda: _trades_since(engine, 0) == {"AAPL", "MSFT", "SPY"}, 30, "trades of every symbol")
+        wait_until(lambda: _trades_since(engine, 0) == {"AAPL", "MSFT", "SPY"}, 30, "trades of every symbol")
         dropped_at = time.time_ns()
         engine.simulator.faults.drop_connections()
-        _wait_for(lambda: engine.status().feed.level1.reconnects >= 1, 15, "the client to reconnect")
-        _wait_for(lambda: _trades_since(engine, dropped_at) == {"AAPL", "MSFT", "SPY"}, 15,
+        wait_until(lambda: engine.status().feed.level1.reconnects >= 1, 15, "the client to reconnect")
+        wait_until(lambda: _trades_since(engine, dropped_at) == {"AAPL", "MSFT", "SPY"}, 15,
                   "trades of every watched symbol after the reconnect")
-        _wait_for(lambda: any(w.connection == "level1" and w.end_ns for w in engine.status().outages), 10,
+        wait_until(lambda: any(w.connection == "level1" and w.end_ns for w in engine.status().outages), 10,
                   "the level1 outage window to close")
     finally:
         engine.stop()
-    _reconcile(engine, ingested)
+    assert_stored_exactly_once(engine.store, ingested)
     outages = engine.store.query(
         f"SELECT connection, cause, start_ns, end_ns FROM {engine.store.table('feed_outages')} FINAL "
         f"WHERE connection = 'level1'")
@@ -62,18 +55,18 @@ def test_burst_of_malformed_feed_lines_is_counted_and_everything_valid_is_stored
     engine, ingested = _engine(chdb_store, tmp_path)
     engine.start()
     try:
-        _wait_for(lambda: _trades_since(engine, 0) == {"AAPL", "MSFT", "SPY"}, 30, "trades of every symbol")
+        wait_until(lambda: _trades_since(engine, 0) == {"AAPL", "MSFT", "SPY"}, 30, "trades of every symbol")
         engine.simulator.faults.malformed(500)
-        _wait_for(lambda: engine.status().feed_counters.get("protocol_errors", 0) >= 200, 20,
+        wait_until(lambda: engine.status().feed_counters.get("protocol_errors", 0) >= 200, 20,
                   "malformed lines to be counted")
         engine.simulator.faults.malformed(0)
         resumed_at = time.time_ns()
-        _wait_for(lambda: _trades_since(engine, resumed_at) == {"AAPL", "MSFT", "SPY"}, 15,
+        wait_until(lambda: _trades_since(engine, resumed_at) == {"AAPL", "MSFT", "SPY"}, 15,
                   "valid data to keep flowing after the burst")
         assert engine.status().feed.level1.reconnects == 0, "malformed lines must not drop the connection"
     finally:
         engine.stop()
-    _reconcile(engine, ingested)
+    assert_stored_exactly_once(engine.store, ingested)
 
 
 @pytest.mark.timeout(120)
@@ -81,16 +74,16 @@ def test_trades_missed_during_an_outage_are_backfilled_once_from_tick_history(ch
     engine, ingested = _engine(chdb_store, tmp_path)
     engine.start()
     try:
-        _wait_for(lambda: _trades_since(engine, 0) == {"AAPL", "MSFT", "SPY"}, 30, "trades of every symbol")
+        wait_until(lambda: _trades_since(engine, 0) == {"AAPL", "MSFT", "SPY"}, 30, "trades of every symbol")
         engine.simulator.faults.refuse_connections(3)
         engine.simulator.faults.drop_connections()  # the market goes on while we are away
         table = engine.store.table("trades")
-        _wait_for(lambda: engine.store.query(f"SELECT count() FROM {table} WHERE backfilled = 1")[0][0] > 0, 40,
+        wait_until(lambda: engine.store.query(f"SELECT count() FROM {table} WHERE backfilled = 1")[0][0] > 0, 40,
                   "backfilled trades of the outage in storage")
         window = next(w for w in engine.status().outages if w.connection == "level1" and w.end_ns)
     finally:
         engine.stop()
-    _reconcile(engine, ingested)
+    assert_stored_exactly_once(engine.store, ingested)
     rows = engine.store.query(f"SELECT symbol, ts_ns, price, size, backfilled FROM {table}")
     trades = [(s, t, p, z) for s, t, p, z, _ in rows]
     assert len(trades) == len(set(trades)), "a backfilled trade duplicates a live one"
