@@ -78,3 +78,23 @@ def test_registry_shares_one_formatter_per_selection() -> None:
     assert registry.get(DEFAULT_UPDATE_FIELDS) is registry.get(tuple(DEFAULT_UPDATE_FIELDS))
     assert registry.get(("Symbol",)) is not registry.get(DEFAULT_UPDATE_FIELDS)
     assert registry.get(("Symbol",)).update(_state()) == "Q,AAPL,\r\n"
+
+
+def test_last_qualified_extended_and_most_recent_trade_fields_follow_their_own_trades() -> None:
+    fields = select_fields(["Last", "Last Size", "Last Market Center", "Extended Trade", "Extended Trade Size",
+                            "Most Recent Trade", "Most Recent Trade Size", "Most Recent Trade Market Center",
+                            "Most Recent Trade Time", "Tick", "Total Volume", "Number of Trades Today"])
+    formatter = UpdateFormatter(fields)
+    fresh = SymbolState("MSFT", 1, TimeText(), 100)
+    assert formatter.update(fresh) == "Q,MSFT,,,,,,,,,,,0,0,\r\n"  # no trade yet: blanks, zero volume
+    st = _state()  # one form C trade: 200 @ 123.0000 on market center 11
+    t = st.last_time_us
+    st.trade(1_230_000, 50, t + 10, 19, "O", "87", 2)  # odd lot, same price: not a qualified "Last"
+    assert formatter.update(st).split(",")[1:14] == [
+        "AAPL", "123.0000", "200", "11", "", "", "123.0000", "50", "19", "10:15:00.123466", "183", "250", "2",
+    ]
+    st.trade(1_231_000, 300, t + 20, 24, "E", "17", 1)  # extended hours trade, price up
+    assert formatter.update(st).split(",")[1:14] == [
+        "AAPL", "123.0000", "200", "11", "123.1000", "300", "123.1000", "300", "24", "10:15:00.123476", "173",
+        "550", "3",
+    ]

@@ -44,13 +44,14 @@ def test_events_keep_quotes_sane_and_contents_letters_true() -> None:
         assert ("b" in contents) == bool(flags & BID) and ("a" in contents) == bool(flags & ASK)
         if flags & TRADE:
             trades += 1
-            assert contents[0] == st.basis and contents.endswith("v")
-            assert st.last in (before[0], before[2])  # traded at the bid or the ask
-            assert st.volume == before[4] + st.last_size
-            assert (st.basis == "O") == (st.last_size < 100)
-            assert st.basis in ("C", "O")  # 10:00 on a Monday is the regular session
-            assert re.fullmatch(r"(?:[0-9A-F]{2})+", st.conds)
-            assert st.history[-1].price == st.last and st.history[-1].size == st.last_size
+            tick = st.last_tick
+            assert contents[0] == tick.basis and contents.endswith("v")
+            assert st.last == tick.price and tick.price in (before[0], before[2])  # traded at the bid or the ask
+            assert st.volume == tick.total_volume == before[4] + tick.size
+            assert (tick.basis == "O") == (tick.size < 100)
+            assert tick.basis in ("C", "O")  # 10:00 on a Monday is the regular session
+            assert re.fullmatch(r"(?:[0-9A-F]{2})+", tick.conditions) and st.f_conds == tick.conditions
+            assert st.history[-1] is tick
         else:
             quotes += 1
             assert contents in ("b", "a", "ba")
@@ -63,8 +64,8 @@ def test_trades_outside_the_regular_session_are_form_t() -> None:
     bases = set()
     for i, st in enumerate(market.pick(4000, MONDAY_6AM)):
         if market.step(st, MONDAY_6AM + i * 1000) & TRADE:
-            bases.add(st.basis)
-            assert st.basis == "O" or "17" in st.conds
+            bases.add(st.last_tick.basis)
+            assert st.last_tick.basis == "O" or "17" in st.last_tick.conditions
     assert bases == {"E", "O"}
 
 

@@ -16,6 +16,7 @@ import math
 import random
 from collections import deque
 from collections.abc import Callable
+from operator import attrgetter
 from typing import TYPE_CHECKING, NamedTuple
 
 from collectors.iqfeed.simulator.fields import FUNDAMENTAL_FIELDS
@@ -59,6 +60,7 @@ class Tick(NamedTuple):
 
 # tuple.__new__ skips NamedTuple's keyword-aware constructor: a trade is recorded per trade.
 _new_tick = tuple.__new__
+NO_TRADE = Tick(0, 0, 0, 0, 0, 0, 0, "", 0, "", 0, 0)
 
 
 def regular_session(local_us: int) -> bool:
@@ -77,12 +79,10 @@ class SymbolState:
 
     __slots__ = (
         "symbol", "index", "text", "precision", "tick", "history", "l1_watchers", "l2_watchers", "book",
-        "silenced", "base", "day", "day_of_month", "last", "last_size", "last_time_us", "last_mc", "basis",
-        "conds", "aggressor", "day_code", "tick_id", "trades", "volume", "prev_volume", "notional", "open",
-        "high", "low", "close", "bid", "bid_size", "bid_time_us", "ask", "ask_size", "ask_time_us", "q_last",
-        "q_size", "q_time_us", "q_mc", "ext_last", "ext_size", "ext_time_us", "ext_mc", "f_symbol", "f_last",
-        "f_last_size", "f_last_time", "f_last_mc", "f_volume", "f_bid", "f_bid_size", "f_ask", "f_ask_size",
-        "f_open", "f_high", "f_low", "f_close", "f_contents", "f_conds", "tick_direction", "f_trade_part",
+        "silenced", "base", "day", "day_of_month", "last", "prev_last", "last_tick", "q_tick", "ext_tick",
+        "tick_id", "trades", "volume", "prev_volume", "notional", "open", "high", "low", "close", "bid",
+        "bid_size", "bid_time_us", "ask", "ask_size", "ask_time_us", "f_symbol", "f_last", "f_bid", "f_bid_size",
+        "f_ask", "f_ask_size", "f_open", "f_high", "f_low", "f_close", "f_contents", "f_conds", "f_trade_part",
         "f_ohlc", "l1_append",
     )
 
@@ -114,14 +114,10 @@ class SymbolState:
         self.day = -1
         self.day_of_month = 0
         self.last = 0
-        self.last_size = 0
-        self.last_time_us = 0
-        self.last_mc = 0
-        self.basis = ""
-        self.conds = ""
-        self.aggressor = 0
-        self.day_code = 0
-        self.tick_direction = ""
+        self.prev_last = 0
+        # The last trade, the last qualified (form C) and the last extended-hours (form E)
+        # trade: one tuple each, shared with the history, instead of a field per detail.
+        self.last_tick = self.q_tick = self.ext_tick = NO_TRADE
         self.tick_id = 0
         self.trades = 0
         self.volume = 0
@@ -137,17 +133,8 @@ class SymbolState:
         self.ask = 0
         self.ask_size = 0
         self.ask_time_us = 0
-        self.q_last = 0
-        self.q_size = 0
-        self.q_time_us = 0
-        self.q_mc = 0
-        self.ext_last = 0
-        self.ext_size = 0
-        self.ext_time_us = 0
-        self.ext_mc = 0
         self.f_symbol = symbol
-        self.f_last = self.f_last_size = self.f_last_time = self.f_last_mc = ""
-        self.f_volume = "0"
+        self.f_last = ""
         self.f_bid = self.f_bid_size = self.f_ask = self.f_ask_size = ""
         self.f_open = self.f_high = self.f_low = self.f_close = ""
         self.f_contents = ""
@@ -170,7 +157,6 @@ class SymbolState:
         self.volume = self.trades = self.notional = 0
         self.open = self.high = self.low = 0
         self.f_open = self.f_high = self.f_low = ""
-        self.f_volume = "0"
         self.f_trade_part = f"{self.symbol},{self.f_last},{self.f_last_size},{self.f_last_time},{self.f_last_mc},0"
         self.f_ohlc = f",,,{self.f_close}"
 
@@ -196,70 +182,59 @@ class SymbolState:
         """Record a trade; returns the open/high/low letters it set (``o``, ``h``, ``l``).
 
         A replay passes the file's total volume, tick id and day code; the synthetic
-        market lets the state count them.
+        market lets the state count them. A quarter of the synthetic stream is trades,
+        so this keeps to what the default ``Q`` line needs: the trade's details live in
+        one tuple (``last_tick``, also the history row) and the fields derived from them
+        are computed when a client selects them.
         """
-        day_number = t_us // US_PER_DAY
-        if day_number != self.day:
-            self.start_day(day_number)
-        last = self.last
+        if t_us // US_PER_DAY != self.day:
+            self.start_day(t_us // US_PER_DAY)
+        last = self.prev_last = self.last
         if px != last:
-            self.tick_direction = "173" if px > last else "175"
             self.last = px
             f_last = self.f_last = PRICE_TEXT.get(px) or price(px)
         else:
-            self.tick_direction = "183"
             f_last = self.f_last
-        self.last_size = size
-        self.last_time_us = t_us
-        self.last_mc = market_center
-        self.basis = basis
-        self.conds = conds
-        self.aggressor = aggressor
-        if day_code is None:
-            day_code = self.day_of_month
-        self.day_code = day_code
         if tick_id is None:
             tick_id = self.tick_id + 1
         self.tick_id = tick_id
-        self.trades += 1
         if total_volume is None:
             total_volume = self.volume + size
         self.volume = total_volume
+        self.trades += 1
         self.notional += px * size
-        letters = ""
-        if basis == "C":
-            self.q_last = px
-            self.q_size = size
-            self.q_time_us = t_us
-            self.q_mc = market_center
-            if not self.open:
-                self.open = px
-                self.f_open = f_last
-                letters = "o"
-            if px > self.high:
-                self.high = px
-                self.f_high = f_last
-                letters += "h"
-            if px < self.low or not self.low:
-                self.low = px
-                self.f_low = f_last
-                letters += "l"
-            if letters:
-                self.f_ohlc = f"{self.f_open},{self.f_high},{self.f_low},{self.f_close}"
-        elif basis == "E":
-            self.ext_last = px
-            self.ext_size = size
-            self.ext_time_us = t_us
-            self.ext_mc = market_center
-        f_size = self.f_last_size = SIZE_TEXT[size] if size < 100_001 else str(size)
-        f_time = self.f_last_time = self.text.hms_us(t_us)
-        f_mc = self.f_last_mc = SIZE_TEXT[market_center]
-        f_volume = self.f_volume = str(total_volume)
-        self.f_trade_part = f"{self.symbol},{f_last},{f_size},{f_time},{f_mc},{f_volume}"
+        tick = self.last_tick = _new_tick(Tick, (
+            t_us, px, size, total_volume, self.bid, self.ask, tick_id, basis, market_center, conds, aggressor,
+            self.day_of_month if day_code is None else day_code,
+        ))
+        self.history.append(tick)
+        self.f_trade_part = f"{self.symbol},{f_last},{size},{self.text.hms_us(t_us)},{market_center},{total_volume}"
         self.f_conds = conds
-        self.history.append(_new_tick(Tick, (
-            t_us, px, size, total_volume, self.bid, self.ask, tick_id, basis, market_center, conds, aggressor, day_code,
-        )))
+        if basis == "C":
+            self.q_tick = tick
+            # high is 0 until the day's first qualified trade, so that one always enters
+            if px > self.high or px < self.low:
+                return self._new_extreme(px, f_last)
+        elif basis == "E":
+            self.ext_tick = tick
+        return ""
+
+    def _new_extreme(self, px: int, f_last: str) -> str:
+        """A qualified trade that opens the day or makes a new high or low."""
+        letters = ""
+        if not self.open:
+            self.open = px
+            self.f_open = f_last
+            letters = "o"
+        if px > self.high:
+            self.high = px
+            self.f_high = f_last
+            letters += "h"
+        if px < self.low or not self.low:
+            self.low = px
+            self.f_low = f_last
+            letters += "l"
+        self.f_ohlc = f"{self.f_open},{self.f_high},{self.f_low},{self.f_close}"
         return letters
 
     def set_bid(self, px: int, size: int, t_us: int) -> None:
@@ -278,7 +253,38 @@ class SymbolState:
         self.f_ask_size = SIZE_TEXT[size] if size < 100_001 else str(size)
         self.ask_time_us = t_us
 
+    # -- the last trade's details --------------------------------------------------
+
+    @property
+    def last_size(self) -> int:
+        return self.last_tick.size
+
+    @property
+    def last_time_us(self) -> int:
+        return self.last_tick.time_us
+
+    @property
+    def aggressor(self) -> int:
+        """1 buyer-initiated, 2 seller-initiated (IQFeed's Most Recent Trade Aggressor)."""
+        return self.last_tick.aggressor
+
     # -- rare fields, computed only when a client selected them ----------------------
+
+    @property
+    def f_last_size(self) -> str:
+        return str(self.last_tick.size) if self.last_tick.time_us else ""
+
+    @property
+    def f_last_time(self) -> str:
+        return self.text.hms_us(self.last_tick.time_us) if self.last_tick.time_us else ""
+
+    @property
+    def f_last_mc(self) -> str:
+        return str(self.last_tick.market_center) if self.last_tick.time_us else ""
+
+    @property
+    def f_volume(self) -> str:
+        return str(self.volume)
 
     @property
     def f_bid_time(self) -> str:
@@ -291,7 +297,9 @@ class SymbolState:
     @property
     def f_tick(self) -> str:
         """IQFeed's tick direction: 173 up, 175 down, 183 unchanged."""
-        return self.tick_direction
+        if not self.last_tick.time_us:
+            return ""
+        return "173" if self.last > self.prev_last else "175" if self.last < self.prev_last else "183"
 
     @property
     def f_tick_id(self) -> str:
@@ -307,63 +315,65 @@ class SymbolState:
 
     @property
     def f_last_date(self) -> str:
-        return self.text.mdy_date(self.last_time_us) if self.last_time_us else ""
+        return self.text.mdy_date(self.last_tick.time_us) if self.last_tick.time_us else ""
 
     @property
     def f_day_code(self) -> str:
-        return str(self.day_code) if self.last_time_us else ""
+        return str(self.last_tick.day_code) if self.last_tick.time_us else ""
 
     @property
     def f_aggressor(self) -> str:
-        return str(self.aggressor) if self.last_time_us else ""
+        return str(self.last_tick.aggressor) if self.last_tick.time_us else ""
 
     @property
     def f_q_last(self) -> str:
-        return price(self.q_last) if self.q_last else ""
+        return price(self.q_tick.price) if self.q_tick.price else ""
 
     @property
     def f_q_size(self) -> str:
-        return str(self.q_size) if self.q_last else ""
+        return str(self.q_tick.size) if self.q_tick.price else ""
 
     @property
     def f_q_time(self) -> str:
-        return self.text.hms_us(self.q_time_us) if self.q_last else ""
+        return self.text.hms_us(self.q_tick.time_us) if self.q_tick.price else ""
 
     @property
     def f_q_date(self) -> str:
-        return self.text.mdy_date(self.q_time_us) if self.q_last else ""
+        return self.text.mdy_date(self.q_tick.time_us) if self.q_tick.price else ""
 
     @property
     def f_q_mc(self) -> str:
-        return str(self.q_mc) if self.q_last else ""
+        return str(self.q_tick.market_center) if self.q_tick.price else ""
 
     @property
     def f_ext_last(self) -> str:
-        return price(self.ext_last) if self.ext_last else ""
+        return price(self.ext_tick.price) if self.ext_tick.price else ""
 
     @property
     def f_ext_size(self) -> str:
-        return str(self.ext_size) if self.ext_last else ""
+        return str(self.ext_tick.size) if self.ext_tick.price else ""
 
     @property
     def f_ext_time(self) -> str:
-        return self.text.hms_us(self.ext_time_us) if self.ext_last else ""
+        return self.text.hms_us(self.ext_tick.time_us) if self.ext_tick.price else ""
 
     @property
     def f_ext_date(self) -> str:
-        return self.text.mdy_date(self.ext_time_us) if self.ext_last else ""
+        return self.text.mdy_date(self.ext_tick.time_us) if self.ext_tick.price else ""
 
     @property
     def f_ext_mc(self) -> str:
-        return str(self.ext_mc) if self.ext_last else ""
+        return str(self.ext_tick.market_center) if self.ext_tick.price else ""
 
     @property
     def f_ext_change(self) -> str:
-        return _signed(self.ext_last - self.close) if self.ext_last and self.close else ""
+        ext = self.ext_tick.price
+        return _signed(ext - self.close) if ext and self.close else ""
 
     @property
     def f_ext_difference(self) -> str:
-        return _signed(self.ext_last - self.q_last) if self.ext_last and self.q_last else ""
+        ext, qualified = self.ext_tick.price, self.q_tick.price
+        return _signed(ext - qualified) if ext and qualified else ""
 
     @property
     def f_change(self) -> str:
@@ -447,6 +457,7 @@ def lot_size(rnd: random.Random) -> int:
 
 
 _DECK_SIZE = 1 << 14
+_BY_INDEX = attrgetter("index")
 
 # What a trade is tagged with: (basis, conditions, market center, Message Contents at the
 # ask, at the bid), 1024 entries a table, indexed with a uniform draw. One pair of tables
@@ -514,12 +525,19 @@ class SyntheticMarket:
         self._cum_weights = list(itertools.accumulate(weights))
 
     def pick(self, count: int, now_us: int) -> list[SymbolState]:
-        """The symbols of the next ``count`` events, drawn by activity weight.
+        """The symbols of the next ``count`` events, drawn by activity weight, grouped by symbol.
 
         Draws come from a deck of weighted samples rebuilt once a second (when bursts
         change), read from a random offset: one slice instead of a weighted draw per event.
         A count near the deck's size or above (a batch that caught up after a slow one) is
         several slices, each from its own random offset.
+
+        The draws are then sorted by symbol, so that a symbol's events in one batch come
+        one after another: its state is still in the CPU cache for the second and later
+        ones. On this machine that is worth a fifth of the stream's CPU when the cache is
+        contended. A batch covers at most a few milliseconds, so the only thing a client
+        could tell is that within such a slice lines are grouped by symbol; each symbol's
+        own sequence of events is drawn exactly as before.
         """
         if now_us >= self._next_burst_us:
             self._update_bursts(now_us)
@@ -527,13 +545,15 @@ class SyntheticMarket:
         chunk = len(deck) // 2
         if count <= chunk:
             start = int(self._random() * (len(deck) - count))
-            return deck[start : start + count]
-        picks: list[SymbolState] = []
-        while count > 0:
-            take = min(count, chunk)
-            start = int(self._random() * (len(deck) - take))
-            picks += deck[start : start + take]
-            count -= take
+            picks = deck[start : start + count]
+        else:
+            picks = []
+            while count > 0:
+                take = min(count, chunk)
+                start = int(self._random() * (len(deck) - take))
+                picks += deck[start : start + take]
+                count -= take
+        picks.sort(key=_BY_INDEX)
         return picks
 
     def _update_bursts(self, now_us: int) -> None:
