@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -186,6 +186,73 @@ class AlertSettings(_Section):
     error_rate_per_min: float = Field(60.0, ge=0)
 
 
+class NotifySettings(_Section):
+    """Where alert notifications go (alerts/notify/); with no channel set, alerts only reach the log.
+
+    ``webhook_url`` gets an HTTP POST of a JSON body per firing, resolved or acknowledged
+    alert; ``smtp_host`` plus ``email_to`` send the same as an email (STARTTLS and login
+    optional). Alerts below ``min_severity`` are not sent. Deliveries run on a background
+    thread: ``queue_size`` notifications wait at most (the oldest is dropped and counted
+    when full), and a failed delivery is tried ``retry_attempts`` times in all, waiting
+    ``retry_initial_s`` doubling up to ``retry_max_s`` in between.
+    """
+
+    webhook_url: str | None = None
+    webhook_timeout_s: float = Field(5.0, gt=0, le=120)
+    smtp_host: str | None = None
+    smtp_port: int = Field(587, **_PORT)
+    smtp_starttls: bool = True
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_timeout_s: float = Field(10.0, gt=0, le=120)
+    email_from: str = "tickops@localhost"
+    email_to: list[str] = Field(default_factory=list)
+    min_severity: Literal["info", "warning", "critical"] = "warning"
+    queue_size: int = Field(1000, ge=1, le=100_000)
+    retry_attempts: int = Field(4, ge=1, le=20)
+    retry_initial_s: float = Field(1.0, gt=0, le=600)
+    retry_max_s: float = Field(30.0, gt=0, le=3600)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("email_from")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if "@" not in value:
+            raise ValueError("must be an email address (user@host)")
+        return value
+
+    @field_validator("email_to")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        bad = [address for address in value if "@" not in address]
+        if bad:
+            raise ValueError(f"not email addresses (user@host): {bad}")
+        return value
+
+    @model_validator(mode="after")
+    def _complete_channels(self) -> NotifySettings:
+        if self.smtp_host and not self.email_to:
+            raise ValueError("notify.smtp_host is set but notify.email_to is empty: list at least one recipient "
+                             "or unset smtp_host")
+        if self.email_to and not self.smtp_host:
+            raise ValueError("notify.email_to is set but notify.smtp_host is not: name the SMTP server "
+                             "or clear email_to")
+        if bool(self.smtp_username) != bool(self.smtp_password.get_secret_value()):
+            raise ValueError("notify.smtp_username and notify.smtp_password go together: set both or neither")
+        return self
+
+    @property
+    def configured(self) -> bool:
+        """True when at least one channel is set, i.e. a notifier is worth starting."""
+        return bool(self.webhook_url or self.smtp_host)
+
+
 class Settings(BaseSettings):
     """Everything a TickOps process can be told; see the module docstring for sources."""
 
@@ -207,6 +274,7 @@ class Settings(BaseSettings):
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
 
     @classmethod
     def settings_customise_sources(

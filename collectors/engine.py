@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass, field
 
 from alerts.lifecycle import Alert, AlertBook
+from alerts.notify import Notifier
+from alerts.notify.notifier import NotifierStats
 from alerts.rules import Observation, evaluate_rules
 from alerts.store import AlertStore
 from bus.base import Bus, BusError
@@ -78,6 +80,7 @@ class EngineStatus:
     host: HostSample | None
     ingested: int
     simulator_ports: dict[str, int] = field(default_factory=dict)
+    notifications: NotifierStats | None = None  # None when no notification channel is configured
 
 
 class Engine:
@@ -97,6 +100,7 @@ class Engine:
         self.symbols = SymbolRegistry(self.store)
         self.alert_store = AlertStore(self.store)
         self.alert_book = AlertBook(self.alert_store.active())
+        self.notifier = Notifier.from_settings(settings)  # None unless [notify] names a channel
         self.jobs = JobRunner()
         self.simulator = None
         self.feed: FeedClient | None = None
@@ -151,6 +155,8 @@ class Engine:
         if self.backup is not None:
             self.backup.close()
         self._persist_outages()
+        if self.notifier is not None:
+            self.notifier.close(timeout_s=min(2.0, drain_timeout_s))
         if self.simulator is not None:
             self.simulator.stop()
         log.info("engine stopped", extra={"source": self.source, "ingested": self._seq})
@@ -330,6 +336,8 @@ class Engine:
         alert = self.alert_book.acknowledge(rule, subject, by, note, time.time_ns())
         self.alert_store.save([alert])
         self.alert_store.audit(by, "acknowledge", f"{rule}/{subject}", note)
+        if self.notifier is not None:
+            self.notifier.notify([alert])
         return alert
 
     def observe(self, now_ns: int | None = None) -> Observation:
@@ -392,6 +400,8 @@ class Engine:
             level = logging.WARNING if alert.state == "firing" else logging.INFO
             log.log(level, "alert %s", alert.state, extra={"rule": alert.rule, "subject": alert.subject,
                                                           "summary": alert.summary, "severity": alert.severity})
+        if self.notifier is not None:
+            self.notifier.notify(changed)  # queues only; delivery runs on the notifier's thread
         return changed
 
     # ------------------------------------------------------------------ status
@@ -416,4 +426,5 @@ class Engine:
             simulator_ports={} if sim is None else {
                 "level1": sim.level1_port, "level2": sim.level2_port, "admin": sim.admin_port, "lookup": sim.lookup_port,
             },
+            notifications=self.notifier.stats() if self.notifier else None,
         )

@@ -73,6 +73,15 @@ class EngineCollector(Collector):
         if s.feed is not None:
             yield GaugeMetricFamily("tickops_feed_connected", "1 when Level 1 is up and DTN is not down",
                                     value=int(s.feed.connected))
+        if s.notifications is not None:
+            yield GaugeMetricFamily("tickops_notifications_queued", "Alert notifications waiting for delivery",
+                                    value=s.notifications.queued)
+            outcomes = CounterMetricFamily("tickops_notifications", "Alert notifications by channel and outcome",
+                                           labels=["channel", "outcome"])
+            for channel, counts in s.notifications.channels.items():
+                for outcome in ("sent", "failed", "dropped", "retries"):
+                    outcomes.add_metric([channel, outcome], getattr(counts, outcome))
+            yield outcomes
         jobs = CounterMetricFamily("tickops_job_failures", "Background job failures", labels=["job"])
         for job in s.jobs:
             jobs.add_metric([job.name], job.failures)
