@@ -32,6 +32,20 @@ for alert in active:
                         st.warning(f"{exc} (it may have resolved meanwhile)")
                     st.rerun()
 
+st.subheader("Notifications")
+if engine.notifier is None:
+    st.caption("No notification channel configured ([notify] webhook_url / smtp_host): alerts reach the log "
+               "and this page only.")
+else:
+    sent = engine.notifier.stats()
+    st.dataframe(
+        [{"channel": name, "sent": c.sent, "failed": c.failed, "dropped": c.dropped, "retries": c.retries}
+         for name, c in sent.channels.items()],
+        hide_index=True, width="stretch",
+    )
+    if any(c.failed or c.dropped for c in sent.channels.values()):
+        st.warning("Some notifications were not delivered; the log has each one (alert notification failed/dropped).")
+
 st.subheader("History")
 st.dataframe(
     [{"rule": a.rule, "subject": a.subject, "state": a.state, "severity": a.severity, "summary": a.summary,

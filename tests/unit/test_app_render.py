@@ -65,3 +65,18 @@ def test_bad_configuration_is_shown_as_an_error_not_a_crash(dashboard_env, monke
     app = AppTest.from_file(APP, default_timeout=60).run()
     assert not app.exception
     assert "feed.level1_port" in app.error[0].value
+
+
+@pytest.mark.timeout(120)
+def test_alerts_page_shows_notification_channels_and_their_counts(dashboard_env, monkeypatch):
+    app = _run("pages/alerts.py")
+    assert any("No notification channel configured" in c.value for c in app.caption)
+    from dashboard import resources
+
+    resources.engine().stop()  # then a new engine with a webhook configured (nothing listens; no alert is sent)
+    st.cache_resource.clear()
+    monkeypatch.setenv("TICKOPS_NOTIFY__WEBHOOK_URL", "http://127.0.0.1:9/tickops")
+    app = _run("pages/alerts.py")
+    assert not app.exception
+    table = app.dataframe[0].value
+    assert list(table["channel"]) == ["webhook"] and list(table["sent"]) == [0]
