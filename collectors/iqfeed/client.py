@@ -32,6 +32,8 @@ from collectors.iqfeed.connections import (
 )
 from collectors.iqfeed.lookup import LookupClient
 from collectors.iqfeed.protocol import (
+    SKIPPED_LEVEL1_COUNTERS,
+    SKIPPED_LEVEL2_COUNTERS,
     InvalidSymbol,
     IQFeedError,
     LookupFailed,
@@ -175,13 +177,23 @@ class FeedClient:
         """Totals over all connections since construction.
 
         Always present: lines, events, protocol_errors, reconnects, rejected_symbols,
-        symbol_not_found, lookup_requests, lookup_failures, lookup_protocol_errors.
+        symbol_not_found, lookup_requests, lookup_failures, lookup_protocol_errors;
+        reader_errors (a bug in our own code while reading, each logged with its
+        traceback at ERROR; the reader went on or reconnected, see
+        ``_LineConnection._handle_lines``); the Level 1 lines that yield no event, per
+        kind: fundamentals_skipped (``F``, one per watch), regionals_skipped (``R``),
+        news_skipped (``N``) and trade_corrections_skipped (``C``: stored trades may
+        differ from DTN's corrected history; see ``Level1Decoder``); and the Level 2
+        ones: market_maker_names_skipped (``M``, answers to ``m<MMID>``) and
+        market_maker_empty_quotes_skipped (``Z``/``2`` with neither side valid; see
+        ``decode_level2``).
         Present once non-zero: symbol_limit_reached, heartbeat_timeouts (any watchdog),
         silent_symbols, summary_trades_skipped, feed_errors (``E,`` lines), sink_errors.
         """
         values = {
             name: 0
-            for name in ("lines", "events", "protocol_errors", "reconnects", "rejected_symbols", "symbol_not_found")
+            for name in ("lines", "events", "protocol_errors", "reconnects", "rejected_symbols", "symbol_not_found",
+                         "reader_errors", *SKIPPED_LEVEL1_COUNTERS, *SKIPPED_LEVEL2_COUNTERS)
         }
         values.update(self._counters.snapshot())
         values["lookup_requests"] = self.lookup.requests

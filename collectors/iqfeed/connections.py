@@ -21,6 +21,10 @@ Liveness, per port:
 DTN-side states (``S,SERVER DISCONNECTED``, ``S,SERVER RECONNECT FAILED``, admin
 ``Not Connected``) keep the socket but open an outage window until IQConnect reports
 the DTN connection back, and are surfaced through ``dtn_connected``.
+
+A bug in our own code (a hook, a callback, bookkeeping) never ends a reader thread: it
+is counted as ``reader_errors``, logged with its traceback, and the reader either goes
+on with the next event or reconnects; see ``_LineConnection._handle_lines``.
 """
 
 from __future__ import annotations
@@ -65,6 +69,9 @@ HANDSHAKE_TIMEOUT_S: Final = 5.0
 MAX_LINE_CHARS: Final = 1 << 20
 MAX_OUTAGE_WINDOWS: Final = 10_000
 _SILENCE_CHECK_S: Final = 0.5
+READER_ERROR_LOG_INTERVAL_S: Final = 10.0
+"""After one reader error is logged with its traceback, further ones within this many
+seconds are only counted (and their number is told with the next logged one)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +238,9 @@ class _LineConnection:
         self._dtn_ever_connected = False
         self.version_error: ProtocolVersionError | None = None
         """Set when IQConnect refused our protocol version; cleared by a good handshake."""
+        self._skips_logged: set[str] = set()
+        self._error_logged_mono: float | None = None
+        self._errors_unlogged = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -293,36 +303,53 @@ class _LineConnection:
     # ------------------------------------------------------------------ the loop
 
     def _run(self) -> None:
+        """The reader thread: one socket after another until :meth:`stop`.
+
+        Nothing raised in here may end the thread (it would stop this connection for
+        good, with no reconnect): whatever escapes one socket's life, even from the
+        outage bookkeeping, is a reader error and the loop backs off and reconnects.
+        """
         while not self._stop.is_set():
             try:
-                sock = socket.create_connection((self.settings.host, self.port), timeout=CONNECT_TIMEOUT_S)
-            except OSError as exc:
-                self._went_down(f"connect_failed: {exc}")
-            else:
-                try:
-                    self._serve(sock)
-                    cause = "stopped"
-                except _Down as down:
-                    cause = str(down)
-                except ProtocolVersionError as exc:
-                    cause = "protocol_version"
-                    self.version_error = exc
-                    log.error("protocol version refused", extra={"connection": self.name, "error": str(exc)})
-                except OSError as exc:
-                    cause = f"socket_error: {exc}"
-                finally:
-                    with self._send_lock:
-                        self._sock = None
-                        self._ready = False
-                    sock.close()
-                if self._stop.is_set():
-                    break
-                self._went_down(cause)
+                self._connect_and_serve()
+            except Exception as exc:  # noqa: BLE001 - the reader thread must outlive any bug
+                self._reader_error(exc, "reconnect")
+            if self._stop.is_set():
+                break
             # An IQConnect too old for our protocol will not change soon: retry slowly.
             delay = self._backoff.max_s if self.version_error else self._backoff.next_delay()
             log.info("reconnecting", extra={"connection": self.name, "delay_s": round(delay, 3)})
             self._stop.wait(delay)
         self._ready_event.clear()
+
+    def _connect_and_serve(self) -> None:
+        """Connect, serve the socket until something ends it, then record why."""
+        try:
+            sock = socket.create_connection((self.settings.host, self.port), timeout=CONNECT_TIMEOUT_S)
+        except OSError as exc:
+            self._went_down(f"connect_failed: {exc}")
+            return
+        try:
+            self._serve(sock)
+            cause = "stopped"
+        except _Down as down:
+            cause = str(down)
+        except ProtocolVersionError as exc:
+            cause = "protocol_version"
+            self.version_error = exc
+            log.error("protocol version refused", extra={"connection": self.name, "error": str(exc)})
+        except OSError as exc:
+            cause = f"socket_error: {exc}"
+        except Exception as exc:  # noqa: BLE001 - a bug outside the per-event net (watchdog hooks, set-up)
+            self._reader_error(exc, "serve")
+            cause = f"reader_error: {type(exc).__name__}"
+        finally:
+            with self._send_lock:
+                self._sock = None
+                self._ready = False
+            sock.close()
+        if not self._stop.is_set():
+            self._went_down(cause)
 
     def _went_down(self, cause: str) -> None:
         self._ready_event.clear()
@@ -371,36 +398,103 @@ class _LineConnection:
                 self._handle_lines(lines, recv_ns)
 
     def _handle_lines(self, lines: list[str], recv_ns: int) -> None:
+        """Decode one read's lines, hand their events to the hooks, then to the sink in one batch.
+
+        A line IQFeed garbled is a protocol error (counted, logged, skipped). An
+        exception from our own code while handling a decoded event is a reader error
+        (:meth:`_reader_error`: counted as ``reader_errors``, logged with its
+        traceback), and what follows is chosen to lose the least data:
+
+        - a market event (Trade, Quote, Depth) whose hook (:meth:`_on_data`) fails is
+          not published (the hook decides whether it should be, and it could not say),
+          and the reader goes on with the next event. Reconnecting instead would lose
+          every quote and depth change until the socket is back, which backfill
+          (trades only) cannot recover, and would do so again for every such line;
+        - a control event whose handling fails (:meth:`_on_control`: handshake,
+          re-subscription, DTN state, outage windows) may leave the connection half
+          updated, e.g. "ready" without its watches sent, a loss that no later line
+          repairs. The rest of the read is still decoded and delivered, then the socket
+          ends like any other fault (cause ``reader_error``): outage window,
+          reconnect, re-select fields, re-watch every symbol, backfill of the gap.
+
+        ``_Down``, ``ProtocolVersionError`` and ``OSError`` are the reader's own control
+        flow and pass through; the events of the read so far are delivered first.
+        The sink has its own net (``sink_errors``): its failure is the engine's.
+        """
         events: list[Event] = []
         decode = self._decode
-        for line in lines:
-            if line.endswith("\r"):
-                line = line[:-1]
-            try:
-                decoded = decode(line)
-            except ProtocolError as exc:
-                self._protocol_error(exc)
-                continue
-            except Exception as exc:  # noqa: BLE001 - a decoder bug must not kill the reader
-                self._protocol_error(ProtocolError(f"decoder failure {type(exc).__name__}: {exc}", line))
-                continue
-            summary = line.startswith("P,")
-            for event in decoded:
-                event.recv_ns = recv_ns
-                if type(event) in _DATA_TYPES:
-                    if self._on_data(event, recv_ns, summary):
-                        events.append(event)
-                else:
-                    self._on_control(event, recv_ns)
-                    events.append(event)
-        self.counters.add("lines", len(lines))
-        if events:
-            self.counters.add("events", len(events))
-            try:
-                self._sink(events)
-            except Exception:  # noqa: BLE001 - the sink's failure is the engine's, not the feed's
-                self.counters.add("sink_errors")
-                log.exception("event sink failed", extra={"connection": self.name, "count": len(events)})
+        on_data = self._on_data
+        broken: str | None = None
+        try:
+            for line in lines:
+                if line.endswith("\r"):
+                    line = line[:-1]
+                try:
+                    decoded = decode(line)
+                except ProtocolError as exc:
+                    self._protocol_error(exc)
+                    continue
+                except Exception as exc:  # noqa: BLE001 - a decoder bug must not kill the reader
+                    self._protocol_error(ProtocolError(f"decoder failure {type(exc).__name__}: {exc}", line))
+                    continue
+                summary = line.startswith("P,")
+                for event in decoded:
+                    event.recv_ns = recv_ns
+                    try:
+                        if type(event) in _DATA_TYPES:
+                            if on_data(event, recv_ns, summary):
+                                events.append(event)
+                        else:
+                            self._on_control(event, recv_ns)
+                            events.append(event)
+                    except _READER_CONTROL_FLOW:
+                        raise
+                    except Exception as exc:  # noqa: BLE001 - see the docstring: count, log, go on
+                        self._reader_error(exc, "event", line, event)
+                        if type(event) not in _DATA_TYPES:
+                            broken = f"reader_error: {type(exc).__name__} handling {type(event).__name__}"
+        finally:
+            self.counters.add("lines", len(lines))
+            if events:
+                self.counters.add("events", len(events))
+                try:
+                    self._sink(events)
+                except Exception:  # noqa: BLE001 - the sink's failure is the engine's, not the feed's
+                    self.counters.add("sink_errors")
+                    log.exception("event sink failed", extra={"connection": self.name, "count": len(events)})
+        if broken is not None:
+            raise _Down(broken)
+
+    def _reader_error(self, exc: BaseException, stage: str, line: str = "", event: Event | None = None) -> None:
+        """A bug in our own code while reading: count it and log it with its traceback.
+
+        ``stage`` says where: ``event`` (handling one decoded event), ``serve`` (the
+        socket loop outside the per-event net, e.g. a watchdog hook) or ``reconnect``
+        (the outage bookkeeping between sockets). A bug that fires on every line would
+        flood the log, so after one traceback the next ones within
+        :data:`READER_ERROR_LOG_INTERVAL_S` are only counted; the next logged one says
+        how many were not (``unlogged``).
+        """
+        self.counters.add("reader_errors")
+        now = self._clock()
+        if self._error_logged_mono is not None and now - self._error_logged_mono < READER_ERROR_LOG_INTERVAL_S:
+            self._errors_unlogged += 1
+            return
+        self._error_logged_mono = now
+        unlogged, self._errors_unlogged = self._errors_unlogged, 0
+        # extra= keys must not be LogRecord attributes (message, msg, args, name, ...): that raises KeyError.
+        log.error(
+            "reader error: a bug in the feed client, not in IQFeed's data",
+            exc_info=exc,
+            extra={
+                "connection": self.name,
+                "stage": stage,
+                "error": f"{type(exc).__name__}: {exc}",
+                "line": line[:300],
+                "event_type": type(event).__name__ if event is not None else "",
+                "unlogged": unlogged,
+            },
+        )
 
     def _protocol_error(self, error: ProtocolError) -> None:
         self.counters.add("protocol_errors")
@@ -430,7 +524,7 @@ class _LineConnection:
                     "or set feed.protocol to the version it offers"
                 )
             self.counters.add("feed_errors")
-            log.warning("IQFeed error", extra={"connection": self.name, "message": event.message})
+            log.warning("IQFeed error", extra={"connection": self.name, "error": event.message})
         elif type(event) is SymbolNotFound:
             self.counters.add("symbol_not_found")
             self._rejected(event.symbol, "symbol_not_found")
@@ -515,6 +609,21 @@ class _LineConnection:
         """A market event arrived (Trade, Quote, Depth); False drops it. ``summary``: from a ``P`` line."""
         return True
 
+    def _skipped(self, counter: str, line: str) -> None:
+        """A recognised line that yields no event (see the decoders): count it; log the first of each kind.
+
+        Some kinds come with every watch (Level 1 ``F``) or in bulk (news, market-maker
+        quotes), so only the first line of each kind per connection is logged, at
+        DEBUG, as a sample; the counter tells the rest.
+        """
+        self.counters.add(counter)
+        if counter not in self._skips_logged:
+            self._skips_logged.add(counter)
+            log.debug(
+                "line kind not published; further ones are only counted",
+                extra={"connection": self.name, "counter": counter, "line": line[:300]},
+            )
+
     def _rejected(self, symbol: str, reason: str) -> None:
         """IQFeed refused a symbol (not found, over the account limit)."""
         self.counters.add("rejected_symbols")
@@ -522,6 +631,8 @@ class _LineConnection:
 
 
 _DATA_TYPES: Final = frozenset({Trade, Quote, Depth})
+_READER_CONTROL_FLOW: Final = (_Down, ProtocolVersionError, OSError)
+"""Exceptions that end a socket on purpose: never treated as reader errors."""
 _DTN_CAUSES: Final = {
     "SERVER DISCONNECTED": "server_disconnected",
     "SERVER RECONNECT FAILED": "server_reconnect_failed",
@@ -595,7 +706,7 @@ class Level1Connection(_LineConnection):
         self.update_fields = tuple(update_fields)
         self.subscriptions = _Subscriptions(settings.watch_limit)
         self._on_feed_dead = on_feed_dead
-        self._decoder = Level1Decoder()
+        self._decoder = Level1Decoder(on_skip=self._skipped)
         self._last_seen: dict[str, float] = {}
         self._silent: dict[str, float] = {}
         self._last_data_mono = 0.0
@@ -627,7 +738,7 @@ class Level1Connection(_LineConnection):
         return True
 
     def _begin_socket(self) -> None:
-        self._decoder = Level1Decoder(clock=self._wall_clock)
+        self._decoder = Level1Decoder(clock=self._wall_clock, on_skip=self._skipped)
 
     def _decode(self, line: str) -> list[Event]:
         return self._decoder.decode(line)
@@ -748,7 +859,7 @@ class Level2Connection(_LineConnection):
         self.liveness_timeout_s = None  # until this socket shows it sends heartbeats
 
     def _decode(self, line: str) -> list[Event]:
-        return decode_level2(line)
+        return decode_level2(line, self._skipped)
 
     def _on_ready(self) -> None:
         self.resubscribe()

@@ -602,7 +602,41 @@ def _quote_ns(parts: list[str], layout: UpdateLayout, when: FeedDate) -> int:
     return latest if latest >= 0 else when.ns
 
 
-_IGNORED_LEVEL1: Final = frozenset({"F", "R", "N", "C"})
+@dataclass(frozen=True, slots=True)
+class SkippedKind:
+    """A Level 1 message type we recognise but publish no event for.
+
+    ``counter`` is the name it is counted under (see :class:`Level1Decoder`);
+    ``min_fields`` is how many fields after the type letter a line must have and
+    ``first`` what field 1 holds: a line short of that is garbled and raises
+    :class:`ProtocolError` like any other malformed line.
+    """
+
+    counter: str
+    what: str
+    min_fields: int
+    first: str = "symbol"
+
+
+SKIPPED_LEVEL1: Final[dict[str, SkippedKind]] = {
+    # F,Symbol,Exchange ID,PE,...: the field list grows with the protocol version (6.2
+    # added Base Currency, Contract Size and more; pyiqfeed's list names 57), so only
+    # the symbol is required.
+    "F": SkippedKind("fundamentals_skipped", "fundamental message", 1),
+    # R,Symbol,Exchange,Bid,BidSize,BidTime,Ask,AskSize,AskTime,FractionDisplayCode,
+    # DecimalPrecision,MarketCenter: pyiqfeed and the C# client agree on these 11.
+    "R": SkippedKind("regionals_skipped", "regional quote", 11),
+    # N,Distributor,StoryID,Sym:Sym:...,YYYYMMDD HHMMSS,Headline (pyiqfeed, C# client).
+    "N": SkippedKind("news_skipped", "news headline", 5, "distributor"),
+    # C: see the Level1Decoder docstring for why corrections are counted, not decoded.
+    "C": SkippedKind("trade_corrections_skipped", "trade correction", 1),
+}
+"""Level 1 types that yield no event, by type letter; each is counted, never dropped silently."""
+
+SKIPPED_LEVEL1_COUNTERS: Final[tuple[str, ...]] = tuple(kind.counter for kind in SKIPPED_LEVEL1.values())
+
+SkipHook = Callable[[str, str], None]
+"""Told ``(counter, line)`` for every recognised line that yields no event."""
 
 
 class Level1Decoder:
@@ -611,7 +645,25 @@ class Level1Decoder:
     That state is the update field list (``S,CURRENT UPDATE FIELDNAMES`` changes how
     every later ``Q``/``P`` line reads) and the latest heartbeat date (trade times have
     none). Until the first heartbeat the wall clock (``clock``, epoch ns) stands in.
-    Fundamental, regional, news and correction lines (F/R/N/C) decode to no events.
+
+    Fundamental, regional, news and trade-correction lines (F/R/N/C, see
+    :data:`SKIPPED_LEVEL1`) yield no event. Each one is checked for its identifying
+    fields (a garbled one raises :class:`ProtocolError`), tallied per kind in
+    :attr:`skipped` and reported to ``on_skip(counter, line)``, which the connection
+    uses to count it in the client's counters and log a sample.
+
+    - ``F`` fundamentals and ``N`` news headlines are reference information, not
+      market events.
+    - ``R`` regional quotes only come for symbols watched with ``S,REGON``, which this
+      client never sends; decoding them would need an event type that nothing stores.
+    - ``C`` trade corrections are counted, not applied. Only one public client parses
+      them (IQFeed.CSharpApiClient: ``C,Symbol,CorrectionType (I insert, X delete),
+      TradeDate MM/DD/YYYY,TradeTime,Price,Size,TickID,Conditions,MarketCenter``, one
+      sample line in its tests); pyiqfeed has no handler for them and another client
+      reads a different layout; and DTN's note, quoted by the C# client, says
+      corrections may be incomplete. So no event is made from an unconfirmed layout
+      and only the symbol is checked. A non-zero ``trade_corrections_skipped`` means
+      stored trades may differ from DTN's history, to which DTN applies corrections.
     """
 
     def __init__(
@@ -619,9 +671,13 @@ class Level1Decoder:
         fields: Sequence[str] | None = None,
         *,
         clock: Callable[[], int] = time.time_ns,
+        on_skip: SkipHook | None = None,
     ) -> None:
         self.layout = DEFAULT_LAYOUT if fields is None else UpdateLayout(fields)
         self.when = FeedDate.from_epoch_ns(clock())
+        self.on_skip = on_skip
+        self.skipped: dict[str, int] = {}
+        """Lines that yielded no event, per :attr:`SkippedKind.counter`, since construction."""
 
     def decode(self, line: str) -> list[Event]:
         """Decode one line (without its line ending); raises only :class:`ProtocolError`."""
@@ -644,9 +700,22 @@ class Level1Decoder:
         events = _decode_common(parts, line)
         if events is not None:
             return events
-        if kind in _IGNORED_LEVEL1:
-            return []
-        raise ProtocolError(f"unknown Level 1 message type {kind[:10]!r}", line)
+        skipped = SKIPPED_LEVEL1.get(kind)
+        if skipped is None:
+            raise ProtocolError(f"unknown Level 1 message type {kind[:10]!r}", line)
+        self._skip(skipped, parts, line)
+        return []
+
+    def _skip(self, kind: SkippedKind, parts: list[str], line: str) -> None:
+        """Check a line of a type that yields no event, then tally and report it."""
+        if len(parts) <= kind.min_fields:
+            raise ProtocolError(f"{kind.what} needs {kind.min_fields} fields, got {len(parts) - 1}", line)
+        if not parts[1]:
+            raise ProtocolError(f"{kind.what} without a {kind.first}", line)
+        counter = kind.counter
+        self.skipped[counter] = self.skipped.get(counter, 0) + 1
+        if self.on_skip is not None:
+            self.on_skip(counter, line)
 
     def safe_decode(self, line: str) -> tuple[list[Event], ProtocolError | None]:
         """Like :meth:`decode` but never raises: a bad line comes back as its error.
@@ -692,12 +761,46 @@ def _need(parts: list[str], count: int, what: str, line: str) -> None:
         raise ProtocolError(f"{what} without a symbol", line)
 
 
-def decode_level2(line: str) -> list[Event]:
+MARKET_MAKER_NAMES: Final = SkippedKind("market_maker_names_skipped", "market maker name", 2, "market maker id")
+"""``M,<MMID>,<Description>``: the answer to an ``m<MMID>`` query; reference data, no event."""
+
+EMPTY_MARKET_MAKER_QUOTES: Final = SkippedKind("market_maker_empty_quotes_skipped", "market maker quote", 12)
+"""A ``Z``/``2`` quote whose BidInfoValid and AskInfoValid are both ``F``: no side to publish."""
+
+SKIPPED_LEVEL2: Final[tuple[SkippedKind, ...]] = (MARKET_MAKER_NAMES, EMPTY_MARKET_MAKER_QUOTES)
+"""Level 2 lines that yield no event; each is counted under its counter, never dropped silently."""
+
+SKIPPED_LEVEL2_COUNTERS: Final[tuple[str, ...]] = tuple(kind.counter for kind in SKIPPED_LEVEL2)
+
+_VALID_FLAGS: Final[dict[str, bool]] = {"T": True, "F": False}
+
+
+def decode_level2(line: str, on_skip: SkipHook | None = None) -> list[Event]:
     """One Level 2 line -> Depth events (order book, price levels, market makers).
 
     Level 2 lines carry their own date, so no state is needed. A market-maker quote
-    (``Z``/``2``) yields one event per side whose valid flag is ``T``. ``M`` (market
-    maker names) is reference data and decodes to no events.
+    (``Z``/``2``) yields one event per side whose valid flag is ``T``.
+
+    Two kinds of line yield no event (:data:`SKIPPED_LEVEL2`); each is checked for its
+    identifying fields (a garbled one raises :class:`ProtocolError`) and then reported
+    to ``on_skip(counter, line)``, which the connection uses to count it and log a sample:
+
+    - ``M,<MMID>,<Description>`` (``market_maker_names_skipped``): a market maker's
+      name, the answer to ``m<MMID>``; reference data that no event type carries.
+    - ``Z``/``2`` with both valid flags ``F`` (``market_maker_empty_quotes_skipped``):
+      the market maker quotes neither side (our simulator sends one, with zero prices
+      and sizes, when a maker's last order on both sides goes). No event says "this
+      maker left": a consumer keeping a market-maker book keeps its last quote.
+
+    Layouts as IQFeed.CSharpApiClient reads them (``Streaming/Level2``:
+    ``BaseLevel2MessageHandler`` routes ``M`` to ``MarketMakerNameMessage`` = MMID,
+    Description, test line ``M,MD02,Market depth 2``; ``UpdateSummaryMessage`` reads
+    Symbol, MMID, Bid, Ask, BidSize, AskSize, BidTime, Date, ConditionCode, AskTime,
+    BidInfoValid, AskInfoValid, EndOfMessageGroup, test line
+    ``Z,@ES#,MD01,2982.25,2982.5,99,238,12:49:52.696621,2019-10-18,52,12:49:52.541104,T,T,F,``).
+    pyiqfeed's ``conn.py`` has no Level 2 connection (only the depth-subscription
+    count of ``S,CLIENTSTATS``), so it confirms none of this. Valid flags other than
+    ``T``/``F`` are garbled lines, not "invalid side".
     """
     parts = line.split(",")
     kind = parts[0]
@@ -753,27 +856,52 @@ def decode_level2(line: str) -> list[Event]:
                 )
             ]
         if kind == "Z" or kind == "2":
-            return _decode_market_maker(parts, line)
-        if kind == "S" and len(parts) > 1 and parts[1] == "CLEAR DEPTH":
+            events = _decode_market_maker(parts, line)
+        elif kind == "S" and len(parts) > 1 and parts[1] == "CLEAR DEPTH":
             _need(parts[1:], 3, "clear depth", line)
             return [Depth(symbol=parts[2], action="clear", side=_side(parts[3]))]
+        elif kind == "M":
+            _check_skipped(MARKET_MAKER_NAMES, parts, line)
+            events = []
+        else:
+            events = None
     except ValueError as exc:
         raise ProtocolError(f"bad field value ({exc})", line) from None
-    if kind == "M":
-        return []
-    events = _decode_common(parts, line)
     if events is None:
-        raise ProtocolError(f"unknown Level 2 message type {kind[:10]!r}", line)
+        events = _decode_common(parts, line)
+        if events is None:
+            raise ProtocolError(f"unknown Level 2 message type {kind[:10]!r}", line)
+    elif not events and on_skip is not None:  # outside the try: a hook's ValueError is no field error
+        on_skip(MARKET_MAKER_NAMES.counter if kind == "M" else EMPTY_MARKET_MAKER_QUOTES.counter, line)
     return events
 
 
+def _check_skipped(kind: SkippedKind, parts: list[str], line: str) -> None:
+    """A line that yields no event must still have its fields and its identifying first one."""
+    if len(parts) <= kind.min_fields:
+        raise ProtocolError(f"{kind.what} needs {kind.min_fields} fields, got {len(parts) - 1}", line)
+    if not parts[1]:
+        raise ProtocolError(f"{kind.what} without a {kind.first}", line)
+
+
 def _decode_market_maker(parts: list[str], line: str) -> list[Event]:
-    """``Z``/``2``: Symbol, MMID, Bid, Ask, BidSize, AskSize, BidTime, Date, Cond, AskTime, valid flags."""
+    """``Z``/``2``: Symbol, MMID, Bid, Ask, BidSize, AskSize, BidTime, Date, Cond, AskTime, valid flags.
+
+    [] when neither side is valid (see :func:`decode_level2`).
+    """
     _need(parts, 13, "market maker quote", line)
+    if not parts[2]:
+        raise ProtocolError("market maker quote without a market maker id", line)
+    bid_valid = _VALID_FLAGS.get(parts[11])
+    ask_valid = _VALID_FLAGS.get(parts[12])
+    if bid_valid is None or ask_valid is None:
+        raise ProtocolError(
+            f"market maker quote valid flags must be T or F, got {parts[11][:5]!r} and {parts[12][:5]!r}", line
+        )
     action: Literal["summary", "update"] = "summary" if parts[0] == "Z" else "update"
     symbol, mmid, day = parts[1], parts[2], parts[8]
     events: list[Event] = []
-    if parts[11] == "T":
+    if bid_valid:
         events.append(
             Depth(
                 symbol=symbol,
@@ -785,7 +913,7 @@ def _decode_market_maker(parts: list[str], line: str) -> list[Event]:
                 ts_ns=_depth_ns(parts[7], day),
             )
         )
-    if parts[12] == "T":
+    if ask_valid:
         events.append(
             Depth(
                 symbol=symbol,

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import logging
+import socket
 import threading
 import time
+import urllib.request
 
 import pytest
 
+from bus.breaker import BreakerSnapshot, BreakerState
+from bus.latency import HistogramSnapshot
+from bus.producer import ProducerStats
+from bus.spool import SpoolStats
+from collectors.engine import EngineStatus
 from collectors.events import Depth, FeedError, Quote, Trade
 from collectors.iqfeed.client import FeedClient, InvalidSymbol, ProtocolVersionError, SymbolLimitReached
-from collectors.iqfeed.connections import Backoff, OutageLog
+from collectors.iqfeed.connections import Backoff, Counters, Level2Connection, OutageLog
+from config import FeedSettings
+from monitoring.metrics import start_monitoring
+from storage.validation import ValidationSnapshot
 from tests.integration._feed_support import (
     DEPTH,
     SYMBOLS,
@@ -40,6 +51,205 @@ def test_watched_symbols_stream_trades_and_quotes_stamped_on_receipt() -> None:
         assert all(t.price > 0 and t.size > 0 and t.basis in "CEO" for t in trades)
         counters = client.counters
         assert counters["lines"] > 0 and counters["events"] >= len(market) and counters["protocol_errors"] == 0
+
+
+def test_fundamentals_sent_on_watch_are_counted_logged_once_and_shown_on_metrics(caplog) -> None:
+    recorder = Recorder()
+    with caplog.at_level(logging.DEBUG, logger="collectors.iqfeed.connections"), running_simulator() as sim, \
+            running_client(settings_for(sim), recorder) as client:
+        # IQConnect (and the simulator) answers each watch with an F line, then a P summary.
+        assert wait_until(lambda: client.counters["fundamentals_skipped"] >= len(SYMBOLS), 5)
+        assert not recorder.wait_market_data(SYMBOLS, 0)
+        counters = client.counters
+        assert counters["protocol_errors"] == 0
+        assert counters["regionals_skipped"] == counters["news_skipped"] == counters["trade_corrections_skipped"] == 0
+        samples = [r for r in caplog.records if getattr(r, "counter", None) == "fundamentals_skipped"]
+        assert len(samples) == 1 and samples[0].levelno == logging.DEBUG
+        assert samples[0].line.split(",")[:2] in (["F", symbol] for symbol in SYMBOLS)  # type: ignore[attr-defined]
+        server = start_monitoring(lambda: _status_with(client.counters), "127.0.0.1", 0)
+        assert server is not None
+        try:
+            metrics = urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=5).read().decode()
+        finally:
+            server.stop()
+    shown = {line.split()[0]: float(line.split()[1]) for line in metrics.splitlines()
+             if line.startswith("tickops_feed_") and line.split()[0].endswith("_skipped_total")}
+    assert shown["tickops_feed_fundamentals_skipped_total"] >= len(SYMBOLS)
+    assert shown["tickops_feed_regionals_skipped_total"] == shown["tickops_feed_news_skipped_total"] == 0
+    assert shown["tickops_feed_trade_corrections_skipped_total"] == 0
+
+
+def _status_with(feed_counters: dict[str, int]) -> EngineStatus:
+    """An idle engine's status around real feed counters: what /metrics renders them from."""
+    latency = HistogramSnapshot(bounds_ns=(10**6,), counts=(0, 0), count=0, sum_ns=0, max_ns=0)
+    producer = ProducerStats(0, 0, 0, 0, 0, 0, 0, SpoolStats(0, 0, 0, 0, 0),
+                             BreakerSnapshot(BreakerState.CLOSED, 0, 0, 0.0, 30.0), latency)
+    return EngineStatus(
+        source="test", started_ns=0, feed=None, feed_counters=feed_counters, outages=[], rejected_symbols={},
+        producer=producer, writer=None, backup=None,
+        validation=ValidationSnapshot(checked=0, counts={}, missing=0, recent=[], gaps=[]),
+        jobs=[], host=None, ingested=0,
+    )
+
+
+def test_an_iqfeed_error_line_is_counted_and_level1_keeps_streaming() -> None:
+    """Regression: an ``E,`` line used to raise KeyError in its log call and kill the Level 1 reader."""
+    recorder = Recorder()
+    with running_simulator() as sim, running_client(settings_for(sim), recorder) as client:
+        assert not recorder.wait_market_data(SYMBOLS, 0)
+        assert client.level1.send(b"S,NO SUCH COMMAND\r\n")  # the simulator answers with an E, line
+        assert recorder.wait_for(lambda ev: any(isinstance(e, FeedError) for e in ev), 5)
+        after = time.time_ns()
+        assert not recorder.wait_market_data(SYMBOLS, after, timeout_s=5)
+        assert client.counters["feed_errors"] == 1 and client.state.level1.connected
+        assert any(t.name == "feedclient-level1" for t in threading.enumerate())
+
+
+def test_level2_market_maker_names_and_empty_quotes_are_counted_logged_once_and_shown_on_metrics(caplog) -> None:
+    recorder = Recorder()
+    # A one-level book makes market makers leave both sides often: IQFeed's F,F quotes.
+    with caplog.at_level(logging.DEBUG, logger="collectors.iqfeed.connections"), \
+            running_simulator(book_depth=1) as sim, \
+            running_client(settings_for(sim), recorder, symbols=("AAPL",)) as client:
+        assert wait_until(lambda: client.state.level2.connected, 5)
+        # The market-maker view (w<SYM> on the Level 2 port) and two market-maker name queries.
+        assert client.level2.send(b"wAAPL\r\nmNSDQ\r\nmGSCO\r\n")
+        assert wait_until(lambda: client.counters["market_maker_names_skipped"] == 2
+                          and client.counters["market_maker_empty_quotes_skipped"] >= 1, 10)
+        after = time.time_ns()
+        assert not recorder.wait_market_data(["AAPL"], after, kinds=DEPTH, timeout_s=5)  # depth goes on
+        assert any(isinstance(e, Depth) and e.mmid for e in list(recorder.events))
+        counters = client.counters
+        assert counters["protocol_errors"] == 0 and counters["reader_errors"] == 0
+        samples = {r.counter: r for r in caplog.records  # type: ignore[attr-defined]
+                   if getattr(r, "connection", None) == "level2" and hasattr(r, "counter")}
+        assert set(samples) == {"market_maker_names_skipped", "market_maker_empty_quotes_skipped"}
+        assert all(r.levelno == logging.DEBUG for r in samples.values())
+        assert samples["market_maker_names_skipped"].line == "M,NSDQ,Nasdaq Execution Services"  # type: ignore[attr-defined]
+        empty = samples["market_maker_empty_quotes_skipped"].line.split(",")  # type: ignore[attr-defined]
+        assert empty[:2] in (["Z", "AAPL"], ["2", "AAPL"]) and empty[11:13] == ["F", "F"]
+        server = start_monitoring(lambda: _status_with(client.counters), "127.0.0.1", 0)
+        assert server is not None
+        try:
+            metrics = urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=5).read().decode()
+        finally:
+            server.stop()
+    shown = {line.split()[0]: float(line.split()[1]) for line in metrics.splitlines() if line.startswith("tickops_feed_")}
+    assert shown["tickops_feed_market_maker_names_skipped_total"] == 2
+    assert shown["tickops_feed_market_maker_empty_quotes_skipped_total"] >= 1
+    assert shown["tickops_feed_reader_errors_total"] == 0
+
+
+def _reader_error_records(caplog) -> list[logging.LogRecord]:  # type: ignore[no-untyped-def]
+    return [r for r in caplog.records if r.levelno == logging.ERROR and hasattr(r, "stage")]
+
+
+def test_a_market_data_hook_failing_once_is_counted_and_level1_streams_on_without_reconnecting(caplog) -> None:
+    recorder = Recorder()
+    with running_simulator() as sim, running_client(settings_for(sim), recorder) as client:
+        assert not recorder.wait_market_data(SYMBOLS, 0)
+        real = client.level1._on_data
+        failed: list[object] = []
+
+        def fails_once(event, recv_ns, summary):  # type: ignore[no-untyped-def]
+            if not failed:
+                failed.append(event)
+                raise RuntimeError("injected hook bug")
+            return real(event, recv_ns, summary)
+
+        client.level1._on_data = fails_once  # type: ignore[method-assign]
+        assert wait_until(lambda: client.counters["reader_errors"] == 1, 5)
+        after = time.time_ns()
+        assert not recorder.wait_market_data(SYMBOLS, after, timeout_s=5)
+        assert client.counters["reader_errors"] == 1
+        state = client.state.level1
+        assert state.connected and state.reconnects == 0 and client.outages == []
+        assert any(t.name == "feedclient-level1" for t in threading.enumerate())
+    (record,) = _reader_error_records(caplog)
+    assert record.exc_info is not None and record.exc_info[0] is RuntimeError
+    assert (record.connection, record.stage, record.event_type) == ("level1", "event", type(failed[0]).__name__)  # type: ignore[attr-defined]
+
+
+def test_a_control_hook_failing_once_reconnects_level1_which_redoes_what_was_left_half_done(caplog) -> None:
+    recorder = Recorder()
+    with running_simulator() as sim, running_client(settings_for(sim), recorder) as client:
+        assert not recorder.wait_market_data(SYMBOLS, 0)
+        real = client.level1._rejected
+        calls: list[str] = []
+
+        def fails_once(symbol: str, reason: str) -> None:
+            calls.append(symbol)
+            if len(calls) == 1:
+                raise KeyError("injected hook bug")
+            real(symbol, reason)
+
+        client.level1._rejected = fails_once  # type: ignore[method-assign]
+        client.watch("NOPE")  # n,NOPE: its handling fails once, then the reconnect's re-watch gets it right
+        assert wait_until(lambda: client.rejected_symbols() == {"NOPE": "symbol_not_found"}, 10)
+        after = time.time_ns()
+        assert not recorder.wait_market_data(SYMBOLS, after, timeout_s=10)
+        counters = client.counters
+        assert counters["reader_errors"] == 1 and counters["reconnects"] == 1 and calls == ["NOPE", "NOPE"]
+        (window,) = client.outages
+        assert (window.connection, window.cause) == ("level1", "reader_error") and window.end_ns is not None
+        assert client.state.level1.connected and client.state.level2.reconnects == 0
+    (record,) = _reader_error_records(caplog)
+    assert (record.stage, record.event_type, record.line) == ("event", "SymbolNotFound", "n,NOPE")  # type: ignore[attr-defined]
+
+
+def test_a_bug_outside_the_per_line_handling_reconnects_level2_instead_of_ending_its_thread(caplog) -> None:
+    recorder = Recorder()
+    with running_simulator() as sim:
+        client = FeedClient(settings_for(sim), sink=recorder)
+        real = client.level2._begin_socket
+        calls: list[int] = []
+
+        def fails_once() -> None:
+            calls.append(1)
+            if len(calls) == 1:
+                raise RuntimeError("injected set-up bug")
+            real()
+
+        client.level2._begin_socket = fails_once  # type: ignore[method-assign]
+        client.watch_depth("AAPL")
+        client.start()
+        try:
+            assert not recorder.wait_market_data(["AAPL"], 0, kinds=DEPTH, timeout_s=10)
+            assert client.counters["reader_errors"] == 1 and len(calls) == 2
+            assert client.state.level2.connected
+        finally:
+            client.stop()
+    (record,) = _reader_error_records(caplog)
+    assert (record.connection, record.stage) == ("level2", "serve")  # type: ignore[attr-defined]
+
+
+def test_a_bug_in_the_bookkeeping_between_sockets_does_not_end_the_reader_thread() -> None:
+    with socket.socket() as probe:  # a port nobody listens on: every connect fails
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    counters = Counters()
+    conn = Level2Connection(
+        FeedSettings(host="127.0.0.1", level2_port=port, reconnect_initial_s=0.02, reconnect_max_s=0.05),
+        lambda events: None, counters=counters,
+    )
+    real = conn._went_down
+    causes: list[str] = []
+
+    def fails_once(cause: str) -> None:
+        causes.append(cause)
+        if len(causes) == 1:
+            raise RuntimeError("injected bookkeeping bug")
+        real(cause)
+
+    conn._went_down = fails_once  # type: ignore[method-assign]
+    conn.start()
+    try:
+        assert wait_until(lambda: len(causes) >= 3, 5)
+        assert counters.snapshot()["reader_errors"] == 1
+        assert conn._thread is not None and conn._thread.is_alive()
+        assert conn.state.last_error.startswith("connect_failed")
+    finally:
+        conn.stop()
 
 
 def test_unwatch_stops_a_symbol_and_watch_brings_it_back() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -9,8 +11,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from collectors.events import Depth, FeedError, Heartbeat, HistoryBar, HistoryTick, Quote, SymbolNotFound, System, Trade
+from collectors.iqfeed import decode as decode_cli
 from collectors.iqfeed.protocol import (
     DEFAULT_UPDATE_FIELDS,
+    SKIPPED_LEVEL1_COUNTERS,
     FeedDate,
     InvalidSymbol,
     Level1Decoder,
@@ -236,12 +240,98 @@ def test_system_messages_report_the_dtn_connection_state() -> None:
     assert decoder.decode("S,KEY,12345,")[0].fields == ("12345",)
 
 
-def test_symbol_not_found_error_and_ignored_types() -> None:
+def test_symbol_not_found_and_error_lines() -> None:
     decoder = decoder_at("20260310 10:00:00")
     assert decoder.decode("n,ZZZZ") == [SymbolNotFound(symbol="ZZZZ")]
     assert decoder.decode("E,Disconnected from server") == [FeedError(message="Disconnected from server")]
-    assert decoder.decode("F,AAPL,5,31.2,") == []
-    assert decoder.decode("N,DTN,,20260310,Headline,") == []
+
+
+# Format-exact lines from public clients' tests: IQFeed.CSharpApiClient (F, R, N, C) and
+# pyiqfeed's field order (R, N). Each kind yields no event and is counted under its name.
+UNPUBLISHED_LEVEL1 = {
+    "fundamentals_skipped": "F,MSFT,5,65.6,28624000,97.9500,67.1400,97.9500,83.8300,,,,,,,,,,,1.49,,0.06,06,,"
+                            "MICROSOFT,MSFT,76.800,1.27,,159851.0,64527.0,03/31/2018,76073.0,7683198,,"
+                            "0.50 02/18/2003,0.50 03/29/1999,,,14,4,7372,24.82,1,21,05/10/2018,05/18/2017,"
+                            "05/10/2018,02/09/2018,85.5400,,,,,511210,,,,",
+    "regionals_skipped": "R,AAPL,X,1.23,100,13:00:00,1.24,200,13:00:01,0,1,2,",
+    "news_skipped": "N,1234,1122,AAPL:NFLX,20000102 152001,Very cool news,",
+    "trade_corrections_skipped": "C,AAPL,I,03/30/2021,19:59:14.503633,183.3600,13,101123,8801,17",
+}
+
+
+@pytest.mark.parametrize(("counter", "line"), list(UNPUBLISHED_LEVEL1.items()), ids=list(UNPUBLISHED_LEVEL1))
+def test_unpublished_level1_kinds_are_counted_per_kind_and_reported_not_dropped(counter: str, line: str) -> None:
+    heard: list[tuple[str, str]] = []
+    decoder = decoder_at("20260310 10:00:00")
+    decoder.on_skip = lambda name, raw: heard.append((name, raw))
+    assert decoder.decode(line) == []
+    assert decoder.decode(line) == []
+    assert decoder.skipped == {counter: 2}
+    assert heard == [(counter, line), (counter, line)]
+    assert counter in SKIPPED_LEVEL1_COUNTERS
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "F,AAPL",  # a fundamental line only needs its symbol: the field list varies by version
+        "F,AAPL,5,31.2,",
+        "N,DTN,,,,",  # the five news fields, all but the distributor empty
+        "C,AAPL",  # no confirmed correction layout: only the symbol is checked
+        "R,AAPL,,,,,,,,,,",  # the eleven regional fields, empty
+    ],
+)
+def test_short_but_identifiable_unpublished_lines_are_counted(line: str) -> None:
+    decoder = decoder_at("20260310 10:00:00")
+    assert decoder.decode(line) == []
+    assert sum(decoder.skipped.values()) == 1
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("F", "fundamental message needs 1 fields, got 0"),
+        ("F,", "fundamental message without a symbol"),
+        (",AAPL", "unknown Level 1 message type ''"),
+        ("R,AAPL,X,1.23,100", "regional quote needs 11 fields, got 4"),
+        ("R,,X,1.23,100,13:00:00,1.24,200,13:00:01,0,1,2,", "regional quote without a symbol"),
+        ("N,1234,1122,AAPL", "news headline needs 5 fields, got 3"),
+        ("N,,1122,AAPL:NFLX,20000102 152001,Very cool news,", "news headline without a distributor"),
+        ("C", "trade correction needs 1 fields, got 0"),
+        ("C,,I,03/30/2021,19:59:14.503633,183.36,13,101123,8801,17", "trade correction without a symbol"),
+        ("FX,AAPL", "unknown Level 1 message type 'FX'"),
+    ],
+)
+def test_garbled_unpublished_lines_raise_protocol_error_and_are_not_counted(line: str, reason: str) -> None:
+    decoder = decoder_at("20260310 10:00:00")
+    heard: list[str] = []
+    decoder.on_skip = lambda name, raw: heard.append(name)
+    with pytest.raises(ProtocolError) as caught:
+        decoder.decode(line)
+    assert caught.value.reason == reason and caught.value.line == line
+    events, error = decoder.safe_decode(line)
+    assert events == [] and error is not None and error.reason == reason
+    assert decoder.skipped == {} and heard == []
+
+
+def test_unpublished_lines_leave_the_decoder_state_alone() -> None:
+    decoder = decoder_at("20180709 14:18:31")
+    for line in UNPUBLISHED_LEVEL1.values():
+        decoder.decode(line)
+    trade, _quote = decoder.decode("Q,AAPL,123.0000,50,19:59:53.475143,11,0,123.0000,1700,123.0500,200,,,,123.0000,Cbacv,400142,")
+    assert trade.ts_ns == eastern_ns(2018, 7, 9, 19, 59, 53, 475143)
+    assert decoder.skipped == dict.fromkeys(UNPUBLISHED_LEVEL1, 1)
+
+
+def test_decode_cli_names_each_unpublished_line_instead_of_an_empty_result() -> None:
+    lines = [*UNPUBLISHED_LEVEL1.values(), "R,AAPL", FIELDNAMES]
+    source = io.BytesIO("".join(line + "\r\n" for line in lines).encode("latin-1"))
+    sink = io.BytesIO()
+    assert decode_cli.run("level1", source, sink) == 1
+    rows = [json.loads(row) for row in sink.getvalue().decode().splitlines()]
+    assert rows[:4] == [{"events": [], "skipped": counter} for counter in UNPUBLISHED_LEVEL1]
+    assert rows[4] == {"error": "regional quote needs 11 fields, got 1: 'R,AAPL'"}
+    assert "skipped" not in rows[5] and rows[5]["events"][0]["kind"] == "system"
 
 
 def test_safe_decode_turns_an_internal_failure_into_a_protocol_error() -> None:
@@ -359,3 +449,14 @@ def test_history_ticks_command_uses_eastern_seconds_rounded_outwards() -> None:
     start = eastern_ns(2026, 3, 10, 9, 30, 0, 500000)
     end = eastern_ns(2026, 3, 10, 9, 45, 0, 100)
     assert history_ticks_command("aapl", start, end, "B1") == b"HTT,AAPL,20260310 093000,20260310 094501,,,,1,B1,500\r\n"
+
+
+def test_decode_cli_names_unpublished_level2_lines_too() -> None:
+    lines = ["M,NSDQ,Nasdaq Stock Market,", "Z,AAPL,NSDQ,,,,,10:00:00.000000,2026-03-10,52,10:00:00.000000,F,F,T,", "M,"]
+    source = io.BytesIO("".join(line + "\r\n" for line in lines).encode("latin-1"))
+    sink = io.BytesIO()
+    assert decode_cli.run("level2", source, sink) == 1
+    rows = [json.loads(row) for row in sink.getvalue().decode().splitlines()]
+    assert rows[0] == {"events": [], "skipped": "market_maker_names_skipped"}
+    assert rows[1] == {"events": [], "skipped": "market_maker_empty_quotes_skipped"}
+    assert "error" in rows[2]
