@@ -105,7 +105,7 @@ def storage_trouble(obs: Observation, cfg: AlertSettings) -> list[Finding]:
 def error_rate(obs: Observation, cfg: AlertSettings) -> list[Finding]:
     if obs.errors_per_min > cfg.error_rate_per_min:
         return [Finding("error_rate", "feed", "warning",
-                        f"{obs.errors_per_min:.0f} malformed or error lines per minute", value=obs.errors_per_min)]
+                        f"{obs.errors_per_min:.0f} malformed lines or reader failures per minute (see the feed log)", value=obs.errors_per_min)]
     return []
 
 

@@ -383,7 +383,8 @@ class Engine:
 
     def _update_rates(self, status: EngineStatus) -> None:
         now = time.monotonic()
-        errors = status.feed_counters.get("protocol_errors", 0)
+        # malformed lines, and lines our own reader code failed on (a bug: logged with its traceback)
+        errors = status.feed_counters.get("protocol_errors", 0) + status.feed_counters.get("reader_errors", 0)
         then, before = self._last_errors
         if now - then >= 10:
             self._errors_per_min = (errors - before) * 60 / (now - then)
