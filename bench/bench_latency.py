@@ -6,7 +6,8 @@ Runs the real Engine (simulator feed at ``--rate`` Level 1 messages/s over 100 s
 for ``--seconds``, discards the first 5 s (start-up, partition assignment), and prints
 the recv->broker-ack and recv->stored percentiles of the rest. Kafka and ClickHouse
 must be running for the defaults (scripts/services.sh up). Histogram percentiles are
-bucket upper bounds, so they err on the slow side.
+bucket upper bounds, so they err on the slow side; the mean and the share within
+100 ms are exact (100 ms is a bucket bound) and tell runs apart where percentiles cannot.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from config import load_settings  # noqa: E402
 from storage.factory import open_store  # noqa: E402
 
 WARMUP_S = 5
+SLA_NS = 100_000_000
 
 
 def _delta(after: HistogramSnapshot, before: HistogramSnapshot) -> HistogramSnapshot:
@@ -37,6 +39,26 @@ def _delta(after: HistogramSnapshot, before: HistogramSnapshot) -> HistogramSnap
 def _ms(snapshot: HistogramSnapshot, q: float) -> str:
     value = snapshot.percentile(q)
     return "n/a" if value is None else f"{value / 1e6:.1f} ms"
+
+
+def _exact(snapshot: HistogramSnapshot) -> str:
+    """The mean (exact: the histogram sums) and the share within the SLA (exact: 100 ms is a bucket bound)."""
+    if not snapshot.count:
+        return ""
+    within = sum(count for bound, count in zip(snapshot.bounds_ns, snapshot.counts) if bound <= SLA_NS)
+    return f"mean {snapshot.sum_ns / snapshot.count / 1e6:.1f} ms  <=100 ms {within / snapshot.count:.1%}"
+
+
+def _delete_topics(bootstrap: str, prefix: str) -> None:
+    """Remove this run's topics: each run adds a topic set, and a broker holding hundreds of idle
+    partitions costs CPU (here: a third of a core with ~1,800), which slows every later run."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    names = [name for name in admin.list_topics(timeout=10).topics if name.startswith(prefix + ".")]
+    if names:
+        for future in admin.delete_topics(names, operation_timeout=30).values():
+            future.result(timeout=60)
 
 
 def main() -> int:
@@ -64,13 +86,16 @@ def main() -> int:
         finally:
             engine.stop()
             store.execute(f"DROP DATABASE IF EXISTS {run}")
+            if args.bus == "kafka":
+                _delete_topics(settings.kafka.bootstrap_servers, run)
     ack = _delta(end.producer.latency, start.producer.latency)
     stored = _delta(end.writer.latency, start.writer.latency)
     events = end.ingested - start.ingested
     print(f"bus={args.bus} store={args.store} rate={args.rate:.0f}/s measured={args.seconds:.0f}s "
           f"events={events} ({events / args.seconds:,.0f}/s)")
-    print(f"recv->ack    p50 {_ms(ack, 0.5)}  p99 {_ms(ack, 0.99)}  n={ack.count}")
-    print(f"recv->stored p50 {_ms(stored, 0.5)}  p99 {_ms(stored, 0.99)}  n={stored.count}  (SLA p99 < 100 ms)")
+    print(f"recv->ack    p50 {_ms(ack, 0.5)}  p99 {_ms(ack, 0.99)}  {_exact(ack)}  n={ack.count}")
+    print(f"recv->stored p50 {_ms(stored, 0.5)}  p99 {_ms(stored, 0.99)}  {_exact(stored)}  n={stored.count}"
+          "  (SLA p99 < 100 ms: <=100 ms must reach 99%)")
     return 0
 
 

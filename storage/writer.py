@@ -194,7 +194,7 @@ class Writer:
             if batch.attempts:
                 self._positions.drop_stored(batch)
             self._inserter.write(batch)
-        except (StorageError, BusError) as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure keeps the batch: dropping it would let later commits skip it
             batch.attempts += 1
             self._record_failure(exc, "writing a batch", rows=batch.pending_rows, attempt=batch.attempts)
             self._retry_at = self._clock() + min(self._retry_initial_s * 2 ** (batch.attempts - 1), self._retry_max_s)
