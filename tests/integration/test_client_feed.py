@@ -66,17 +66,22 @@ def test_fundamentals_sent_on_watch_are_counted_logged_once_and_shown_on_metrics
         samples = [r for r in caplog.records if getattr(r, "counter", None) == "fundamentals_skipped"]
         assert len(samples) == 1 and samples[0].levelno == logging.DEBUG
         assert samples[0].line.split(",")[:2] in (["F", symbol] for symbol in SYMBOLS)  # type: ignore[attr-defined]
-        server = start_monitoring(lambda: _status_with(client.counters), "127.0.0.1", 0)
-        assert server is not None
-        try:
-            metrics = urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=5).read().decode()
-        finally:
-            server.stop()
+        metrics = _scrape_metrics(client.counters)
     shown = {line.split()[0]: float(line.split()[1]) for line in metrics.splitlines()
              if line.startswith("tickops_feed_") and line.split()[0].endswith("_skipped_total")}
     assert shown["tickops_feed_fundamentals_skipped_total"] >= len(SYMBOLS)
     assert shown["tickops_feed_regionals_skipped_total"] == shown["tickops_feed_news_skipped_total"] == 0
     assert shown["tickops_feed_trade_corrections_skipped_total"] == 0
+
+
+def _scrape_metrics(feed_counters: dict[str, int]) -> str:
+    """/metrics as served over HTTP for an engine status around these feed counters."""
+    server = start_monitoring(lambda: _status_with(feed_counters), "127.0.0.1", 0)
+    assert server is not None
+    try:
+        return urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=5).read().decode()
+    finally:
+        server.stop()
 
 
 def _status_with(feed_counters: dict[str, int]) -> EngineStatus:
@@ -128,12 +133,7 @@ def test_level2_market_maker_names_and_empty_quotes_are_counted_logged_once_and_
         assert samples["market_maker_names_skipped"].line == "M,NSDQ,Nasdaq Execution Services"  # type: ignore[attr-defined]
         empty = samples["market_maker_empty_quotes_skipped"].line.split(",")  # type: ignore[attr-defined]
         assert empty[:2] in (["Z", "AAPL"], ["2", "AAPL"]) and empty[11:13] == ["F", "F"]
-        server = start_monitoring(lambda: _status_with(client.counters), "127.0.0.1", 0)
-        assert server is not None
-        try:
-            metrics = urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=5).read().decode()
-        finally:
-            server.stop()
+        metrics = _scrape_metrics(client.counters)
     shown = {line.split()[0]: float(line.split()[1]) for line in metrics.splitlines() if line.startswith("tickops_feed_")}
     assert shown["tickops_feed_market_maker_names_skipped_total"] == 2
     assert shown["tickops_feed_market_maker_empty_quotes_skipped_total"] >= 1
