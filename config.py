@@ -179,9 +179,29 @@ class DashboardSettings(_Section):
 
 
 class AlertSettings(_Section):
+    """Thresholds of the alert rules (alerts/rules.py); docs/RUNBOOK.md says what each alert means.
+
+    Silence: a watched symbol alerts after ``symbol_silent_s`` without data in the regular
+    session, ``symbol_silent_extended_s`` in the pre/post-market (0: never), counted from
+    the later of its last data, the session's start and its watch; a symbol with nothing
+    since then gets ``symbol_grace_s`` more. Latency objectives are p99s over the last
+    ``latency_window_s``, judged once ``latency_min_samples`` events were measured in it.
+    Memory growth is a least-squares RSS slope over ``memory_window_s`` of samples taken
+    after ``memory_warmup_s`` (caches filling up after start are not a leak).
+    """
+
     symbol_silent_s: float = Field(300.0, gt=0, le=86_400)
+    symbol_silent_extended_s: float = Field(0.0, ge=0, le=86_400)
+    symbol_grace_s: float = Field(120.0, ge=0, le=86_400)
     heartbeat_missing_s: float = Field(3.0, gt=0, le=3600)
-    latency_p99_sla_ms: float = Field(100.0, gt=0, le=60_000)
+    live_p99_ms: float = Field(100.0, gt=0, le=60_000)
+    freshness_p99_ms: float = Field(1000.0, gt=0, le=600_000)
+    latency_window_s: int = Field(60, ge=5, le=300)
+    latency_min_samples: int = Field(100, ge=1, le=1_000_000)
+    memory_warmup_s: float = Field(900.0, ge=0, le=86_400)
+    memory_window_s: float = Field(1800.0, ge=60, le=3000)
+    memory_growth_mib_per_h: float = Field(128.0, gt=0, le=1_000_000)
+    dropped_window_s: float = Field(900.0, gt=0, le=86_400)
     disk_free_min_pct: float = Field(10.0, ge=0, le=100)
     error_rate_per_min: float = Field(60.0, ge=0)
 

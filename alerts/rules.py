@@ -17,7 +17,10 @@ from config import AlertSettings
 @dataclass(frozen=True)
 class Observation:
     now_ns: int
-    market_open: bool
+    # The market session running now ("closed", "pre", "regular", "post": collectors.market_hours.Session)
+    # and when it began (UTC epoch ns; None when closed).
+    session: str = "closed"
+    session_start_ns: int | None = None
     # symbol -> recv_ns of its latest event (None: nothing since it was watched)
     watched: dict[str, int | None] = field(default_factory=dict)
     watched_since_ns: dict[str, int] = field(default_factory=dict)
@@ -28,13 +31,17 @@ class Observation:
     bus_reachable: bool = True
     spool_bytes: int = 0
     spool_growth_bytes_per_s: float = 0.0
-    dropped_events: int = 0
+    dropped_recent: int = 0  # events the producer dropped within alerts.dropped_window_s
     storage_write_failures_recent: int = 0
     consumer_lag: int = 0
     errors_per_min: float = 0.0
     disk_free_pct: float = 100.0
-    rss_slope_bytes_per_h: float = 0.0
-    latency_p99_ms: float | None = None
+    rss_slope_bytes_per_h: float | None = None  # None until warm-up plus a full window of samples
+    # Sliding-window p99s (alerts.latency_window_s) and how many events they rest on.
+    live_p99_ms: float | None = None  # receive -> acknowledged by the bus
+    live_samples: int = 0
+    fresh_p99_ms: float | None = None  # receive -> stored
+    fresh_samples: int = 0
     backup_degraded: str = ""
     failing_jobs: dict[str, str] = field(default_factory=dict)
 
@@ -42,20 +49,37 @@ class Observation:
 Rule = Callable[[Observation, AlertSettings], list[Finding]]
 
 CONSUMER_LAG_MAX = 100_000
-RSS_LEAK_BYTES_PER_H = 256 * 1024 * 1024
 
 
 def symbol_silent(obs: Observation, cfg: AlertSettings) -> list[Finding]:
-    if not obs.market_open:
+    """A watched symbol with no data for longer than its limit, counted only inside the current session.
+
+    Silence before the session began (last print 19:55 yesterday) or before the symbol was
+    started does not count, and a symbol that has sent nothing since either gets
+    ``symbol_grace_s`` on top: the first prints after the open or after a watch take a moment.
+    """
+    if obs.session == "regular":
+        default = cfg.symbol_silent_s
+    elif obs.session in ("pre", "post"):
+        default = cfg.symbol_silent_extended_s
+    else:
         return []
     findings = []
     for symbol, last_ns in obs.watched.items():
-        limit = obs.silent_override_s.get(symbol, cfg.symbol_silent_s)
-        since = last_ns if last_ns is not None else obs.watched_since_ns.get(symbol, obs.now_ns)
+        limit = obs.silent_override_s.get(symbol, default)
+        if limit <= 0:
+            continue
+        anchors = [obs.session_start_ns or 0, obs.watched_since_ns.get(symbol, 0)]
+        since = max(anchors)
+        if last_ns is not None and last_ns >= since:
+            since, grace = last_ns, 0.0
+        else:
+            grace = cfg.symbol_grace_s
         silent_s = (obs.now_ns - since) / 1e9
-        if silent_s > limit:
+        if silent_s > limit + grace:
             findings.append(Finding("symbol_silent", symbol, "warning",
-                                    f"{symbol}: no data for {silent_s:.0f} s during market hours", value=silent_s))
+                                    f"{symbol}: no data for {silent_s:.0f} s during the {obs.session} session",
+                                    value=silent_s))
     return findings
 
 
@@ -83,9 +107,10 @@ def bus_trouble(obs: Observation, cfg: AlertSettings) -> list[Finding]:
     elif obs.spool_growth_bytes_per_s > 0:
         findings.append(Finding("spool_growing", "bus", "warning",
                                 f"spool growing {obs.spool_growth_bytes_per_s:.0f} B/s", for_s=30))
-    if obs.dropped_events:
+    if obs.dropped_recent:
         findings.append(Finding("events_dropped", "bus", "critical",
-                                f"{obs.dropped_events} events dropped (spool over budget)", value=obs.dropped_events))
+                                f"{obs.dropped_recent} events dropped in the last {cfg.dropped_window_s:.0f} s "
+                                f"(spool full or failing)", value=obs.dropped_recent))
     return findings
 
 
@@ -117,18 +142,33 @@ def disk_free(obs: Observation, cfg: AlertSettings) -> list[Finding]:
 
 
 def memory_growth(obs: Observation, cfg: AlertSettings) -> list[Finding]:
-    if obs.rss_slope_bytes_per_h > RSS_LEAK_BYTES_PER_H:
+    limit = cfg.memory_growth_mib_per_h * 2**20
+    if obs.rss_slope_bytes_per_h is not None and obs.rss_slope_bytes_per_h > limit:
         mb = obs.rss_slope_bytes_per_h / 2**20
-        return [Finding("memory_growth", "process", "warning", f"RSS growing {mb:.0f} MiB/h (leak?)",
+        return [Finding("memory_growth", "process", "warning",
+                        f"RSS growing {mb:.0f} MiB/h over the last {cfg.memory_window_s / 60:.0f} min (leak?)",
                         value=obs.rss_slope_bytes_per_h, for_s=600)]
     return []
 
 
-def latency_sla(obs: Observation, cfg: AlertSettings) -> list[Finding]:
-    if obs.latency_p99_ms is not None and obs.latency_p99_ms > cfg.latency_p99_sla_ms:
-        return [Finding("latency_sla", "pipeline", "warning",
-                        f"end-to-end p99 {obs.latency_p99_ms:.0f} ms over the {cfg.latency_p99_sla_ms:.0f} ms SLA",
-                        value=obs.latency_p99_ms, for_s=30)]
+def live_latency(obs: Observation, cfg: AlertSettings) -> list[Finding]:
+    """Receive -> acknowledged by the bus: what real-time consumers of the bus wait for."""
+    if obs.live_samples >= cfg.latency_min_samples and obs.live_p99_ms is not None and obs.live_p99_ms > cfg.live_p99_ms:
+        return [Finding("live_latency", "bus", "warning",
+                        f"live path p99 {obs.live_p99_ms:.0f} ms over the {cfg.live_p99_ms:.0f} ms objective "
+                        f"(last {cfg.latency_window_s:.0f} s, {obs.live_samples} events)",
+                        value=obs.live_p99_ms, for_s=30)]
+    return []
+
+
+def storage_freshness(obs: Observation, cfg: AlertSettings) -> list[Finding]:
+    """Receive -> queryable in storage: how far history lags behind the live path."""
+    if (obs.fresh_samples >= cfg.latency_min_samples and obs.fresh_p99_ms is not None
+            and obs.fresh_p99_ms > cfg.freshness_p99_ms):
+        return [Finding("storage_freshness", "storage", "warning",
+                        f"storage freshness p99 {obs.fresh_p99_ms:.0f} ms over the {cfg.freshness_p99_ms:.0f} ms "
+                        f"objective (last {cfg.latency_window_s:.0f} s, {obs.fresh_samples} events)",
+                        value=obs.fresh_p99_ms, for_s=30)]
     return []
 
 
@@ -145,7 +185,7 @@ def job_failing(obs: Observation, cfg: AlertSettings) -> list[Finding]:
 
 RULES: tuple[Rule, ...] = (
     symbol_silent, heartbeat_missing, iqconnect_disconnected, bus_trouble, storage_trouble,
-    error_rate, disk_free, memory_growth, latency_sla, backup_degraded, job_failing,
+    error_rate, disk_free, memory_growth, live_latency, storage_freshness, backup_degraded, job_failing,
 )
 
 

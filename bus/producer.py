@@ -249,6 +249,11 @@ class EventProducer:
         log.info("producer closed", extra={"delivered": stats.delivered, "spooled": stats.spooled,
                                            "dropped": stats.dropped, "spool_unsent": stats.spool.unsent})
 
+    @property
+    def latency(self) -> LatencyHistogram:
+        """Receive -> broker acknowledgement, with its sliding windows (read it, never observe into it)."""
+        return self._latency
+
     def stats(self) -> ProducerStats:
         with self._lock:
             return ProducerStats(

@@ -36,10 +36,11 @@ from collectors.iqfeed.client import FeedClient, FeedState, LookupFailed
 from collectors.iqfeed.connections import OutageWindow
 from collectors.jobs import JobRunner, JobStatus
 from collectors.live_state import LiveState
-from collectors.market_hours import is_open
+from collectors.market_hours import load_calendar, session_at, session_start_ns
 from collectors.symbols import SymbolRegistry, SymbolSpec
 from config import Settings
-from monitoring.host import HostSample, HostSampler, rss_slope_bytes_per_hour
+from monitoring.counter_window import CounterWindow
+from monitoring.host import HostSample, HostSampler, rss_growth_after_warmup
 from storage.backup import BackupHealth, BackupWriter
 from storage.factory import open_store
 from storage.migrate import migrate
@@ -83,6 +84,10 @@ class EngineStatus:
     notifications: NotifierStats | None = None  # None when no notification channel is configured
 
 
+def _ms(ns: int | None) -> float | None:
+    return None if ns is None else ns / 1e6
+
+
 class Engine:
     def __init__(self, settings: Settings, *, store: Store | None = None, bus: Bus | None = None) -> None:
         self.settings = settings
@@ -109,10 +114,11 @@ class Engine:
         self._persisted_outages: dict[tuple[str, str, int], int | None] = {}
         self._backfill_attempts: dict[tuple[str, int], int] = {}
         self._watched_since: dict[str, int] = {}
-        self._last_errors: tuple[float, int] = (time.monotonic(), 0)
-        self._errors_per_min = 0.0
-        self._last_spool: tuple[float, int] = (time.monotonic(), 0)
-        self._spool_growth = 0.0
+        # Recent history of counters the alert rules judge over a window, never since start.
+        keep_s = max(settings.alerts.dropped_window_s, 120.0)
+        self._errors = CounterWindow(keep_s)
+        self._spool_bytes = CounterWindow(keep_s)
+        self._dropped = CounterWindow(keep_s)
         self._running = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -122,6 +128,7 @@ class Engine:
             return self
         feed_settings = self.settings.feed
         self.symbols.seed(feed_settings.symbols, feed_settings.depth_symbols)
+        load_calendar()  # a second of pandas under the interpreter lock: before events flow, not in a rule
         if feed_settings.mode == "simulator":
             feed_settings = self._start_simulator()
         self.feed = FeedClient(feed_settings, sink=self.ingest)
@@ -341,8 +348,9 @@ class Engine:
         return alert
 
     def observe(self, now_ns: int | None = None) -> Observation:
-        """The snapshot the alert rules judge; rates are derived between two calls."""
+        """The snapshot the alert rules judge; rates and recent changes come from counter windows."""
         now_ns = now_ns or time.time_ns()
+        cfg = self.settings.alerts
         status = self.status()
         live = self.live.snapshot()
         overrides = {s.symbol: s.silent_after_s for s in self.symbols.all() if s.silent_after_s > 0}
@@ -355,12 +363,14 @@ class Engine:
             heartbeat_age = None if last is None else time.monotonic() - last
             feed_connected = status.feed.level1.connected
             dtn = status.feed.dtn_connected
-        self._update_rates(status)
-        latency = status.writer.latency.percentile(0.99) if status.writer else None
+        self._record_counters(status)
+        live_window = self.producer.latency.window(cfg.latency_window_s)
+        fresh_window = self.writer.latency.window(cfg.latency_window_s) if self.writer else None
         host = status.host
         return Observation(
             now_ns=now_ns,
-            market_open=is_open(now_ns),
+            session=session_at(now_ns).value,
+            session_start_ns=session_start_ns(now_ns),
             watched={s: (live[s].last_event_recv_ns if s in live else None) for s in watched},
             watched_since_ns=dict(self._watched_since),
             silent_override_s=overrides,
@@ -369,30 +379,28 @@ class Engine:
             dtn_connected=dtn,
             bus_reachable=status.producer.breaker.state is BreakerState.CLOSED,
             spool_bytes=status.producer.spool.bytes_used,
-            spool_growth_bytes_per_s=self._spool_growth,
-            dropped_events=status.producer.dropped,
+            spool_growth_bytes_per_s=self._spool_bytes.rate_per_s(30),
+            dropped_recent=int(self._dropped.change(cfg.dropped_window_s)),
             storage_write_failures_recent=status.writer.write_failures if status.writer and status.writer.retrying else 0,
             consumer_lag=status.writer.total_lag if status.writer else 0,
-            errors_per_min=self._errors_per_min,
+            errors_per_min=self._errors.rate_per_s(60) * 60,
             disk_free_pct=host.disk_free_pct if host else 100.0,
-            rss_slope_bytes_per_h=rss_slope_bytes_per_hour(self.host.history()),
-            latency_p99_ms=None if latency is None else latency / 1e6,
+            rss_slope_bytes_per_h=rss_growth_after_warmup(
+                self.host.history(), started_ns=self.started_ns, now_ns=now_ns,
+                warmup_s=cfg.memory_warmup_s, window_s=cfg.memory_window_s),
+            live_p99_ms=_ms(live_window.percentile(0.99)),
+            live_samples=live_window.count,
+            fresh_p99_ms=_ms(fresh_window.percentile(0.99)) if fresh_window else None,
+            fresh_samples=fresh_window.count if fresh_window else 0,
             backup_degraded=status.backup.last_error if status.backup and status.backup.state == "degraded" else "",
             failing_jobs={j.name: j.last_error for j in status.jobs if j.consecutive_failures >= 3},
         )
 
-    def _update_rates(self, status: EngineStatus) -> None:
-        now = time.monotonic()
+    def _record_counters(self, status: EngineStatus) -> None:
         # malformed lines, and lines our own reader code failed on (a bug: logged with its traceback)
-        errors = status.feed_counters.get("protocol_errors", 0) + status.feed_counters.get("reader_errors", 0)
-        then, before = self._last_errors
-        if now - then >= 10:
-            self._errors_per_min = (errors - before) * 60 / (now - then)
-            self._last_errors = (now, errors)
-        then, spool_before = self._last_spool
-        if now - then >= 10:
-            self._spool_growth = (status.producer.spool.bytes_used - spool_before) / (now - then)
-            self._last_spool = (now, status.producer.spool.bytes_used)
+        self._errors.record(status.feed_counters.get("protocol_errors", 0) + status.feed_counters.get("reader_errors", 0))
+        self._spool_bytes.record(status.producer.spool.bytes_used)
+        self._dropped.record(status.producer.dropped)
 
     def evaluate_alerts(self) -> list[Alert]:
         changed = self.alert_book.evaluate(evaluate_rules(self.observe(), self.settings.alerts), time.time_ns())

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -100,7 +101,10 @@ class JobRunner:
             raise ValueError(f"job {name!r} already added")
         job = _Supervised(name, step, interval_s, max_backoff_s, self._clock, self._stopping if loop else None)
         self._jobs[name] = job
-        self._scheduler.add_job(job, "interval", seconds=interval_s, id=name, name=name)
+        # A loop starts with the scheduler, not one interval later: the producer's loop serves the
+        # delivery reports, and every event of a first second without it would wait that second.
+        first = {"next_run_time": datetime.now(timezone.utc)} if loop else {}
+        self._scheduler.add_job(job, "interval", seconds=interval_s, id=name, name=name, **first)
 
     def start(self) -> None:
         self._scheduler.start()

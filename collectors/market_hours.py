@@ -81,6 +81,12 @@ def _calendar() -> tuple[date, date, dict[date, TradingDay]]:
     return first, last, days
 
 
+def load_calendar() -> None:
+    """Build the calendar now. The first build takes about a second of pandas work holding the
+    interpreter lock: a process with a hot path calls this before its feed starts, not from a rule."""
+    _calendar()
+
+
 def trading_day(day: date) -> TradingDay | None:
     """The sessions of ``day`` (an Eastern calendar date), or None on weekends and holidays."""
     first, last, days = _calendar()
@@ -104,6 +110,16 @@ def session_at(ts_ns: int) -> Session:
     if ts_ns < sessions.close_ns:
         return Session.REGULAR
     return Session.POST
+
+
+def session_start_ns(ts_ns: int) -> int | None:
+    """When the session running at ``ts_ns`` began (the pre-market's 04:00, the open, or the close for
+    the post-market); None when closed. Silence before that instant says nothing about a feed."""
+    sessions = trading_day(eastern_date(ts_ns))
+    session = session_at(ts_ns)
+    if sessions is None or session is Session.CLOSED:
+        return None
+    return {Session.PRE: sessions.pre_open_ns, Session.REGULAR: sessions.open_ns, Session.POST: sessions.close_ns}[session]
 
 
 def is_open(ts_ns: int, *, extended: bool = False) -> bool:

@@ -37,13 +37,19 @@ def bars_1m(symbol: str, rows: Sequence[tuple[int, float, float, float, float, i
     return figure
 
 
-def latency_percentiles(series: dict[str, dict[str, float]]) -> go.Figure:
-    """Grouped bars: for each stage (e.g. recv->ack, recv->stored) its p50/p90/p99/max in ms."""
+def latency_over_time(
+    title: str, rows: Sequence[tuple[int, float, float, float]], objective_ms: float
+) -> go.Figure:
+    """Per-minute p50/p99/max (ms) from (minute_start_ns, p50, p99, max) rows, with the objective as a line:
+    the shape of the last hour tells a steady drift from one bad minute."""
     figure = go.Figure()
-    quantiles = ["p50", "p90", "p99", "max"]
-    for stage, values in series.items():
-        figure.add_trace(go.Bar(name=stage, x=quantiles, y=[values.get(q, 0.0) for q in quantiles]))
-    figure.update_layout(title="End-to-end latency (ms)", barmode="group", yaxis_title="ms", **_LAYOUT)
+    times = [_utc(r[0]) for r in rows]
+    for column, name, dash in ((1, "p50", "solid"), (2, "p99", "solid"), (3, "max", "dot")):
+        figure.add_trace(go.Scatter(x=times, y=[r[column] for r in rows], name=name, mode="lines+markers",
+                                    line={"dash": dash}))
+    figure.add_hline(y=objective_ms, line={"color": "firebrick", "dash": "dash"},
+                     annotation_text=f"objective p99 {objective_ms:g} ms")
+    figure.update_layout(title=title, yaxis_title="ms", **_LAYOUT)
     return figure
 
 

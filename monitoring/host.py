@@ -1,7 +1,9 @@
 """Host health samples (CPU, memory, disk, this process's RSS) kept in a bounded ring.
 
-The RSS history is what the leak rule looks at: a steady positive slope over an hour
-means memory grows without bound, long before the process is killed for it.
+The RSS history is what the leak rule looks at: a steady positive slope over a long
+window means memory grows without bound, long before the process is killed for it. The
+first minutes after start are left out (:func:`rss_growth_after_warmup`): caches, the
+bus and connection pools fill up then, and a slope fitted to them is not a leak.
 """
 
 from __future__ import annotations
@@ -76,3 +78,15 @@ def rss_slope_bytes_per_hour(samples: list[HostSample]) -> float:
     if var == 0:
         return 0.0
     return sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / var
+
+
+def rss_growth_after_warmup(
+    samples: list[HostSample], *, started_ns: int, now_ns: int, warmup_s: float, window_s: float
+) -> float | None:
+    """RSS slope (bytes/h) over the last ``window_s`` of samples taken after ``warmup_s``; None until the
+    samples after warm-up span (nearly) the whole window, so a young process is never judged on minutes."""
+    first_ns = max(started_ns + int(warmup_s * 1e9), now_ns - int(window_s * 1e9))
+    used = [sample for sample in samples if sample.ts_ns >= first_ns]
+    if len(used) < 2 or used[-1].ts_ns - used[0].ts_ns < 0.9 * window_s * 1e9:
+        return None
+    return rss_slope_bytes_per_hour(used)

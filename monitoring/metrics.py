@@ -28,11 +28,15 @@ from monitoring.http import Health, HealthState, MonitoringServer, combine
 log = logging.getLogger(__name__)
 
 
+# Coarse bounds for export (the fine log-linear buckets would make hundreds of series); a value is
+# counted under a bound only when its whole fine bucket lies below it, so the export errs slow.
+EXPORT_BOUNDS_NS: tuple[int, ...] = tuple(
+    int(ms * 1_000_000) for ms in (0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 60_000)
+)
+
+
 def _histogram(name: str, doc: str, snap: HistogramSnapshot) -> HistogramMetricFamily:
-    buckets, running = [], 0
-    for bound, count in zip(snap.bounds_ns, snap.counts):
-        running += count
-        buckets.append((repr(bound / 1e9), running))
+    buckets = [(repr(bound / 1e9), count) for bound, count in snap.cumulative(EXPORT_BOUNDS_NS)]
     buckets.append(("+Inf", snap.count))
     return HistogramMetricFamily(name, doc, buckets=buckets, sum_value=snap.sum_ns / 1e9)
 

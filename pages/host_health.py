@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard import charts, resources
-from monitoring.host import rss_slope_bytes_per_hour
+from monitoring.host import rss_growth_after_warmup
 
 engine = resources.engine()
 st.title("Host health")
@@ -19,7 +19,12 @@ def figures() -> None:
     cols[0].metric("CPU", f"{latest.cpu_pct:.0f}%")
     cols[1].metric("Memory", f"{latest.mem_pct:.0f}%")
     cols[2].metric("Disk free", f"{latest.disk_free_pct:.1f}%")
-    cols[3].metric("RSS trend", f"{rss_slope_bytes_per_hour(history) / 2**20:+.1f} MiB/h")
+    cfg = engine.settings.alerts
+    slope = rss_growth_after_warmup(history, started_ns=engine.started_ns, now_ns=latest.ts_ns,
+                                    warmup_s=cfg.memory_warmup_s, window_s=cfg.memory_window_s)
+    cols[3].metric("RSS trend", "warming up" if slope is None else f"{slope / 2**20:+.1f} MiB/h",
+                   help=f"Slope over the last {cfg.memory_window_s / 60:.0f} min, after a "
+                        f"{cfg.memory_warmup_s / 60:.0f}-min warm-up")
     st.plotly_chart(charts.host_history(history), width="stretch")
     st.subheader("Background jobs")
     st.dataframe([{"job": j.name, "every (s)": j.interval_s, "runs": j.runs, "failures": j.failures,

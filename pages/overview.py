@@ -1,8 +1,11 @@
 """Overview: is data flowing, and is anything wrong right now."""
 
+import time
+
 import streamlit as st
 
 from dashboard import resources
+from collectors.market_hours import session_at
 from dashboard.format import age, ms
 
 engine = resources.engine()
@@ -19,8 +22,9 @@ def live() -> None:
     cols[0].metric("Events received", f"{status.ingested:,}")
     cols[1].metric("Rows stored", f"{status.writer.stored:,}" if status.writer else "—")
     cols[2].metric("Writer lag", f"{status.writer.total_lag:,}" if status.writer else "—")
-    p99 = ms(status.writer.latency.percentile(0.99)) if status.writer else None
-    cols[3].metric("p99 recv→stored", "—" if p99 is None else f"{p99} ms")
+    window = engine.settings.alerts.latency_window_s
+    live_p99 = ms(engine.producer.latency.window(window).percentile(0.99))
+    cols[3].metric(f"p99 live path ({window} s)", "—" if live_p99 is None else f"{live_p99} ms")
     cols[4].metric("Spooled (bus down)", f"{status.producer.spool.unacked:,}")
     cols[5].metric("Alerts firing", len(firing))
     feed = status.feed
@@ -46,7 +50,8 @@ def live() -> None:
     ], hide_index=True, width="stretch")
     if firing:
         st.error("\n".join(f"- **{a.rule}** {a.subject}: {a.summary}" for a in firing))
-    st.caption(f"Engine started {age(engine.started_ns)}")
+    session = session_at(time.time_ns()).value
+    st.caption(f"Market session (NYSE): **{session}** · engine started {age(engine.started_ns)}")
 
 
 live()

@@ -281,6 +281,11 @@ class Writer:
         log.info("writer closed", extra={"stored": stats.stored, "batches": stats.batches,
                                          "dead_lettered": stats.dead_lettered, "write_failures": stats.write_failures})
 
+    @property
+    def latency(self) -> LatencyHistogram:
+        """Receive -> stored, with its sliding windows (read it, never observe into it)."""
+        return self._latency
+
     def stats(self) -> WriterStats:
         return WriterStats(
             self._consumed, self._stored, self._batches, self._skipped, self._dead, self._write_failures,

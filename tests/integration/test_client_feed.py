@@ -86,7 +86,7 @@ def _scrape_metrics(feed_counters: dict[str, int]) -> str:
 
 def _status_with(feed_counters: dict[str, int]) -> EngineStatus:
     """An idle engine's status around real feed counters: what /metrics renders them from."""
-    latency = HistogramSnapshot(bounds_ns=(10**6,), counts=(0, 0), count=0, sum_ns=0, max_ns=0)
+    latency = HistogramSnapshot()
     producer = ProducerStats(0, 0, 0, 0, 0, 0, 0, SpoolStats(0, 0, 0, 0, 0),
                              BreakerSnapshot(BreakerState.CLOSED, 0, 0, 0.0, 30.0), latency)
     return EngineStatus(

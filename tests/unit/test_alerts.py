@@ -16,25 +16,55 @@ def rules_named(obs: Observation) -> dict[tuple[str, str], Finding]:
     return {(f.rule, f.subject): f for f in evaluate_rules(obs, CFG)}
 
 
+OPEN_NS = 1_000 * S  # the regular session's start in these observations
+
+
+def regular(now_ns: int, **changes) -> Observation:
+    """An observation during the regular session, which began at OPEN_NS."""
+    return Observation(now_ns=now_ns, session="regular", session_start_ns=OPEN_NS, **changes)
+
+
 def test_healthy_observation_raises_nothing():
-    assert evaluate_rules(Observation(now_ns=1000 * S, market_open=True, watched={"AAPL": 999 * S}), CFG) == []
+    assert evaluate_rules(regular(10_000 * S, watched={"AAPL": 9_999 * S}), CFG) == []
 
 
-def test_symbol_silent_only_during_market_hours_with_per_symbol_override():
+def test_symbol_silent_only_in_a_session_with_per_symbol_override():
     now = 10_000 * S
     watched = {"AAPL": now - 400 * S, "MSFT": now - 10 * S, "ILLIQ": now - 400 * S}
-    open_obs = Observation(now_ns=now, market_open=True, watched=watched, silent_override_s={"ILLIQ": 3600})
-    found = rules_named(open_obs)
+    found = rules_named(regular(now, watched=watched, silent_override_s={"ILLIQ": 3600}))
     assert set(found) == {("symbol_silent", "AAPL")}
     assert found[("symbol_silent", "AAPL")].value == pytest.approx(400)
-    closed = Observation(now_ns=now, market_open=False, watched=watched)
-    assert rules_named(closed) == {}
+    assert rules_named(Observation(now_ns=now, session="closed", watched=watched)) == {}
 
 
-def test_symbol_that_never_sent_anything_counts_from_when_it_was_watched():
+def test_silence_before_the_open_never_counts_and_the_open_gets_a_grace_period():
+    """Last print 19:55 the day before: nothing at 09:30:01, nor until limit + grace after the open."""
+    yesterday_evening = OPEN_NS - 13 * 3600 * S
+    limit, grace = CFG.symbol_silent_s, CFG.symbol_grace_s
+    at_open = regular(OPEN_NS + 1 * S, watched={"AAPL": yesterday_evening})
+    assert rules_named(at_open) == {}
+    still_grace = regular(OPEN_NS + int((limit + grace - 1) * S), watched={"AAPL": yesterday_evening})
+    assert rules_named(still_grace) == {}
+    late = regular(OPEN_NS + int((limit + grace + 1) * S), watched={"AAPL": yesterday_evening})
+    assert ("symbol_silent", "AAPL") in rules_named(late)
+
+
+def test_a_symbol_just_started_gets_the_grace_period_and_then_alerts():
+    started = 5_000 * S
+    limit, grace = CFG.symbol_silent_s, CFG.symbol_grace_s
+    quiet = {"NEW": None}
+    assert rules_named(regular(started + int((limit + grace - 1) * S), watched=quiet,
+                               watched_since_ns={"NEW": started})) == {}
+    assert ("symbol_silent", "NEW") in rules_named(regular(started + int((limit + grace + 1) * S), watched=quiet,
+                                                           watched_since_ns={"NEW": started}))
+
+
+def test_extended_sessions_use_their_own_threshold_off_by_default():
     now = 10_000 * S
-    obs = Observation(now_ns=now, market_open=True, watched={"NEW": None}, watched_since_ns={"NEW": now - 301 * S})
-    assert ("symbol_silent", "NEW") in rules_named(obs)
+    pre = Observation(now_ns=now, session="pre", session_start_ns=OPEN_NS, watched={"AAPL": now - 3000 * S})
+    assert rules_named(pre) == {}
+    strict = AlertSettings(symbol_silent_extended_s=600)
+    assert {f.rule for f in evaluate_rules(pre, strict)} == {"symbol_silent"}
 
 
 @pytest.mark.parametrize(
@@ -45,25 +75,42 @@ def test_symbol_that_never_sent_anything_counts_from_when_it_was_watched():
         ({"dtn_connected": False}, "iqconnect_disconnected"),
         ({"bus_reachable": False}, "kafka_unreachable"),
         ({"spool_growth_bytes_per_s": 10.0}, "spool_growing"),
-        ({"dropped_events": 3}, "events_dropped"),
+        ({"dropped_recent": 3}, "events_dropped"),
         ({"storage_write_failures_recent": 2}, "storage_write_failures"),
         ({"consumer_lag": 1_000_000}, "consumer_lag"),
         ({"errors_per_min": 500}, "error_rate"),
         ({"disk_free_pct": 3.0}, "disk_free_low"),
         ({"rss_slope_bytes_per_h": 2**30}, "memory_growth"),
-        ({"latency_p99_ms": 250.0}, "latency_sla"),
+        ({"live_p99_ms": 250.0, "live_samples": 1000}, "live_latency"),
+        ({"fresh_p99_ms": 2500.0, "fresh_samples": 1000}, "storage_freshness"),
         ({"backup_degraded": "No space left on device"}, "backup_degraded"),
         ({"failing_jobs": {"writer": "StorageUnavailable"}}, "job_failing"),
     ],
 )
 def test_each_rule_fires_on_its_condition(changes, rule):
-    obs = Observation(now_ns=1000 * S, market_open=False, **changes)
+    obs = Observation(now_ns=1000 * S, **changes)
     assert rule in {f.rule for f in evaluate_rules(obs, CFG)}
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"live_p99_ms": 99.0, "live_samples": 10_000},  # under the objective
+        {"live_p99_ms": 900.0, "live_samples": CFG.latency_min_samples - 1},  # too few events to judge
+        {"fresh_p99_ms": 999.0, "fresh_samples": 10_000},
+        {"fresh_p99_ms": 5000.0, "fresh_samples": 3},
+        {"rss_slope_bytes_per_h": None},  # still warming up
+        {"rss_slope_bytes_per_h": CFG.memory_growth_mib_per_h * 2**20 * 0.9},
+        {"dropped_recent": 0},
+    ],
+)
+def test_rules_stay_silent_short_of_their_condition(changes):
+    assert evaluate_rules(Observation(now_ns=1000 * S, **changes), CFG) == []
 
 
 def test_condition_pends_for_its_duration_then_fires_and_resolves():
     book = AlertBook()
-    slow = Finding("latency_sla", "pipeline", "warning", "p99 high", for_s=30)
+    slow = Finding("live_latency", "bus", "warning", "p99 high", for_s=30)
     assert [a.state for a in book.evaluate([slow], 0)] == ["pending"]
     assert book.evaluate([slow], 10 * S) == []
     fired = book.evaluate([slow], 30 * S)
@@ -75,7 +122,7 @@ def test_condition_pends_for_its_duration_then_fires_and_resolves():
 
 def test_blip_shorter_than_for_leaves_no_alert():
     book = AlertBook()
-    blip = Finding("latency_sla", "pipeline", "warning", "p99 high", for_s=30)
+    blip = Finding("live_latency", "bus", "warning", "p99 high", for_s=30)
     book.evaluate([blip], 0)
     assert book.evaluate([], 5 * S) == []
     assert book.active() == []

@@ -1,4 +1,4 @@
-from dashboard.charts import bars_1m, host_history, latency_percentiles, price_volume
+from dashboard.charts import bars_1m, host_history, latency_over_time, price_volume
 from monitoring.host import HostSample
 
 NS = 1_700_000_000_000_000_000
@@ -14,8 +14,10 @@ def test_price_volume_has_a_price_line_and_size_bars_in_utc():
 def test_candles_latency_and_host_figures_carry_their_values():
     candle = bars_1m("AAPL", [(NS, 1.0, 2.0, 0.5, 1.5, 10)]).data[0]
     assert (candle.open[0], candle.high[0], candle.low[0], candle.close[0]) == (1.0, 2.0, 0.5, 1.5)
-    bars = latency_percentiles({"recv->stored": {"p50": 3.0, "p99": 40.0}}).data[0]
-    assert list(bars.y) == [3.0, 0.0, 40.0, 0.0]
+    latency = latency_over_time("live", [(NS, 3.0, 40.0, 55.0), (NS + 60 * 10**9, 2.0, 9.0, 12.0)], 100.0)
+    assert [t.name for t in latency.data] == ["p50", "p99", "max"]
+    assert list(latency.data[1].y) == [40.0, 9.0]
+    assert latency.layout.shapes[0].y0 == 100.0  # the objective line
     host = host_history([HostSample(NS, 10.0, 20.0, 70.0, 1, 2**30, 3, 4)])
     assert [t.name for t in host.data] == ["CPU %", "memory %", "disk free %", "RSS MiB"]
     assert host.data[3].y[0] == 1024

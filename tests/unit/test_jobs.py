@@ -94,3 +94,18 @@ def test_loop_job_repeats_back_to_back_until_shutdown_and_restarts_after_a_failu
     settled = len(calls)
     time.sleep(0.1)
     assert len(calls) == settled, "a loop job kept running after shutdown"
+
+
+@pytest.mark.timeout(10)
+def test_a_loop_job_starts_with_the_scheduler_not_one_interval_later():
+    """The producer's loop serves delivery reports: a first second without it delayed every early event."""
+    runner = JobRunner()
+    started = threading.Event()
+    runner.add("producer", lambda: (started.set(), time.sleep(0.001)), interval_s=5, loop=True)
+    begun = time.monotonic()
+    runner.start()
+    try:
+        assert started.wait(4), "the loop waited for its interval"
+        assert time.monotonic() - begun < 2
+    finally:
+        runner.shutdown()

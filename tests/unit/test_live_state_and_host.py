@@ -1,6 +1,8 @@
 from collectors.events import Depth, Quote, Trade
 from collectors.live_state import LiveState
-from monitoring.host import HostSample, HostSampler, rss_slope_bytes_per_hour
+import pytest
+
+from monitoring.host import HostSample, HostSampler, rss_growth_after_warmup, rss_slope_bytes_per_hour
 
 
 def test_live_state_keeps_latest_trade_and_quote_and_counts_per_symbol():
@@ -33,3 +35,23 @@ def test_rss_slope_detects_steady_growth_and_ignores_flat_memory():
     assert abs(rss_slope_bytes_per_hour(growing) - 100_000_000) < 1
     assert rss_slope_bytes_per_hour(flat) == 0
     assert rss_slope_bytes_per_hour(growing[:1]) == 0
+
+
+def _rss(ts_s: float, mib: float) -> HostSample:
+    return HostSample(int(ts_s * 1e9), 0, 0, 50, 1, int(mib * 2**20), 0, 1)
+
+
+def test_rss_growth_waits_for_the_warm_up_and_a_full_window():
+    """The first minutes (caches filling) are left out; nothing is judged before a whole window after them."""
+    warm_up = [_rss(t, 100 + t) for t in range(0, 900, 5)]  # 1 MiB/s while warming up: 3600 MiB/h
+    steady = [_rss(t, 1000) for t in range(900, 2700, 5)]
+    judge = {"started_ns": 0, "warmup_s": 900, "window_s": 1800}
+    assert rss_growth_after_warmup(warm_up, now_ns=899 * 10**9, **judge) is None
+    assert rss_growth_after_warmup(warm_up + steady[:100], now_ns=1400 * 10**9, **judge) is None
+    assert rss_growth_after_warmup(warm_up + steady, now_ns=2700 * 10**9, **judge) == 0
+
+
+def test_rss_growth_after_the_warm_up_is_the_slope_of_the_last_window():
+    leaking = [_rss(t, 500 + t / 60) for t in range(0, 4000, 5)]  # 1 MiB/min = 60 MiB/h
+    slope = rss_growth_after_warmup(leaking, started_ns=0, now_ns=4000 * 10**9, warmup_s=900, window_s=1800)
+    assert slope == pytest.approx(60 * 2**20, rel=1e-6)
