@@ -10,11 +10,21 @@ setting and what it accepts; secrets are ``SecretStr`` and never printed.
 
 from __future__ import annotations
 
+import operator
 import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -30,9 +40,37 @@ class ConfigError(ValueError):
 
 
 class _Section(BaseModel):
-    """A settings section; unknown keys are errors so a typo never silently falls back to a default."""
+    """A settings section; unknown keys are errors so a typo never silently falls back to a default.
 
-    model_config = ConfigDict(extra="forbid")
+    Defaults are validated too, so a rule between two fields holds when only one of them is set.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+_RELATIONS = {
+    "at least": operator.ge,
+    "at most": operator.le,
+    "greater than": operator.gt,
+}
+
+
+def _relative_to(field: str, relation: str, other: str) -> Any:
+    """A validator of ``field`` against ``other`` of the same section, declared earlier (so already validated).
+
+    Pairs such as an initial and a maximum backoff are checked here, when settings load, so
+    a bad pair stops start-up naming both settings instead of failing later inside a
+    component (a circuit breaker, librdkafka) with a message about its own arguments.
+    """
+    holds = _RELATIONS[relation]
+
+    def check(cls: type, value: Any, info: ValidationInfo) -> Any:
+        bound = info.data.get(other)  # absent when ``other`` failed its own validation: that error is reported
+        if bound is not None and not holds(value, bound):
+            raise ValueError(f"is {value} but must be {relation} {other} ({bound}): change {field} or {other}")
+        return value
+
+    return field_validator(field)(check)
 
 
 class FeedSettings(_Section):
@@ -75,6 +113,23 @@ class FeedSettings(_Section):
     simulator_rate: float = Field(200.0, ge=0, le=5_000_000)
     simulator_seed: int = 7
 
+    _reconnect_order = _relative_to("reconnect_max_s", "at least", "reconnect_initial_s")
+    _restart_order = _relative_to("restart_max_s", "at least", "restart_initial_s")
+
+    @field_validator("client_name")
+    @classmethod
+    def _wire_safe(cls, value: str) -> str:
+        """The name is sent in an ``S,SET CLIENT NAME,<name>`` line: a comma or control character would
+        corrupt the command, and anything outside ASCII cannot be encoded for IQConnect."""
+        if not value:
+            raise ValueError("must not be empty")
+        if "," in value:
+            raise ValueError("must not contain a comma (it would split the command sent to IQConnect)")
+        bad = sorted({ch for ch in value if not " " <= ch <= "~"})
+        if bad:
+            raise ValueError(f"must be printable ASCII (it is sent to IQConnect); found {bad}")
+        return value
+
 
 class BusSettings(_Section):
     kind: Literal["memory", "kafka"] = "memory"
@@ -102,6 +157,10 @@ class KafkaSettings(_Section):
     # A writer that dies is replaced in its group after this long (broker minimum is 6000).
     session_timeout_ms: int = Field(10_000, ge=1_000, le=300_000)
 
+    _spool_segment_fits = _relative_to("spool_segment_mb", "at most", "spool_budget_mb")
+    _timeout_after_linger = _relative_to("message_timeout_ms", "greater than", "linger_ms")  # librdkafka's rule
+    _breaker_order = _relative_to("breaker_reset_max_s", "at least", "breaker_reset_s")
+
 
 class StorageSettings(_Section):
     backend: Literal["chdb", "server"] = "chdb"
@@ -115,6 +174,8 @@ class StorageSettings(_Section):
     # Writer backoff while storage is failing: the batch is kept and retried, offsets stay uncommitted.
     retry_initial_ms: int = Field(100, ge=1, le=60_000)
     retry_max_ms: int = Field(5_000, ge=1, le=600_000)
+
+    _retry_order = _relative_to("retry_max_ms", "at least", "retry_initial_ms")
 
     @field_validator("database")
     @classmethod
@@ -145,6 +206,8 @@ class BackupSettings(_Section):
     compression_level: int = Field(3, ge=1, le=19)
     fsync: bool = False
     retry_s: float = Field(1.0, gt=0, le=3600)
+
+    _segment_fits = _relative_to("budget_mb", "at least", "segment_max_mb")
 
 
 class MonitoringSettings(_Section):
@@ -212,6 +275,8 @@ class NotifySettings(_Section):
     retry_attempts: int = Field(4, ge=1, le=20)
     retry_initial_s: float = Field(1.0, gt=0, le=600)
     retry_max_s: float = Field(30.0, gt=0, le=3600)
+
+    _retry_order = _relative_to("retry_max_s", "at least", "retry_initial_s")
 
     @field_validator("webhook_url")
     @classmethod
