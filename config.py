@@ -4,8 +4,13 @@ Values come, in order of precedence, from keyword arguments, ``TICKOPS_*`` envir
 variables (nested with ``__``: ``TICKOPS_KAFKA__BOOTSTRAP_SERVERS``), a TOML file
 (``TICKOPS_CONFIG`` or ``./tickops.toml``) and the defaults below. Defaults are the
 embedded demo (simulator feed, in-process bus, chDB under ./data) so that ``make run``
-needs nothing else. A bad value stops start-up with :class:`ConfigError` naming the
-setting and what it accepts; secrets are ``SecretStr`` and never printed.
+needs nothing else. A bad value, or a pair of values that contradict each other, stops
+start-up with :class:`ConfigError` naming the setting and what it accepts.
+
+Secrets (credentials, password digests, the webhook URL with its token) are typed
+``SecretStr``: that type is the one redaction mechanism, so reprs, ``redacted()`` and
+every log line that carries settings show ``**********`` and only the component that
+needs a secret calls ``get_secret_value()``.
 """
 
 from __future__ import annotations
@@ -260,7 +265,7 @@ class NotifySettings(_Section):
     ``retry_initial_s`` doubling up to ``retry_max_s`` in between.
     """
 
-    webhook_url: str | None = None
+    webhook_url: SecretStr | None = None  # a secret: such URLs usually carry a token or credentials
     webhook_timeout_s: float = Field(5.0, gt=0, le=120)
     smtp_host: str | None = None
     smtp_port: int = Field(587, **_PORT)
@@ -280,8 +285,8 @@ class NotifySettings(_Section):
 
     @field_validator("webhook_url")
     @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
+    def _http_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value
 
@@ -354,7 +359,7 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
 
     def redacted(self) -> dict[str, Any]:
-        """A loggable view: SecretStr values stay masked by pydantic's JSON dump."""
+        """A loggable view: pydantic's JSON dump masks every ``SecretStr`` value."""
         return self.model_dump(mode="json")
 
 

@@ -159,3 +159,29 @@ def test_client_name_from_toml_is_checked_too(monkeypatch, tmp_path):
         load_settings()
     path.write_text('[feed]\nclient_name = "desk-7 floor.2"\n')
     assert load_settings().feed.client_name == "desk-7 floor.2"
+
+
+def _settings_fields(model, prefix=""):
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        nested = getattr(annotation, "model_fields", None)
+        if nested is not None:
+            yield from _settings_fields(annotation, f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}", info
+    if model.__name__ == "DashboardSettings":
+        from config import OperatorSettings
+        yield from _settings_fields(OperatorSettings, f"{prefix}operators.<name>.")
+
+
+def test_every_secret_bearing_setting_is_a_secret_type():
+    """The one redaction mechanism is the SecretStr type: a new credential field must use it to be masked."""
+    from pydantic import SecretStr
+
+    from config import Settings
+
+    looks_secret = ("password", "login", "token", "secret", "api_key", "_url", "credential")
+    plain = [name for name, info in _settings_fields(Settings)
+             if any(word in name for word in looks_secret) and SecretStr not in getattr(info.annotation, "__args__",
+                                                                                         (info.annotation,))]
+    assert not plain, f"secret-bearing settings not typed SecretStr (they would be logged): {plain}"
