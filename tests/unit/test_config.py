@@ -128,7 +128,8 @@ def test_cross_field_rule_fails_at_load_naming_both_settings(monkeypatch, tmp_pa
     assert message.startswith("invalid TickOps configuration:\n")
     assert f"\n  {reported} (env {env_name}): " in message
     section, _, other_field = other.partition(".")
-    assert reported.startswith(section + ".") and f"{other_field} (" in message, "the error names the pair's other setting"
+    assert reported.startswith(section + ".")
+    assert f"{other_field} (" in message, "the error names the pair's other setting"
 
 
 def test_pairs_at_their_limit_are_accepted():

@@ -1,3 +1,4 @@
+import logging
 import threading
 import time
 
@@ -94,3 +95,21 @@ def test_loop_job_repeats_back_to_back_until_shutdown_and_restarts_after_a_failu
     settled = len(calls)
     time.sleep(0.1)
     assert len(calls) == settled, "a loop job kept running after shutdown"
+
+
+@pytest.mark.timeout(10)
+def test_job_runs_log_at_debug_only_so_info_stays_quiet(caplog):
+    runner = JobRunner()
+    ran = threading.Event()
+    runner.add("tick", ran.set, interval_s=0.05)
+    with caplog.at_level(logging.DEBUG):
+        runner.start()
+        try:
+            assert ran.wait(5)
+            time.sleep(0.3)  # several runs
+        finally:
+            runner.shutdown()
+    loud = [f"{r.name}: {r.getMessage()}" for r in caplog.records if r.levelno >= logging.INFO]
+    assert not loud, f"job runs logged at INFO or above: {loud[:3]}"
+    runs = [r for r in caplog.records if getattr(r, "job", None) == "tick"]
+    assert len(runs) >= 2 and all(r.levelno == logging.DEBUG for r in runs), "each job run is visible at DEBUG"
