@@ -13,6 +13,7 @@ import pytest
 
 from collectors.engine import Engine
 from config import load_settings
+from tests.log_capture import root_logging
 
 WATCH_S = 5.0
 
@@ -28,15 +29,8 @@ class _Lines(logging.Handler):
 
 @pytest.fixture
 def info_lines():
-    root = logging.getLogger()
-    handler, level = _Lines(), root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    try:
+    with root_logging(_Lines(), logging.INFO) as handler:
         yield handler
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
 
 
 @pytest.mark.timeout(90)

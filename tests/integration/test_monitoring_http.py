@@ -13,6 +13,7 @@ from monitoring.health import INCIDENT_WINDOW_S
 from monitoring.http import Health, MonitoringServer, combine
 from monitoring.metrics import start_monitoring
 from tests.engine_status import idle_status
+from tests.fake_clock import FakeClock
 
 
 def test_worst_check_wins_and_reasons_are_kept():
@@ -42,14 +43,6 @@ def test_metrics_and_healthz_are_served_with_status_codes():
         server.stop()
 
 
-class _FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def _get(url: str) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(url, timeout=5) as answer:
@@ -60,7 +53,7 @@ def _get(url: str) -> tuple[int, str]:
 
 @pytest.mark.timeout(30)
 def test_healthz_recovers_after_a_single_dropped_event_while_metrics_keep_the_count():
-    clock = _FakeClock()
+    clock = FakeClock()
     current = {"status": idle_status()}
     server = start_monitoring(lambda: current["status"], "127.0.0.1", 0, clock=clock)
     assert server is not None

@@ -28,6 +28,7 @@ from monitoring.metrics import start_monitoring
 from tests.conftest import unique_name
 from tests.e2e.conftest import free_port
 from tests.integration.pipeline import delete_topics, wait_until
+from tests.log_capture import root_logging
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -77,15 +78,8 @@ class _Everything(logging.Handler):
 
 @pytest.fixture
 def all_logs_at_debug():
-    root = logging.getLogger()
-    handler, level = _Everything(), root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    try:
+    with root_logging(_Everything(), logging.DEBUG) as handler:
         yield handler
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
 
 
 @pytest.mark.timeout(120)

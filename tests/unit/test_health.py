@@ -5,18 +5,11 @@ from __future__ import annotations
 from bus.breaker import BreakerState
 from monitoring.health import HealthCheck, RecentIncrease, assess
 from tests.engine_status import idle_status
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.fake_clock import FakeClock
 
 
 def test_one_dropped_event_is_down_for_the_window_then_ok_although_the_total_stays():
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     check = HealthCheck(clock, window_s=60)
     assert check(idle_status()).state == "ok"
     dropped = check(idle_status(dropped=1))
@@ -30,7 +23,7 @@ def test_one_dropped_event_is_down_for_the_window_then_ok_although_the_total_sta
 
 
 def test_new_drops_after_recovery_turn_health_down_again():
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     check = HealthCheck(clock, window_s=60)
     check(idle_status(dropped=3))
     clock.now += 120
@@ -40,12 +33,12 @@ def test_new_drops_after_recovery_turn_health_down_again():
 
 
 def test_drops_counted_before_the_first_check_are_reported_at_that_check():
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     assert HealthCheck(clock, window_s=60)(idle_status(dropped=7)).state == "down"
 
 
 def test_a_counter_that_starts_over_is_a_new_baseline_not_an_incident():
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     grew = RecentIncrease(window_s=10, clock=clock)
     assert grew(5)
     clock.now += 11
@@ -54,7 +47,7 @@ def test_a_counter_that_starts_over_is_a_new_baseline_not_an_incident():
 
 
 def test_breaker_open_is_degraded_only_while_it_is_open():
-    check = HealthCheck(FakeClock(), window_s=60)
+    check = HealthCheck(FakeClock(1000.0), window_s=60)
     opened = check(idle_status(breaker=BreakerState.OPEN))
     assert opened.state == "degraded" and any("bus unreachable" in reason for reason in opened.reasons)
     assert check(idle_status(breaker=BreakerState.CLOSED)).state == "ok"

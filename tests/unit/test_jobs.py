@@ -5,14 +5,7 @@ import time
 import pytest
 
 from collectors.jobs import JobRunner
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.fake_clock import FakeClock
 
 
 def test_failing_step_is_counted_and_backs_off_exponentially_then_recovers():
