@@ -115,6 +115,10 @@ class StorageSettings(_Section):
     # Writer backoff while storage is failing: the batch is kept and retried, offsets stay uncommitted.
     retry_initial_ms: int = Field(100, ge=1, le=60_000)
     retry_max_ms: int = Field(5_000, ge=1, le=600_000)
+    # Server backend: connections shared by all threads (the writer inserts from 4 at once, plus
+    # its resume queries, alert jobs and dashboard reruns); a statement waits pool_wait_s for one.
+    pool_size: int = Field(8, ge=1, le=1000)
+    pool_wait_s: float = Field(10.0, gt=0, le=600)
 
     @field_validator("database")
     @classmethod
