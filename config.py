@@ -80,6 +80,8 @@ class BusSettings(_Section):
     kind: Literal["memory", "kafka"] = "memory"
     # In-process bus: messages held per partition before producers see "queue full" and spool.
     memory_capacity: int = Field(1_000_000, ge=1, le=100_000_000)
+    # ... and bytes held over all event topics (payload plus per-message overhead) before the same.
+    memory_max_mb: int = Field(512, ge=1, le=1_000_000)
 
 
 class KafkaSettings(_Section):
@@ -101,6 +103,11 @@ class KafkaSettings(_Section):
     breaker_reset_max_s: float = Field(5.0, gt=0, le=3600)
     # A writer that dies is replaced in its group after this long (broker minimum is 6000).
     session_timeout_ms: int = Field(10_000, ge=1_000, le=300_000)
+    # The dead-letter topic is never consumed: the oldest dead letters are deleted after this long
+    # or beyond this size per partition (topic configs retention.ms / retention.bytes; the
+    # in-process bus applies the size).
+    deadletter_retention_ms: int = Field(7 * 86_400_000, ge=60_000, le=10 * 365 * 86_400_000)
+    deadletter_retention_mb: int = Field(64, ge=1, le=1_000_000)
 
 
 class StorageSettings(_Section):
