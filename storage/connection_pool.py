@@ -42,11 +42,8 @@ class ClientPool:
         self._idle: list[Client] = []  # LIFO: the most recently used client is the likeliest to be alive
         self._borrowed: set[Client] = set()
         self._stale: set[Client] = set()  # borrowed when the pool was closed: disconnect on return
-        self._open = 0
-        self._in_use = 0
-        self._waited = 0
-        self._exhausted = 0
-        self._discarded = 0
+        self._open = self._in_use = 0
+        self._waited = self._exhausted = self._discarded = 0  # counters shown by stats()
         self._exhaustion_logged = False
 
     @contextmanager
