@@ -78,12 +78,19 @@ def test_a_thousand_queries_from_fresh_threads_leave_no_more_connections_than_th
         observer.close()
 
 
-def test_closing_the_store_closes_every_pooled_connection(server_store):
+def test_closing_the_store_closes_idle_connections_at_once_and_borrowed_ones_when_they_come_back(server_store):
     store = ClickHouseServerStore(port=CLICKHOUSE_PORT, database=server_store.database, pool_size=3)
     before = own_connections()
     assert in_fresh_threads(lambda: store.query("SELECT sleep(0.2)"), total=3, at_once=3) == []
     assert own_connections() - before == store.stats()["open"] >= 1
+    busy = threading.Thread(target=lambda: store.query("SELECT sleep(1)"))
+    busy.start()
+    deadline = time.monotonic() + 10
+    while store.stats()["in_use"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
     store.close()
+    assert own_connections() - before == 1 == store.stats()["in_use"]  # the statement under way finishes
+    busy.join()
     assert own_connections() == before
     assert store.stats()["open"] == 0
 
