@@ -140,6 +140,8 @@ class BusSettings(_Section):
     kind: Literal["memory", "kafka"] = "memory"
     # In-process bus: messages held per partition before producers see "queue full" and spool.
     memory_capacity: int = Field(1_000_000, ge=1, le=100_000_000)
+    # ... and bytes held over all event topics (payload plus per-message overhead) before the same.
+    memory_max_mb: int = Field(512, ge=1, le=1_000_000)
 
 
 class KafkaSettings(_Section):
@@ -161,6 +163,11 @@ class KafkaSettings(_Section):
     breaker_reset_max_s: float = Field(5.0, gt=0, le=3600)
     # A writer that dies is replaced in its group after this long (broker minimum is 6000).
     session_timeout_ms: int = Field(10_000, ge=1_000, le=300_000)
+    # The dead-letter topic is never consumed: the oldest dead letters are deleted after this long
+    # or beyond this size per partition (topic configs retention.ms / retention.bytes; the
+    # in-process bus applies the size).
+    deadletter_retention_ms: int = Field(7 * 86_400_000, ge=60_000, le=10 * 365 * 86_400_000)
+    deadletter_retention_mb: int = Field(64, ge=1, le=1_000_000)
 
     _spool_segment_fits = _relative_to("spool_segment_mb", "at most", "spool_budget_mb")
     _timeout_after_linger = _relative_to("message_timeout_ms", "greater than", "linger_ms")  # librdkafka's rule
@@ -179,6 +186,10 @@ class StorageSettings(_Section):
     # Writer backoff while storage is failing: the batch is kept and retried, offsets stay uncommitted.
     retry_initial_ms: int = Field(100, ge=1, le=60_000)
     retry_max_ms: int = Field(5_000, ge=1, le=600_000)
+    # Server backend: connections shared by all threads (the writer inserts from 4 at once, plus
+    # its resume queries, alert jobs and dashboard reruns); a statement waits pool_wait_s for one.
+    pool_size: int = Field(8, ge=1, le=1000)
+    pool_wait_s: float = Field(10.0, gt=0, le=600)
 
     _retry_order = _relative_to("retry_max_ms", "at least", "retry_initial_ms")
 

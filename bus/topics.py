@@ -27,6 +27,23 @@ _FAMILY: dict[type, str] = {
 _TABLE: dict[str, str] = {"trades": "trades", "quotes": "quotes", "depth": "depth", "status": "feed_status"}
 
 
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How much of a topic nobody consumes is kept (the dead letters): the oldest messages beyond
+    either bound are deleted, never refused, so the writer can always set a poison message aside.
+
+    Kafka applies ``partition_bytes`` per partition, and so does :class:`bus.memory.MemoryBus`;
+    the in-process bus ignores ``ms`` (its messages die with the process anyway).
+    """
+
+    ms: int
+    partition_bytes: int
+
+    def kafka_configs(self) -> dict[str, str]:
+        """The topic configs that make a broker enforce this retention."""
+        return {"retention.ms": str(self.ms), "retention.bytes": str(self.partition_bytes)}
+
+
 class UnroutableEvent(ValueError):
     """The event kind has no topic (history lookups are replies to a request, not live events)."""
 
