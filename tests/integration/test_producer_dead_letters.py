@@ -5,28 +5,16 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
-from collections.abc import Iterator
 
 import pytest
 from confluent_kafka import Consumer
 
 from bus.codec import decode
 from bus.factory import build_producer
-from bus.kafka import KafkaBus
-from bus.topics import TopicSet
 from collectors.events import Trade
-from config import Settings
-from tests.integration.pipeline import delete_topics
+from tests.integration.test_kafka_bus import kafka, settings_for, topics  # noqa: F401 - shared fixtures
 
 pytestmark = pytest.mark.kafka
-
-
-@pytest.fixture
-def topics(kafka_bootstrap: str) -> Iterator[TopicSet]:
-    topics = TopicSet(f"pdl-{uuid.uuid4().hex[:10]}")
-    yield topics
-    delete_topics(kafka_bootstrap, topics.prefix)
 
 
 def read_topic(bootstrap: str, topic: str, count: int, timeout_s: float = 30.0) -> list:
@@ -48,12 +36,9 @@ def read_topic(bootstrap: str, topic: str, count: int, timeout_s: float = 30.0) 
 
 @pytest.mark.timeout(120)
 def test_an_event_kafka_cannot_carry_is_dead_lettered_and_the_rest_of_the_read_is_delivered_in_order(
-    kafka_bootstrap, topics, tmp_path
+    kafka, kafka_bootstrap, topics, tmp_path  # noqa: F811
 ):
-    kafka = KafkaBus(kafka_bootstrap, session_timeout_ms=6000)
-    settings = Settings(data_dir=tmp_path, bus={"kind": "kafka"},
-                        kafka={"bootstrap_servers": kafka_bootstrap, "topic_prefix": topics.prefix, "partitions": 1})
-    producer = build_producer(settings, kafka)
+    producer = build_producer(settings_for(tmp_path, kafka_bootstrap, topics), kafka)
     read = [Trade(symbol="AAPL", price=100.0 + i, size=100, ts_ns=i, source="s", seq=i, recv_ns=1) for i in range(1, 21)]
     read[9] = Trade(symbol="AAPL", price=109.0, size=99999999999999999999, ts_ns=10, source="s", seq=10, recv_ns=1)
     producer.publish_many(read)
@@ -63,7 +48,7 @@ def test_an_event_kafka_cannot_carry_is_dead_lettered_and_the_rest_of_the_read_i
     assert (stats.published, stats.rejected, stats.delivered, stats.failed, stats.dropped) == (20, 1, 20, 0, 0)
 
     delivered = [decode(message.value()) for message in read_topic(kafka_bootstrap, topics.trades, 20, timeout_s=15)]
-    assert [event.seq for event in delivered] == [event.seq for event in read if event.seq != 10]  # one partition: in order
+    assert [event.seq for event in delivered] == [event.seq for event in read if event.seq != 10]  # one key: in order
     (letter,) = read_topic(kafka_bootstrap, topics.deadletter, 1)
     body = json.loads(letter.value())
     assert letter.key() == b"AAPL" and body["kind"] == "Trade" and body["rejected_by"] == "producer"
