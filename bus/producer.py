@@ -64,7 +64,7 @@ class ProducerStats:
     rejected: int = 0  # events that could not be encoded or routed; each went to the dead-letter topic
 
 
-def dead_letter(event: object, error: Exception, deadletter_topic: str) -> SpoolRecord:
+def dead_letter(event: Event, error: Exception, deadletter_topic: str) -> SpoolRecord:
     """A dead-letter record describing ``event`` and why it was rejected: JSON, so that a value the bus
     codec cannot hold still shows (as its ``repr``). Never raises, whatever ``event`` holds."""
     fields: dict[str, object] = {}
@@ -79,7 +79,7 @@ def dead_letter(event: object, error: Exception, deadletter_topic: str) -> Spool
     letter = {"rejected_by": "producer", "reason": f"{type(error).__name__}: {error}"[:1000],
               "kind": type(event).__name__, "fields": fields if fields else repr(event)}
     try:
-        key = event_key(event)  # type: ignore[arg-type]
+        key = event_key(event)
     except Exception:  # noqa: BLE001 - a symbol that is not text: the letter itself says what it was
         key = b""
     return SpoolRecord(deadletter_topic, key, msgspec.json.encode(letter), 0)
@@ -157,7 +157,7 @@ class EventProducer:
                 self._reject(event, exc)
         return records
 
-    def _reject(self, event: object, error: Exception) -> None:
+    def _reject(self, event: Event, error: Exception) -> None:
         with self._lock:
             self._rejected += 1
             if self._reject_log.ready():

@@ -222,7 +222,8 @@ def test_a_full_disk_rejects_appends_until_space_returns_then_appends_succeed_ag
     one = frame_bytes(tmp_path / "probe")
 
     def in_child() -> dict:
-        spool = Spool(tmp_path / "spool", budget_bytes=1 << 20, fsync_interval_s=0)
+        stopped_clock = lambda: 0.0  # noqa: E731 - the whole burst falls in one throttle interval
+        spool = Spool(tmp_path / "spool", budget_bytes=1 << 20, fsync_interval_s=0, clock=stopped_clock)
         spool.append(records(3))
         rejected = 0
         with file_size_limit(3 * one), caplog.at_level("ERROR", logger="bus.spool"):
