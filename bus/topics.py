@@ -2,7 +2,7 @@
 
 ``<prefix>.trades``, ``.quotes``, ``.depth`` and ``.status`` (feed status, heartbeats,
 symbol-not-found and feed errors) carry live events; ``<prefix>.deadletter`` holds
-payloads the writer could not store. The key is the symbol, so all events of a symbol
+payloads the writer could not store and events the producer could not encode. The key is the symbol, so all events of a symbol
 land in one partition in order; events without a symbol are keyed by their source so a
 collector's status stream stays ordered too. Each event topic maps to exactly one table,
 which is what lets the writer resume a partition from ``max(bus_offset)`` of that table.
