@@ -4,17 +4,32 @@ Values come, in order of precedence, from keyword arguments, ``TICKOPS_*`` envir
 variables (nested with ``__``: ``TICKOPS_KAFKA__BOOTSTRAP_SERVERS``), a TOML file
 (``TICKOPS_CONFIG`` or ``./tickops.toml``) and the defaults below. Defaults are the
 embedded demo (simulator feed, in-process bus, chDB under ./data) so that ``make run``
-needs nothing else. A bad value stops start-up with :class:`ConfigError` naming the
-setting and what it accepts; secrets are ``SecretStr`` and never printed.
+needs nothing else. A bad value, or a pair of values that contradict each other, stops
+start-up with :class:`ConfigError` naming the setting and what it accepts.
+
+Secrets (credentials, password digests, the webhook URL with its token) are typed
+``SecretStr``: that type is the one redaction mechanism, so reprs, ``redacted()`` and
+every log line that carries settings show ``**********`` and only the component that
+needs a secret calls ``get_secret_value()``.
 """
 
 from __future__ import annotations
 
+import operator
 import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -30,9 +45,37 @@ class ConfigError(ValueError):
 
 
 class _Section(BaseModel):
-    """A settings section; unknown keys are errors so a typo never silently falls back to a default."""
+    """A settings section; unknown keys are errors so a typo never silently falls back to a default.
 
-    model_config = ConfigDict(extra="forbid")
+    Defaults are validated too, so a rule between two fields holds when only one of them is set.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+_RELATIONS = {
+    "at least": operator.ge,
+    "at most": operator.le,
+    "greater than": operator.gt,
+}
+
+
+def _relative_to(field: str, relation: str, other: str) -> Any:
+    """A validator of ``field`` against ``other`` of the same section, declared earlier (so already validated).
+
+    Pairs such as an initial and a maximum backoff are checked here, when settings load, so
+    a bad pair stops start-up naming both settings instead of failing later inside a
+    component (a circuit breaker, librdkafka) with a message about its own arguments.
+    """
+    holds = _RELATIONS[relation]
+
+    def check(cls: type, value: Any, info: ValidationInfo) -> Any:
+        bound = info.data.get(other)  # absent when ``other`` failed its own validation: that error is reported
+        if bound is not None and not holds(value, bound):
+            raise ValueError(f"is {value} but must be {relation} {other} ({bound}): change {field} or {other}")
+        return value
+
+    return field_validator(field)(check)
 
 
 class FeedSettings(_Section):
@@ -75,11 +118,30 @@ class FeedSettings(_Section):
     simulator_rate: float = Field(200.0, ge=0, le=5_000_000)
     simulator_seed: int = 7
 
+    _reconnect_order = _relative_to("reconnect_max_s", "at least", "reconnect_initial_s")
+    _restart_order = _relative_to("restart_max_s", "at least", "restart_initial_s")
+
+    @field_validator("client_name")
+    @classmethod
+    def _wire_safe(cls, value: str) -> str:
+        """The name is sent in an ``S,SET CLIENT NAME,<name>`` line: a comma or control character would
+        corrupt the command, and anything outside ASCII cannot be encoded for IQConnect."""
+        if not value:
+            raise ValueError("must not be empty")
+        if "," in value:
+            raise ValueError("must not contain a comma (it would split the command sent to IQConnect)")
+        bad = sorted({ch for ch in value if not " " <= ch <= "~"})
+        if bad:
+            raise ValueError(f"must be printable ASCII (it is sent to IQConnect); found {bad}")
+        return value
+
 
 class BusSettings(_Section):
     kind: Literal["memory", "kafka"] = "memory"
     # In-process bus: messages held per partition before producers see "queue full" and spool.
     memory_capacity: int = Field(1_000_000, ge=1, le=100_000_000)
+    # ... and bytes held over all event topics (payload plus per-message overhead) before the same.
+    memory_max_mb: int = Field(512, ge=1, le=1_000_000)
 
 
 class KafkaSettings(_Section):
@@ -101,6 +163,15 @@ class KafkaSettings(_Section):
     breaker_reset_max_s: float = Field(5.0, gt=0, le=3600)
     # A writer that dies is replaced in its group after this long (broker minimum is 6000).
     session_timeout_ms: int = Field(10_000, ge=1_000, le=300_000)
+    # The dead-letter topic is never consumed: the oldest dead letters are deleted after this long
+    # or beyond this size per partition (topic configs retention.ms / retention.bytes; the
+    # in-process bus applies the size).
+    deadletter_retention_ms: int = Field(7 * 86_400_000, ge=60_000, le=10 * 365 * 86_400_000)
+    deadletter_retention_mb: int = Field(64, ge=1, le=1_000_000)
+
+    _spool_segment_fits = _relative_to("spool_segment_mb", "at most", "spool_budget_mb")
+    _timeout_after_linger = _relative_to("message_timeout_ms", "greater than", "linger_ms")  # librdkafka's rule
+    _breaker_order = _relative_to("breaker_reset_max_s", "at least", "breaker_reset_s")
 
 
 class StorageSettings(_Section):
@@ -115,6 +186,12 @@ class StorageSettings(_Section):
     # Writer backoff while storage is failing: the batch is kept and retried, offsets stay uncommitted.
     retry_initial_ms: int = Field(100, ge=1, le=60_000)
     retry_max_ms: int = Field(5_000, ge=1, le=600_000)
+    # Server backend: connections shared by all threads (the writer inserts from 4 at once, plus
+    # its resume queries, alert jobs and dashboard reruns); a statement waits pool_wait_s for one.
+    pool_size: int = Field(8, ge=1, le=1000)
+    pool_wait_s: float = Field(10.0, gt=0, le=600)
+
+    _retry_order = _relative_to("retry_max_ms", "at least", "retry_initial_ms")
 
     @field_validator("database")
     @classmethod
@@ -145,6 +222,8 @@ class BackupSettings(_Section):
     compression_level: int = Field(3, ge=1, le=19)
     fsync: bool = False
     retry_s: float = Field(1.0, gt=0, le=3600)
+
+    _segment_fits = _relative_to("budget_mb", "at least", "segment_max_mb")
 
 
 class MonitoringSettings(_Section):
@@ -217,7 +296,7 @@ class NotifySettings(_Section):
     ``retry_initial_s`` doubling up to ``retry_max_s`` in between.
     """
 
-    webhook_url: str | None = None
+    webhook_url: SecretStr | None = None  # a secret: such URLs usually carry a token or credentials
     webhook_timeout_s: float = Field(5.0, gt=0, le=120)
     smtp_host: str | None = None
     smtp_port: int = Field(587, **_PORT)
@@ -233,10 +312,12 @@ class NotifySettings(_Section):
     retry_initial_s: float = Field(1.0, gt=0, le=600)
     retry_max_s: float = Field(30.0, gt=0, le=3600)
 
+    _retry_order = _relative_to("retry_max_s", "at least", "retry_initial_s")
+
     @field_validator("webhook_url")
     @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
+    def _http_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value
 
@@ -309,7 +390,7 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
 
     def redacted(self) -> dict[str, Any]:
-        """A loggable view: SecretStr values stay masked by pydantic's JSON dump."""
+        """A loggable view: pydantic's JSON dump masks every ``SecretStr`` value."""
         return self.model_dump(mode="json")
 
 

@@ -32,6 +32,7 @@ class Observation:
     spool_bytes: int = 0
     spool_growth_bytes_per_s: float = 0.0
     dropped_recent: int = 0  # events the producer dropped within alerts.dropped_window_s
+    spool_write_error: str = ""  # the disk's answer while the spool cannot write ("" when it can)
     storage_write_failures_recent: int = 0
     consumer_lag: int = 0
     errors_per_min: float = 0.0
@@ -107,10 +108,13 @@ def bus_trouble(obs: Observation, cfg: AlertSettings) -> list[Finding]:
     elif obs.spool_growth_bytes_per_s > 0:
         findings.append(Finding("spool_growing", "bus", "warning",
                                 f"spool growing {obs.spool_growth_bytes_per_s:.0f} B/s", for_s=30))
+    if obs.spool_write_error:
+        findings.append(Finding("spool_write_failed", "bus", "critical",
+                                f"spool cannot write to disk: {obs.spool_write_error}"))
     if obs.dropped_recent:
         findings.append(Finding("events_dropped", "bus", "critical",
                                 f"{obs.dropped_recent} events dropped in the last {cfg.dropped_window_s:.0f} s "
-                                f"(spool full or failing)", value=obs.dropped_recent))
+                                f"(spool over budget or its disk full)", value=obs.dropped_recent))
     return findings
 
 

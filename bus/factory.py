@@ -9,7 +9,7 @@ from bus.base import Bus, BusError
 from bus.breaker import CircuitBreaker
 from bus.producer import EventProducer
 from bus.spool import Spool
-from bus.topics import TopicSet
+from bus.topics import Retention, TopicSet
 from config import Settings
 
 log = logging.getLogger(__name__)
@@ -18,10 +18,15 @@ log = logging.getLogger(__name__)
 def open_bus(settings: Settings) -> Bus:
     """``bus.kind=kafka``: the broker in ``kafka.bootstrap_servers``; else an in-process :class:`MemoryBus`
     (share the returned object between the producer and the writer)."""
+    kafka = settings.kafka
+    retention = {
+        TopicSet(kafka.topic_prefix).deadletter: Retention(
+            ms=kafka.deadletter_retention_ms, partition_bytes=kafka.deadletter_retention_mb << 20
+        )
+    }
     if settings.bus.kind == "kafka":
         from bus.kafka import KafkaBus
 
-        kafka = settings.kafka
         return KafkaBus(
             kafka.bootstrap_servers,
             replication_factor=kafka.replication_factor,
@@ -31,10 +36,12 @@ def open_bus(settings: Settings) -> Bus:
             queue_max_messages=kafka.queue_max_messages,
             session_timeout_ms=kafka.session_timeout_ms,
             client_id=settings.instance_id,
+            retention=retention,
         )
     from bus.memory import MemoryBus
 
-    return MemoryBus(capacity=settings.bus.memory_capacity)
+    return MemoryBus(capacity=settings.bus.memory_capacity, max_bytes=settings.bus.memory_max_mb << 20,
+                     retention=retention)
 
 
 def spool_directory(settings: Settings) -> Path:

@@ -13,6 +13,11 @@ drop its buffer wholesale. On assignment the caller is told each partition's com
 offset and log end and chooses where to start, which is how the writer resumes right
 after what storage holds. librdkafka's own log lines go to the ``bus.kafka.librdkafka``
 logger.
+
+Topics with a :class:`Retention` (the dead letters, which nobody consumes) are created
+with ``retention.ms``/``retention.bytes``; where such a topic already exists with other
+values, the first :meth:`KafkaBus.ensure_topics` of the process alters them, so a limit
+changed in the settings reaches a topic created long ago.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka import TopicPartition as KafkaTopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType
 
 from bus.base import (
     AssignHandler,
@@ -43,6 +48,7 @@ from bus.base import (
     TopicPartition,
     to_record,
 )
+from bus.topics import Retention
 
 log = logging.getLogger(__name__)
 _WATERMARK_ATTEMPTS = 10
@@ -93,8 +99,11 @@ class KafkaBus(Bus):
         session_timeout_ms: int = 10_000,
         admin_timeout_s: float = 3.0,
         client_id: str = "tickops",
+        retention: Mapping[str, Retention] | None = None,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self._retention = dict(retention or {})
+        self._retention_checked: set[str] = set()  # topics whose retention this process has verified
         self._replication_factor = replication_factor
         self._admin_timeout_s = admin_timeout_s
         self._session_timeout_ms = session_timeout_ms
@@ -129,10 +138,16 @@ class KafkaBus(Bus):
         except KafkaException as exc:
             raise BusUnavailable(f"Kafka at {self.bootstrap_servers} did not answer a metadata request: {exc}") from exc
         missing = [topic for topic in topics if topic not in existing]
+        self._check_retention(admin, [t for t in topics if t in existing and t in self._retention
+                                      and t not in self._retention_checked])
         if not missing:
             return []
         futures = admin.create_topics(
-            [NewTopic(topic, num_partitions=partitions, replication_factor=self._replication_factor) for topic in missing],
+            [
+                NewTopic(topic, num_partitions=partitions, replication_factor=self._replication_factor,
+                         config=self._retention[topic].kafka_configs() if topic in self._retention else {})
+                for topic in missing
+            ],
             operation_timeout=self._admin_timeout_s,
         )
         created: list[str] = []
@@ -144,9 +159,46 @@ class KafkaBus(Bus):
                     continue  # another process created it first
                 raise BusUnavailable(f"could not create topic {topic!r} on {self.bootstrap_servers}: {exc}") from exc
             created.append(topic)
+            self._retention_checked.add(topic)
         log.info("topics created", extra={"topics": ",".join(created), "partitions": partitions,
                                           "replication_factor": self._replication_factor})
         return created
+
+    def _check_retention(self, admin: AdminClient, topics: Sequence[str]) -> None:
+        """Bring existing topics' retention configs to the settings.
+
+        A failure here (a broker policy or ACL refusing the change, a timeout) is logged and tried
+        again on the next call, but never blocks the pipeline: an untrimmed dead-letter topic costs
+        broker disk, refusing to publish would cost events.
+        """
+        for topic in topics:
+            wanted = self._retention[topic].kafka_configs()
+            resource = ConfigResource(ResourceType.TOPIC, topic)
+            try:
+                current = admin.describe_configs([resource], request_timeout=self._admin_timeout_s)[resource].result(
+                    timeout=self._admin_timeout_s * 3
+                )
+                differing = {name: value for name, value in wanted.items()
+                             if name not in current or current[name].value != value}
+                if differing:
+                    change = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[
+                        ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
+                        for name, value in differing.items()
+                    ])
+                    admin.incremental_alter_configs([change], request_timeout=self._admin_timeout_s)[change].result(
+                        timeout=self._admin_timeout_s * 3
+                    )
+                    log.info("topic retention updated", extra={"topic": topic, "changes": ", ".join(
+                        f"{name}={value} (was {current[name].value if name in current else 'unset'})"
+                        for name, value in differing.items()
+                    )})
+            except (KafkaException, TimeoutError) as exc:
+                log.error("could not check or set a topic's retention; its oldest messages may never be deleted "
+                          "(set them with kafka-configs.sh --alter, or allow this client to alter topic configs)",
+                          extra={"topic": topic, "wanted": ", ".join(f"{n}={v}" for n, v in wanted.items()),
+                                 "error": str(exc)})
+                continue
+            self._retention_checked.add(topic)
 
     def producer(self) -> KafkaMessageProducer:
         return KafkaMessageProducer(self._producer_config)

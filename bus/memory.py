@@ -7,10 +7,15 @@ the writer's resume logic are exercised identically. Offsets of a new bus start 
 wall clock in nanoseconds: a process restart therefore never reuses offsets that an
 earlier process already stored in chDB, and the writer's "resume after max(bus_offset)"
 stays correct across restarts. Retention follows consumption: messages below the
-lowest committed offset of the groups reading a topic are dropped; a partition holding
-``capacity`` messages refuses more with :class:`BusQueueFull` (the producer then spools
-to disk) instead of growing without bound. One consumer per group (the embedded engine
-runs one writer).
+lowest committed offset of the groups reading a topic are dropped. Memory is bounded
+twice, because message sizes vary: a partition holding ``capacity`` messages, or a bus
+whose unconsumed messages take ``max_bytes``, refuses more with :class:`BusQueueFull`
+(the producer then spools to disk) instead of growing without bound. Topics nobody
+consumes (the dead letters) would never be trimmed that way and must never refuse (the
+writer cannot commit past a poison message it could not set aside), so they get a
+:class:`Retention` instead: their oldest messages are deleted, as a broker would. Every
+refusal and deletion is counted in :meth:`MemoryBus.stats` and the first of each kind
+is logged with its bound. One consumer per group (the embedded engine runs one writer).
 """
 
 from __future__ import annotations
@@ -39,10 +44,15 @@ from bus.base import (
     TopicPartition,
     to_record,
 )
+from bus.topics import Retention
 
 log = logging.getLogger(__name__)
 
 _TRIM_BATCH = 4096  # drop consumed messages in chunks: deleting a list prefix is O(n)
+# What Python spends on a held message besides its key, value and headers (the _Message,
+# two bytes objects, the list slot), measured with tracemalloc: without it a bus of small
+# messages would take about twice its byte budget.
+_MESSAGE_OVERHEAD = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +62,19 @@ class _Message:
     headers: Mapping[str, bytes] | None
 
 
+def _footprint(message: _Message) -> int:
+    """Bytes ``message`` holds in memory, as counted against the budgets."""
+    size = _MESSAGE_OVERHEAD + len(message.value) + (len(message.key) if message.key else 0)
+    if message.headers:
+        size += sum(len(name) + len(value) for name, value in message.headers.items())
+    return size
+
+
 @dataclass(eq=False)
 class _Log:
     base: int  # offset of messages[0]
     messages: list[_Message] = field(default_factory=list)
+    bytes: int = 0  # footprint of messages
 
     @property
     def end(self) -> int:
@@ -63,8 +82,25 @@ class _Log:
 
 
 class MemoryBus(Bus):
-    def __init__(self, *, capacity: int = 1_000_000, first_offset: int | None = None) -> None:
+    """``capacity``: messages per partition; ``max_bytes``: unconsumed bytes over every topic without
+    a ``retention`` (which bounds its topic per partition, by ``partition_bytes`` and ``capacity``)."""
+
+    def __init__(
+        self,
+        *,
+        capacity: int = 1_000_000,
+        max_bytes: int = 512 << 20,
+        retention: Mapping[str, Retention] | None = None,
+        first_offset: int | None = None,
+    ) -> None:
         self._capacity = capacity
+        self._max_bytes = max_bytes
+        self._retention = dict(retention or {})
+        self._bytes = 0  # footprint of every topic without a retention
+        self._refused_capacity = 0
+        self._refused_bytes = 0
+        self._retention_deleted = 0
+        self._limits_logged: set[str] = set()
         self._first_offset = time.time_ns() if first_offset is None else first_offset
         self._cond = threading.Condition()
         self._logs: dict[str, list[_Log]] = {}
@@ -98,11 +134,71 @@ class MemoryBus(Bus):
                 raise DeliveryFailed(f"unknown topic {topic!r}: create it with ensure_topics first")
             index = zlib.crc32(key) % len(logs) if key else next(self._round_robin) % len(logs)
             partition = logs[index]
-            if len(partition.messages) >= self._capacity:
-                raise BusQueueFull(f"in-memory partition {topic}[{index}] holds {self._capacity} unconsumed messages")
-            partition.messages.append(_Message(key, value, headers))
+            message = _Message(key, value, headers)
+            size = _footprint(message)
+            retention = self._retention.get(topic)
+            if retention is None:
+                self._admit(TopicPartition(topic, index), partition, size)
+                self._bytes += size
+            partition.messages.append(message)
+            partition.bytes += size
+            offset = partition.end - 1
+            if retention is not None:
+                self._apply_retention(TopicPartition(topic, index), partition, retention)
             self._cond.notify_all()
-            return index, partition.end - 1
+            return index, offset
+
+    def _admit(self, tp: TopicPartition, partition: _Log, size: int) -> None:
+        """Refuse a message over the partition's message cap or the bus's byte budget (lock held)."""
+        if len(partition.messages) >= self._capacity:
+            self._refused_capacity += 1
+            self._limit_hit("capacity", "messages per partition (bus.memory_capacity)", self._capacity, tp)
+            raise BusQueueFull(f"in-memory partition {tp} holds {self._capacity} unconsumed messages")
+        if self._bytes + size > self._max_bytes:
+            self._refused_bytes += 1
+            self._limit_hit("bytes", "bytes of unconsumed messages (bus.memory_max_mb)", self._max_bytes, tp)
+            raise BusQueueFull(
+                f"in-memory bus holds {self._bytes} bytes of unconsumed messages, its budget is "
+                f"{self._max_bytes} (bus.memory_max_mb)"
+            )
+
+    def _apply_retention(self, tp: TopicPartition, partition: _Log, retention: Retention) -> None:
+        """Delete the oldest messages beyond the retention, always keeping the newest one (lock held)."""
+        messages = partition.messages
+        drop = freed = 0
+        while drop < len(messages) - 1 and (
+            len(messages) - drop > self._capacity or partition.bytes - freed > retention.partition_bytes
+        ):
+            freed += _footprint(messages[drop])
+            drop += 1
+        if drop:
+            del messages[:drop]
+            partition.base += drop
+            partition.bytes -= freed
+            self._retention_deleted += drop
+            self._limit_hit("retention", "bytes per partition (kafka.deadletter_retention_mb) or messages "
+                            "per partition (bus.memory_capacity), oldest deleted", retention.partition_bytes, tp)
+
+    def _limit_hit(self, kind: str, bound_name: str, bound: int, tp: TopicPartition) -> None:
+        """Log the first hit of each kind of limit (lock held); later ones are only counted in stats()."""
+        if kind not in self._limits_logged:
+            self._limits_logged.add(kind)
+            log.warning("in-memory bus limit reached; further hits are only counted in its stats",
+                        extra={"limit": kind, "bound": bound, "bound_name": bound_name, "partition": str(tp)})
+
+    def stats(self) -> dict[str, int]:
+        """Held messages and bytes, and how often each limit was hit."""
+        with self._cond:
+            logs = [log_ for logs in self._logs.values() for log_ in logs]
+            return {
+                "messages": sum(len(log_.messages) for log_ in logs),
+                "bytes": self._bytes,
+                "max_bytes": self._max_bytes,
+                "retained_bytes": sum(log_.bytes for log_ in logs) - self._bytes,
+                "refused_capacity": self._refused_capacity,
+                "refused_bytes": self._refused_bytes,
+                "retention_deleted": self._retention_deleted,
+            }
 
     def _partitions(self, topics: Sequence[str]) -> list[TopicPartition]:
         with self._cond:
@@ -156,8 +252,12 @@ class MemoryBus(Bus):
         partition = self._logs[tp.topic][tp.partition]
         drop = min(min(floors), partition.end) - partition.base  # type: ignore[type-var]
         if drop >= _TRIM_BATCH or (drop > 0 and drop == len(partition.messages)):
+            freed = sum(map(_footprint, partition.messages[:drop]))
             del partition.messages[:drop]
             partition.base += drop
+            partition.bytes -= freed
+            if tp.topic not in self._retention:
+                self._bytes -= freed
 
     def end_offset(self, tp: TopicPartition) -> int:
         with self._cond:

@@ -7,6 +7,13 @@
                          │ over budget: dropped counter + error log (never silent)
     poll() ──► serve reports ──► half-open? probe ──► closed? replay the spool in order
 
+One bad event never takes the others with it: an event that cannot be routed or encoded
+(an integer msgpack cannot hold, a kind with no topic) is counted (``rejected``), logged
+and turned into a dead letter for ``<prefix>.deadletter`` (a JSON description of the
+event and the reason), which takes the same send-or-spool path at the event's place in
+the read; every other event of the read is published as usual. The fast path encodes
+the whole read in one comprehension and only re-does it event by event when that raises.
+
 Ordering: while anything is waiting in the spool, new events are appended behind it, so
 a symbol's events reach the broker in the order they were published (only a replayed
 event whose delivery fails again goes to the tail). Events already inside librdkafka
@@ -22,16 +29,20 @@ from one.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+
+import msgspec
 
 from bus.base import BusError, BusQueueFull, BusUnavailable, DeliveryCallback, MessageProducer
 from bus.breaker import BreakerSnapshot, BreakerState, CircuitBreaker
 from bus.codec import encode
 from bus.latency import HistogramSnapshot, LatencyHistogram
 from bus.spool import Spool, SpoolFull, SpoolRecord, SpoolStats, Ticket
+from bus.throttle import Throttle
 from bus.topics import TopicSet, event_key
 from collectors.events import Event
 
@@ -50,20 +61,28 @@ class ProducerStats:
     spool: SpoolStats
     breaker: BreakerSnapshot
     latency: HistogramSnapshot  # recv_ns -> broker acknowledgement
+    rejected: int = 0  # events that could not be encoded or routed; each went to the dead-letter topic
 
 
-class _Throttle:
-    """At most one True per ``interval_s``: loud logs without flooding during an outage."""
-
-    def __init__(self, interval_s: float, clock: Callable[[], float]) -> None:
-        self._interval, self._clock, self._last = interval_s, clock, float("-inf")
-
-    def ready(self) -> bool:
-        now = self._clock()
-        if now - self._last >= self._interval:
-            self._last = now
-            return True
-        return False
+def dead_letter(event: Event, error: Exception, deadletter_topic: str) -> SpoolRecord:
+    """A dead-letter record describing ``event`` and why it was rejected: JSON, so that a value the bus
+    codec cannot hold still shows (as its ``repr``). Never raises, whatever ``event`` holds."""
+    fields: dict[str, object] = {}
+    for name in getattr(event, "__struct_fields__", ()):
+        value = getattr(event, name, None)
+        try:
+            msgspec.json.encode(value)
+            safe = not (isinstance(value, float) and not math.isfinite(value))
+        except (TypeError, ValueError, OverflowError, msgspec.EncodeError):
+            safe = False
+        fields[name] = value if safe else repr(value)
+    letter = {"rejected_by": "producer", "reason": f"{type(error).__name__}: {error}"[:1000],
+              "kind": type(event).__name__, "fields": fields if fields else repr(event)}
+    try:
+        key = event_key(event)
+    except Exception:  # noqa: BLE001 - a symbol that is not text: the letter itself says what it was
+        key = b""
+    return SpoolRecord(deadletter_topic, key, msgspec.json.encode(letter), 0)
 
 
 class EventProducer:
@@ -95,22 +114,30 @@ class EventProducer:
         self._acked_ns: list[int] = []  # recv -> ack of this poll's deliveries, folded into the histogram after it
         self._published = self._delivered = self._failed = 0
         self._spooled = self._replayed = self._dropped = 0
-        self._drop_log = _Throttle(1.0, clock)
-        self._fail_log = _Throttle(1.0, clock)
+        self._rejected = 0
+        self._drop_log = Throttle(1.0, clock)
+        self._fail_log = Throttle(1.0, clock)
+        self._reject_log = Throttle(1.0, clock)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         transport.set_error_listener(self._on_transport_error)
         self._topic_for = topics.topic_for
+        self._deadletter_topic = topics.deadletter
 
     # ------------------------------------------------------------------ publishing
     def publish(self, event: Event) -> None:
         self.publish_many((event,))
 
     def publish_many(self, events: Iterable[Event]) -> None:
-        """Send or spool ``events`` in order. Raises :class:`bus.topics.UnroutableEvent` before sending
-        anything if one has no topic; never raises for broker trouble."""
+        """Send or spool ``events`` in order; an event that cannot be routed or encoded is dead-lettered in
+        its place. Never raises for a bad event or for broker trouble."""
+        if not isinstance(events, Sequence):
+            events = list(events)
         topic_for = self._topic_for
-        records = [SpoolRecord(topic_for(e), event_key(e), encode(e), e.recv_ns) for e in events]
+        try:
+            records = [SpoolRecord(topic_for(e), event_key(e), encode(e), e.recv_ns) for e in events]
+        except Exception:  # noqa: BLE001 - some event is bad: find it, one by one (the slow path)
+            records = self._records_one_by_one(events)
         with self._lock:
             self._published += len(records)
             sent = 0
@@ -118,6 +145,25 @@ class EventProducer:
                 sent = self._send(records, None)
             if sent < len(records):
                 self._to_spool(records[sent:])
+
+    def _records_one_by_one(self, events: Sequence[Event]) -> list[SpoolRecord]:
+        """Records for ``events`` where each event that fails becomes a dead letter in its place."""
+        records: list[SpoolRecord] = []
+        for event in events:
+            try:
+                records.append(SpoolRecord(self._topic_for(event), event_key(event), encode(event), event.recv_ns))
+            except Exception as exc:  # noqa: BLE001 - any failure of one event is that event's, never the read's
+                records.append(dead_letter(event, exc, self._deadletter_topic))
+                self._reject(event, exc)
+        return records
+
+    def _reject(self, event: Event, error: Exception) -> None:
+        with self._lock:
+            self._rejected += 1
+            if self._reject_log.ready():
+                log.error("event rejected: it cannot be encoded or routed; sent to the dead-letter topic",
+                          extra={"error": f"{type(error).__name__}: {error}", "sample": repr(event)[:500],
+                                 "rejected_total": self._rejected, "topic": self._deadletter_topic})
 
     def _send(self, records: list[SpoolRecord], tickets: list[Ticket] | None) -> int:
         """Hand records to the transport until it refuses; return how many it took."""
@@ -259,4 +305,5 @@ class EventProducer:
             return ProducerStats(
                 self._published, self._delivered, self._failed, self._spooled, self._replayed, self._dropped,
                 self._transport.in_flight(), self._spool.stats(), self._breaker.snapshot(), self._latency.snapshot(),
+                self._rejected,
             )

@@ -15,11 +15,21 @@ delivered is deleted. Delivered-but-not-checkpointed records are replayed again 
 a crash (at-least-once; storage dedups). The byte budget bounds the disk use: an
 append over budget raises :class:`SpoolFull` with what was rejected, and the caller
 counts and logs it; the spool never drops silently.
+
+A full disk (``ENOSPC``, ``EFBIG``, ``EDQUOT``: a short write, then an error) is handled
+the same way: a segment only ever holds whole records, because a failed write is cut
+back to the last whole record it contains; the records that did not fit are rejected
+through :class:`SpoolFull`, the failure is counted and shown in :class:`SpoolStats`, and
+the next append simply tries again, so the spool recovers by itself when space returns.
+A replayed record whose delivery failed and that cannot be appended again is kept in
+memory and served first by :meth:`peek`: it is still on disk, unacknowledged, in its
+original segment, so it needs no new space and survives a restart. A damaged record met
+during replay (checksum mismatch, torn frame) is cut off with everything after it in
+its segment and counted, as recovery at start does: replay never loops on it.
 """
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import logging
 import os
@@ -27,11 +37,14 @@ import struct
 import threading
 import time
 import zlib
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
+
+from bus.throttle import Throttle
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +90,14 @@ class Ticket:
 @dataclass(frozen=True)
 class SpoolStats:
     bytes_used: int
-    unsent: int  # appended, not yet handed out for replay
+    unsent: int  # appended, not yet handed out for replay (includes ``redelivering``)
     unacked: int  # appended, delivery not yet acknowledged
     segments: int
-    corrupt_bytes: int  # cut at recovery (torn tail or checksum mismatch)
+    corrupt_bytes: int  # cut at recovery or during replay (torn frame or checksum mismatch)
+    write_failures: int = 0  # appends the disk refused (full, too large, quota): alert on any increase
+    last_error: str = ""  # the disk's answer to the latest failed write
+    failing: bool = False  # the latest write failed and records wait on disk (until a write works or they drain)
+    redelivering: int = 0  # failed deliveries the disk could not take back, kept in memory for replay
 
 
 @dataclass(eq=False)
@@ -157,6 +174,12 @@ class Spool:
         self._unsent = 0
         self._bytes = 0
         self._corrupt_bytes = 0
+        self._write_failures = 0
+        self._last_error = ""
+        self._failing = False
+        self._failure_log = Throttle(1.0, clock)
+        self._redeliver: deque[tuple[Ticket, SpoolRecord]] = deque()  # served by peek before the cursor
+        self._peeked_redeliveries = 0
         self._dirty_since: float | None = None
         self._checkpoint_dirty = False
         self._last_checkpoint = clock()
@@ -240,58 +263,114 @@ class Spool:
                         break
             written = self._write(frames[:accepted])
             if written < len(frames):
-                reason = "byte budget reached" if written == accepted else "disk write failed"
+                reason = "byte budget reached" if written == accepted else f"disk write failed: {self._last_error}"
                 raise SpoolFull(written, len(frames) - written, f"{reason} ({self._bytes} of {self._budget} bytes used)")
 
     def _write(self, frames: list[bytes]) -> int:
+        """Write ``frames`` in order; return how many are on disk whole (the rest were refused by the disk)."""
         written = 0
         while written < len(frames):
-            segment, fd = self._writable()
+            try:
+                segment, fd = self._writable()
+            except OSError as exc:
+                self._write_failed(exc)
+                return written
             chunk: list[bytes] = []
             size = segment.size
             while written + len(chunk) < len(frames) and (not chunk or size < self._segment_bytes):
                 frame = frames[written + len(chunk)]
                 chunk.append(frame)
                 size += len(frame)
-            data = b"".join(chunk)
-            try:
-                os.write(fd, data)
-            except OSError as exc:
-                os.ftruncate(fd, segment.size)  # never leave a torn record behind a failed write
-                log.error("spool write failed", extra={"spool": str(self.directory), "error": str(exc),
-                                                        "disk_full": exc.errno == errno.ENOSPC})
+            kept, error = self._write_chunk(segment, fd, chunk)
+            if kept:
+                data_bytes = sum(len(frame) for frame in chunk[:kept])
+                segment.size += data_bytes
+                segment.records += kept
+                self._bytes += data_bytes
+                self._unsent += kept
+                written += kept
+                if self._dirty_since is None:
+                    self._dirty_since = self._clock()
+            if error is not None:
+                self._write_failed(error)
                 return written
-            segment.size = size
-            segment.records += len(chunk)
-            self._bytes += len(data)
-            self._unsent += len(chunk)
-            written += len(chunk)
-            if self._dirty_since is None:
-                self._dirty_since = self._clock()
         if frames:
+            if self._failing:
+                self._failing = False
+                log.warning("spool writes work again", extra={"spool": str(self.directory),
+                                                             "write_failures": self._write_failures})
             self.sync_if_due()
         return written
+
+    def _write_chunk(self, segment: _Segment, fd: int, chunk: list[bytes]) -> tuple[int, OSError | None]:
+        """Append ``chunk`` to ``segment``; return how many frames are on disk whole, and the error that
+        stopped the write. A filling disk first writes short, then fails: the write is continued until
+        it fails, then cut back to the last whole frame, so a segment never holds a torn record."""
+        data = memoryview(b"".join(chunk))
+        done = 0
+        try:
+            while done < len(data):
+                count = os.write(fd, data[done:])
+                if count == 0:  # never for a regular file; guards the loop against spinning
+                    raise OSError(f"os.write wrote nothing ({len(data) - done} bytes left)")
+                done += count
+            return len(chunk), None
+        except OSError as exc:
+            kept, end = 0, segment.size
+            for frame in chunk:
+                if end + len(frame) > segment.size + done:
+                    break
+                kept, end = kept + 1, end + len(frame)
+            self._truncate_active(end)
+            return kept, exc
+
+    def _truncate_active(self, size: int) -> None:
+        """Cut the active segment to ``size``; when the cut fails, stop appending to it (appends land at the
+        file's end, behind the bytes that could not be cut; recovery cuts them at the next start)."""
+        try:
+            os.ftruncate(self._active_fd, size)
+        except OSError as exc:
+            log.error("spool could not cut a failed write back; starting a new segment",
+                      extra={"spool": str(self.directory), "error": str(exc)})
+            self._close_active()
+
+    def _write_failed(self, exc: OSError) -> None:
+        self._write_failures += 1
+        self._last_error = str(exc)
+        self._failing = True
+        if self._failure_log.ready():
+            log.error("spool write failed (disk full or unwritable); records that did not fit are rejected",
+                      extra={"spool": str(self.directory), "error": str(exc), "write_failures": self._write_failures})
 
     def _writable(self) -> tuple[_Segment, int]:
         if self._active is not None and self._active_fd is not None and self._active.size < self._segment_bytes:
             return self._active, self._active_fd
         self._seal()
         segment = _Segment(self._next_id, self.directory / f"{self._next_id:016d}.seg")
-        self._next_id += 1
         fd = os.open(segment.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_APPEND, 0o644)
-        self._fsync_directory()
+        self._next_id += 1
         self._segments[segment.id] = segment
         self._active, self._active_fd = segment, fd
         if self._cursor is None:
             self._cursor = (segment.id, 0, 0)
+        self._fsync_directory()
         return segment, fd
 
     def _seal(self) -> None:
+        """fsync and close the active segment; a later append starts a new one."""
+        fd = self._active_fd
+        self._dirty_since = None
+        self._active, self._active_fd = None, None
+        if fd is not None:
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def _close_active(self) -> None:
+        """Stop appending to the active segment without syncing it (it is in a state fsync cannot fix)."""
         if self._active_fd is not None:
-            os.fsync(self._active_fd)
             os.close(self._active_fd)
-            if self._dirty_since is not None:
-                self._dirty_since = None
         self._active, self._active_fd = None, None
 
     def _fsync_directory(self) -> None:
@@ -302,10 +381,14 @@ class Spool:
             os.close(fd)
 
     def sync(self) -> None:
-        """fsync what was appended since the last sync."""
+        """fsync what was appended since the last sync. A failing fsync is counted and logged like a failed
+        write, never raised: the records are written, and the caller (an append, a poll) must go on."""
         with self._lock:
             if self._dirty_since is not None and self._active_fd is not None:
-                os.fsync(self._active_fd)
+                try:
+                    os.fsync(self._active_fd)
+                except OSError as exc:
+                    self._write_failed(exc)
             self._dirty_since = None
 
     def sync_if_due(self) -> None:
@@ -315,10 +398,16 @@ class Spool:
 
     # ------------------------------------------------------------------ replay
     def peek(self, limit: int) -> list[tuple[Ticket, SpoolRecord]]:
-        """Up to ``limit`` unsent records in append order, without handing them out yet (see :meth:`advance`)."""
+        """Up to ``limit`` unsent records, without handing them out yet (see :meth:`advance`): first the
+        failed deliveries kept in memory, then the records on disk in append order."""
         with self._lock:
             out: list[tuple[Ticket, SpoolRecord]] = []
             self._peeked = []
+            for entry in self._redeliver:
+                if len(out) >= limit:
+                    break
+                out.append(entry)
+            self._peeked_redeliveries = len(out)
             if self._cursor is None:
                 return out
             segment_id, offset, index = self._cursor
@@ -333,17 +422,48 @@ class Spool:
                     nxt = self._segments[following[0]]
                     segment_id, offset, index = nxt.id, nxt.start_offset, nxt.start_index
                     continue
-                buffer = self._pread(segment, offset, min(_READ_CHUNK, segment.size - offset))
-                frames, _, _ = _frames(buffer, offset)
-                if not frames:  # a record larger than the chunk
-                    (length, _) = _FRAME.unpack_from(self._pread(segment, offset, _FRAME.size))
-                    frames, _, _ = _frames(self._pread(segment, offset, _FRAME.size + length), offset)
+                frames, corrupt = self._read_frames(segment, offset)
+                if not frames:
+                    self._cut(segment, offset, index, "checksum mismatch" if corrupt else "torn frame")
+                    continue
                 for _, end, body in frames[: limit - len(out)]:
                     out.append((Ticket(segment_id, index), _decode_body(body)))
                     index += 1
                     offset = end
                     self._peeked.append((segment_id, offset, index))
             return out
+
+    def _read_frames(self, segment: _Segment, offset: int) -> tuple[list[tuple[int, int, bytes]], bool]:
+        """The whole frames from ``offset`` on (at least one unless the first is damaged), and whether
+        reading stopped at a checksum mismatch."""
+        buffer = self._pread(segment, offset, min(_READ_CHUNK, segment.size - offset))
+        frames, _, corrupt = _frames(buffer, offset)
+        if frames or corrupt or len(buffer) < _FRAME.size:
+            return frames, corrupt
+        (length, _) = _FRAME.unpack_from(buffer)
+        if offset + _FRAME.size + length > segment.size:  # a length that runs past the booked end: torn
+            return [], False
+        frames, _, corrupt = _frames(self._pread(segment, offset, _FRAME.size + length), offset)  # one big record
+        return frames, corrupt
+
+    def _cut(self, segment: _Segment, offset: int, index: int, damage: str) -> None:
+        """Drop the damaged record at ``offset`` and everything after it in ``segment``: unreadable, and
+        replay must move on (recovery at start makes the same cut)."""
+        lost_bytes, lost_records = segment.size - offset, segment.records - index
+        log.error(f"spool record cut during replay: {damage}; the rest of its segment is lost",
+                  extra={"spool": str(self.directory), "segment": segment.id, "bytes": lost_bytes, "count": lost_records})
+        if segment is self._active:
+            self._truncate_active(offset)
+        else:
+            try:
+                os.truncate(segment.path, offset)
+            except OSError as exc:  # reads stop at the booked size anyway; the next start cuts it again
+                log.warning("spool could not truncate a damaged segment", extra={"spool": str(self.directory), "error": str(exc)})
+        segment.size, segment.records = offset, index
+        self._bytes -= lost_bytes
+        self._unsent -= lost_records
+        self._corrupt_bytes += lost_bytes
+        self._delete_if_delivered(segment)
 
     def _pread(self, segment: _Segment, offset: int, size: int) -> bytes:
         if segment.read_fd is None:
@@ -355,11 +475,16 @@ class Spool:
         if count <= 0:
             return
         with self._lock:
-            if count > len(self._peeked):
-                raise ValueError(f"advance({count}) beyond the {len(self._peeked)} records peeked")
-            self._cursor = self._peeked[count - 1]
+            if count > self._peeked_redeliveries + len(self._peeked):
+                raise ValueError(f"advance({count}) beyond the {self._peeked_redeliveries + len(self._peeked)} records peeked")
+            from_memory = min(count, self._peeked_redeliveries)
+            for _ in range(from_memory):
+                self._redeliver.popleft()
+            if count > from_memory:
+                self._cursor = self._peeked[count - from_memory - 1]
             self._unsent -= count
             self._peeked = []
+            self._peeked_redeliveries = 0
 
     def ack(self, ticket: Ticket) -> None:
         """The record was delivered; a segment whose records all are is deleted."""
@@ -372,19 +497,29 @@ class Spool:
                 segment.acked.discard(segment.acked_prefix)
                 segment.acked_prefix += 1
             self._checkpoint_dirty = True
-            if segment.acked_prefix < segment.records:
-                return
-            if segment is self._active:
-                if self._unsent:
-                    return
-                self._seal()
-            self._delete(segment)
+            self._delete_if_delivered(segment)
 
     def requeue(self, ticket: Ticket, record: SpoolRecord) -> None:
-        """A handed-out record failed delivery: append it again at the tail, then ack the old copy."""
+        """A handed-out record failed delivery: append it again at the tail, then ack the old copy. When the
+        disk refuses the append, the old copy stays (unacknowledged) and the record waits in memory for
+        the next replay: counted in ``unsent`` and ``redelivering``, never stranded."""
         with self._lock:
-            self.append([record], over_budget=True)
+            try:
+                self.append([record], over_budget=True)
+            except SpoolFull:
+                self._redeliver.append((ticket, record))
+                self._unsent += 1
+                return
             self.ack(ticket)
+
+    def _delete_if_delivered(self, segment: _Segment) -> None:
+        if segment.acked_prefix < segment.records:
+            return
+        if segment is self._active:
+            if self._unsent:
+                return
+            self._seal()
+        self._delete(segment)
 
     def _delete(self, segment: _Segment) -> None:
         if segment.read_fd is not None:
@@ -398,19 +533,27 @@ class Spool:
 
     # ------------------------------------------------------------------ state
     def checkpoint(self) -> None:
-        """Persist how much of each segment is delivered, so a restart does not replay it."""
+        """Persist how much of each segment is delivered, so a restart does not replay it. On a full disk the
+        old checkpoint stays and this is retried at the next interval: a restart would only replay records
+        already delivered (deduplicated downstream), so it is logged, not raised into the caller's poll."""
         with self._lock:
             if not self._checkpoint_dirty:
                 return
             acked = {str(s.id): s.acked_prefix for s in self._segments.values() if s.acked_prefix}
             tmp = self.directory / (_CHECKPOINT + ".tmp")
-            with open(tmp, "wb") as handle:
-                handle.write(msgspec.json.encode({"acked": acked}))
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.directory / _CHECKPOINT)
-            self._checkpoint_dirty = False
             self._last_checkpoint = self._clock()
+            try:
+                with open(tmp, "wb") as handle:
+                    handle.write(msgspec.json.encode({"acked": acked}))
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, self.directory / _CHECKPOINT)
+            except OSError as exc:
+                if self._failure_log.ready():
+                    log.warning("spool checkpoint not written; a restart may replay delivered records",
+                                extra={"spool": str(self.directory), "error": str(exc)})
+                return
+            self._checkpoint_dirty = False
 
     def checkpoint_if_due(self) -> None:
         with self._lock:
@@ -428,7 +571,9 @@ class Spool:
     def stats(self) -> SpoolStats:
         with self._lock:
             unacked = sum(s.records - s.acked_prefix - len(s.acked) for s in self._segments.values())
-            return SpoolStats(self._bytes, self._unsent, unacked, len(self._segments), self._corrupt_bytes)
+            failing = self._failing and self._bytes > 0  # with nothing waiting, a full disk puts nothing at risk
+            return SpoolStats(self._bytes, self._unsent, unacked, len(self._segments), self._corrupt_bytes,
+                              self._write_failures, self._last_error, failing, len(self._redeliver))
 
     def close(self) -> None:
         """Sync, checkpoint and release the directory lock; undelivered records stay for the next run."""

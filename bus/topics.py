@@ -2,7 +2,7 @@
 
 ``<prefix>.trades``, ``.quotes``, ``.depth`` and ``.status`` (feed status, heartbeats,
 symbol-not-found and feed errors) carry live events; ``<prefix>.deadletter`` holds
-payloads the writer could not store. The key is the symbol, so all events of a symbol
+payloads the writer could not store and events the producer could not encode. The key is the symbol, so all events of a symbol
 land in one partition in order; events without a symbol are keyed by their source so a
 collector's status stream stays ordered too. Each event topic maps to exactly one table,
 which is what lets the writer resume a partition from ``max(bus_offset)`` of that table.
@@ -25,6 +25,23 @@ _FAMILY: dict[type, str] = {
     FeedError: "status",
 }
 _TABLE: dict[str, str] = {"trades": "trades", "quotes": "quotes", "depth": "depth", "status": "feed_status"}
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How much of a topic nobody consumes is kept (the dead letters): the oldest messages beyond
+    either bound are deleted, never refused, so the writer can always set a poison message aside.
+
+    Kafka applies ``partition_bytes`` per partition, and so does :class:`bus.memory.MemoryBus`;
+    the in-process bus ignores ``ms`` (its messages die with the process anyway).
+    """
+
+    ms: int
+    partition_bytes: int
+
+    def kafka_configs(self) -> dict[str, str]:
+        """The topic configs that make a broker enforce this retention."""
+        return {"retention.ms": str(self.ms), "retention.bytes": str(self.partition_bytes)}
 
 
 class UnroutableEvent(ValueError):

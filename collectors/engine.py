@@ -381,6 +381,7 @@ class Engine:
             spool_bytes=status.producer.spool.bytes_used,
             spool_growth_bytes_per_s=self._spool_bytes.rate_per_s(30),
             dropped_recent=int(self._dropped.change(cfg.dropped_window_s)),
+            spool_write_error=status.producer.spool.last_error if status.producer.spool.failing else "",
             storage_write_failures_recent=status.writer.write_failures if status.writer and status.writer.retrying else 0,
             consumer_lag=status.writer.total_lag if status.writer else 0,
             errors_per_min=self._errors.rate_per_s(60) * 60,

@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 # A step still running at its next tick is skipped (coalesced) by design; APScheduler
 # would warn about every such skip. Failures are reported by the supervisor below.
 logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
+# APScheduler's executor logs every run at INFO, start and end: about 13 lines a second for
+# an idle engine, drowning what an operator needs. The supervisor logs each run at DEBUG.
+logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class _Supervised:
         if self.clock() < self.resume_at:
             return
         with self.lock:
+            started = self.clock()
             try:
                 self.step()
                 while self.loop_until is not None and not self.loop_until.is_set():
@@ -70,6 +74,8 @@ class _Supervised:
                 log.exception("job failed; backing off", extra={"job": self.name, "failures": self.failures,
                                                                 "backoff_s": round(delay, 3)})
             else:
+                log.debug("job ran", extra={"job": self.name,
+                                            "duration_ms": round((self.clock() - started) * 1000, 1)})
                 if self.consecutive:
                     log.info("job recovered", extra={"job": self.name, "after_failures": self.consecutive})
                 self.consecutive = 0

@@ -1,4 +1,4 @@
-"""Prometheus metrics and the health verdict, both read from one EngineStatus at scrape time.
+"""Prometheus metrics read from one EngineStatus at scrape time, and the server for them and ``/healthz``.
 
 Nothing on the hot path touches prometheus_client: the engine keeps its own counters
 and histograms, and this collector turns a status snapshot into metric families when
@@ -9,6 +9,7 @@ with the dashboard.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry
@@ -23,7 +24,8 @@ from prometheus_client.registry import Collector
 from bus.breaker import BreakerState
 from bus.latency import HistogramSnapshot
 from collectors.engine import EngineStatus
-from monitoring.http import Health, HealthState, MonitoringServer, combine
+from monitoring.health import HealthCheck
+from monitoring.http import MonitoringServer
 
 log = logging.getLogger(__name__)
 
@@ -102,28 +104,12 @@ def engine_registry(status: Callable[[], EngineStatus]) -> CollectorRegistry:
     return registry
 
 
-def assess(s: EngineStatus) -> Health:
-    """ok / degraded / down with reasons, for load balancers and restart scripts."""
-    checks: list[tuple[HealthState, str]] = []
-    if s.feed is not None:
-        checks.append(("ok" if s.feed.level1.connected else "down", "IQFeed Level 1 disconnected"))
-        checks.append(("degraded" if s.feed.dtn_connected is False else "ok", "IQConnect not connected to DTN"))
-    checks.append(("degraded" if s.producer.breaker.state is not BreakerState.CLOSED else "ok", "bus unreachable: events spooling"))
-    checks.append(("down" if s.producer.dropped else "ok", f"{s.producer.dropped} events dropped by a full spool"))
-    if s.writer is not None:
-        checks.append(("degraded" if s.writer.retrying else "ok", "storage writes failing; batch held for retry"))
-    if s.backup is not None:
-        checks.append(("degraded" if s.backup.state == "degraded" else "ok", f"backup failing: {s.backup.last_error}"))
-    for job in s.jobs:
-        checks.append(("degraded" if job.consecutive_failures >= 3 else "ok", f"job {job.name}: {job.last_error}"))
-    health = combine(checks)
-    return Health(health.state, health.reasons, {"source": s.source, "ingested": s.ingested})
-
-
-def start_monitoring(status: Callable[[], EngineStatus], host: str, port: int) -> MonitoringServer | None:
+def start_monitoring(status: Callable[[], EngineStatus], host: str, port: int, *,
+                     clock: Callable[[], float] = time.monotonic) -> MonitoringServer | None:
     """Serve /metrics and /healthz; a busy port is logged, not fatal (the pipeline matters more)."""
+    health = HealthCheck(clock)
     try:
-        server = MonitoringServer(host, port, engine_registry(status), lambda: assess(status()))
+        server = MonitoringServer(host, port, engine_registry(status), lambda: health(status()))
     except OSError as exc:
         log.error("monitoring endpoint not started", extra={"host": host, "port": port, "error": str(exc)})
         return None

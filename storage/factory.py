@@ -17,6 +17,8 @@ def open_store(settings: Settings) -> Store:
             database=storage.database,
             user=storage.user,
             password=storage.password.get_secret_value(),
+            pool_size=storage.pool_size,
+            pool_wait_s=storage.pool_wait_s,
         )
     from storage.chdb_store import ChdbStore
 

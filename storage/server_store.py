@@ -1,19 +1,23 @@
 """ClickHouse server backend over the native protocol (clickhouse-driver).
 
-A clickhouse-driver ``Client`` is not thread-safe, so each thread gets its own; the
-writer thread and dashboard queries then never wait on each other's sockets.
+Statements borrow a client from a bounded pool (:mod:`storage.connection_pool`), so the
+writer's insert threads and dashboard queries run side by side on their own sockets
+while the connections of the process stay at ``pool_size``, however many threads come
+and go (Streamlit runs each rerun on a fresh one).
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from typing import Any
 
 from clickhouse_driver import Client
 from clickhouse_driver import errors as ch_errors
 
+from storage.connection_pool import ClientPool, PoolExhausted
 from storage.store import StorageError, StorageUnavailable, Store, row_count
+
+__all__ = ["ClickHouseServerStore", "PoolExhausted"]
 
 _NETWORK_ERRORS = (ch_errors.NetworkError, ch_errors.SocketTimeoutError, OSError, EOFError)
 
@@ -28,6 +32,8 @@ class ClickHouseServerStore(Store):
         password: str = "",
         connect_timeout_s: float = 3.0,
         send_receive_timeout_s: float = 30.0,
+        pool_size: int = 8,
+        pool_wait_s: float = 10.0,
     ) -> None:
         self.database = database
         self._params = {
@@ -38,28 +44,16 @@ class ClickHouseServerStore(Store):
             "connect_timeout": connect_timeout_s,
             "send_receive_timeout": send_receive_timeout_s,
         }
-        self._local = threading.local()
-        self._clients: list[Client] = []
-        self._lock = threading.Lock()
+        self._pool = ClientPool(lambda: Client(**self._params), size=pool_size, wait_s=pool_wait_s, name=repr(self))
 
     def __repr__(self) -> str:  # never shows the password
         return f"ClickHouseServerStore({self._params['host']}:{self._params['port']}, db={self.database})"
 
-    def _client(self) -> Client:
-        client = getattr(self._local, "client", None)
-        if client is None:
-            client = Client(**self._params)
-            self._local.client = client
-            with self._lock:
-                self._clients.append(client)
-        return client
-
     def _run(self, sql: str, params: Any = None, **kwargs: Any) -> Any:
-        client = self._client()
         try:
-            return client.execute(sql, params, **kwargs)
+            with self._pool.borrow() as client:
+                return client.execute(sql, params, **kwargs)
         except _NETWORK_ERRORS as exc:
-            client.disconnect()
             raise StorageUnavailable(f"ClickHouse at {self._params['host']}:{self._params['port']} unreachable: {exc}") from exc
         except ch_errors.Error as exc:
             message = (getattr(exc, "message", "") or str(exc)).split("Stack trace")[0].strip()
@@ -78,9 +72,8 @@ class ClickHouseServerStore(Store):
             self._run(f"INSERT INTO {self.table(table)} ({names}) VALUES", list(data), columnar=True)
         return rows
 
+    def stats(self) -> dict[str, int]:
+        return self._pool.stats()
+
     def close(self) -> None:
-        with self._lock:
-            for client in self._clients:
-                client.disconnect()
-            self._clients.clear()
-        self._local = threading.local()
+        self._pool.close()

@@ -42,6 +42,10 @@ class Store(ABC):
     def close(self) -> None:
         """Release connections; the store is unusable afterwards."""
 
+    def stats(self) -> dict[str, int]:
+        """Counters of the backend's own resources (the server store's connection pool); empty if none."""
+        return {}
+
     def server_version(self) -> tuple[int, ...]:
         """Numeric version, used to gate features newer than ClickHouse 18.16."""
         (text,) = self.query("SELECT version()")[0]

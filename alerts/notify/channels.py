@@ -42,7 +42,7 @@ class Channel(Protocol):
 class WebhookChannel:
     """HTTP POST of :func:`webhook_body` as JSON; any 2xx answer counts as delivered."""
 
-    url: str
+    url: str = field(repr=False)  # often carries a token or credentials
     timeout_s: float = 5.0
     name: str = "webhook"
 

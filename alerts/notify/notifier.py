@@ -186,7 +186,7 @@ class Notifier:
         cfg: NotifySettings = settings.notify
         channels: list[Channel] = []
         if cfg.webhook_url:
-            channels.append(WebhookChannel(cfg.webhook_url, timeout_s=cfg.webhook_timeout_s))
+            channels.append(WebhookChannel(cfg.webhook_url.get_secret_value(), timeout_s=cfg.webhook_timeout_s))
         if cfg.smtp_host:
             channels.append(EmailChannel(
                 cfg.smtp_host, cfg.smtp_port, cfg.email_from, list(cfg.email_to), starttls=cfg.smtp_starttls,

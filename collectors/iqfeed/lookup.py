@@ -7,7 +7,9 @@ fails with a typed error: :class:`NoData` (``!NO_DATA!``), :class:`LookupTimeout
 reply line for ``timeout_s``; the socket is then dropped so its late rows cannot leak
 into the next request), :class:`LookupThrottled` (IQFeed's rate limit; retried with
 backoff) or :class:`LookupFailed`. A token bucket keeps us under IQFeed's ~50 requests
-per second before IQFeed has to say so.
+per second before IQFeed has to say so. A line longer than ``MAX_LINE_BYTES`` is a
+protocol error that resets the connection: a server that never sends a newline would
+otherwise grow the read buffer until the process runs out of memory.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ _HANDSHAKE_TIMEOUT_S: Final = 5.0
 _THROTTLE_RETRIES: Final = 3
 _THROTTLE_PAUSE_S: Final = 1.0
 _END_AFTER_ERROR_S: Final = 1.0
+# Lookup rows are a few hundred bytes; a megabyte without a newline is a broken or hostile server.
+MAX_LINE_BYTES: Final = 1 << 20
 
 
 class TokenBucket:
@@ -253,6 +257,8 @@ class LookupClient:
             while "\n" in self._pending:
                 line, self._pending = self._pending.split("\n", 1)
                 yield line.rstrip("\r")
+            if len(self._pending) > MAX_LINE_BYTES:
+                self._reject_overlong_line(what)
             remaining = deadline - self._clock()
             if remaining <= 0:
                 self._drop()
@@ -267,6 +273,19 @@ class LookupClient:
                 raise LookupFailed(f"{what}: IQConnect closed the lookup connection")
             self._pending += chunk.decode("latin-1")
             deadline = self._clock() + limit
+
+    def _reject_overlong_line(self, what: str) -> None:
+        """Count, log and reset: a line over the cap means the stream can no longer be trusted."""
+        self.protocol_errors += 1
+        received = len(self._pending)
+        log.warning("protocol error: lookup line over the length cap; connection reset",
+                    extra={"connection": "lookup", "bound": MAX_LINE_BYTES, "received": received,
+                           "start": self._pending[:80]})
+        self._drop()
+        raise LookupFailed(
+            f"{what}: IQConnect sent {received} bytes without a newline (the cap is {MAX_LINE_BYTES}); "
+            "the lookup connection was reset, check IQConnect's version and health"
+        )
 
     def _drop(self) -> None:
         if self._sock is not None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
+import tracemalloc
 
 import pytest
 
 from collectors.events import Trade
 from collectors.iqfeed.client import LookupFailed, LookupTimeout, NoData
 from collectors.iqfeed.lookup import LookupClient, TokenBucket
+from config import FeedSettings
 from tests.integration._feed_support import Recorder, running_client, running_simulator, settings_for, wait_until
 
 pytestmark = pytest.mark.timeout(60)
@@ -144,3 +147,61 @@ def test_a_throttled_request_is_retried_after_a_pause() -> None:
             assert sim.stats.lookup_rate_limited >= 1
         finally:
             lookup.close()
+
+
+class EndlessLineServer:
+    """Stands in for a broken IQConnect lookup port: it answers the protocol handshake, then replies
+    to the first request with one line that never ends, until the client hangs up or ``total`` is sent."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.sent = 0
+        self.client_hung_up = False
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self._listener.accept()
+        with conn:
+            self._read_line(conn)  # S,SET PROTOCOL,6.2
+            conn.sendall(b"S,CURRENT PROTOCOL,6.2\r\n")
+            self._read_line(conn)  # the history request
+            chunk = b"A" * 65536
+            try:
+                while self.sent < self.total:
+                    conn.sendall(chunk)
+                    self.sent += len(chunk)
+                conn.settimeout(30)
+                conn.recv(1)  # hold the connection open until the client gives up
+            except OSError:
+                self.client_hung_up = True
+
+    @staticmethod
+    def _read_line(conn: socket.socket) -> None:
+        data = b""
+        while not data.endswith(b"\n"):
+            data += conn.recv(1)
+
+    def close(self) -> None:
+        self._listener.close()
+        self._thread.join(10)
+
+
+def test_a_lookup_line_that_never_ends_is_a_protocol_error_that_resets_the_connection_and_bounds_memory() -> None:
+    server = EndlessLineServer(total=16 << 20)
+    lookup = LookupClient(FeedSettings(host="127.0.0.1", lookup_port=server.port, lookup_timeout_s=1.0))
+    tracemalloc.start()
+    try:
+        with pytest.raises(LookupFailed) as raised:
+            lookup.history_ticks("AAPL", time.time_ns() - DAY_NS, time.time_ns())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        lookup.close()
+        server.close()
+    assert peak < 6 << 20, f"the client buffered {peak >> 20} MiB of one unterminated line"
+    assert not isinstance(raised.value, LookupTimeout) and "without a newline" in str(raised.value)
+    assert server.client_hung_up and server.sent < server.total
+    assert (lookup.protocol_errors, lookup.failures) == (1, 1)

@@ -83,7 +83,7 @@ def test_engine_over_real_kafka_and_clickhouse_stores_exactly_once(kafka_bootstr
 def test_unreachable_broker_spools_events_turns_health_degraded_and_raises_an_alert(chdb_store, tmp_path):
     from alerts.rules import evaluate_rules
     from bus.breaker import BreakerState
-    from monitoring.metrics import assess
+    from monitoring.health import HealthCheck
     from tests.e2e.conftest import free_port
 
     settings = load_settings(
@@ -99,7 +99,7 @@ def test_unreachable_broker_spools_events_turns_health_degraded_and_raises_an_al
         wait_until(lambda: engine.status().producer.spooled > 20, 60, "events spooled while the broker is down")
         status = engine.status()
         assert status.producer.breaker.state is not BreakerState.CLOSED and status.producer.dropped == 0
-        health = assess(status)
+        health = HealthCheck()(status)
         assert health.state == "degraded" and any("bus unreachable" in r for r in health.reasons)
         observation = engine.observe()
         assert not observation.bus_reachable and observation.spool_bytes > 0

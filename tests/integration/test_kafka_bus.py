@@ -3,6 +3,7 @@ consumer (assignment, commits, pause), dead letters."""
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -10,15 +11,16 @@ from collections.abc import Iterator
 import pytest
 
 from confluent_kafka import Consumer
+from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from bus.base import BusRecord, PartitionStart, PoisonRecord, TopicPartition
 from bus.breaker import BreakerState
 from bus.codec import decode
 from bus.deadletter import DeadLetterSink
-from bus.factory import build_producer, spool_directory
+from bus.factory import build_producer, open_bus, spool_directory
 from bus.kafka import KafkaBus
 from bus.spool import Spool
-from bus.topics import TopicSet
+from bus.topics import Retention, TopicSet
 from collectors.events import Trade
 from config import Settings
 from tests.integration.pipeline import delete_topics, make_events, wait_until
@@ -162,3 +164,35 @@ def test_an_unreachable_broker_at_start_sends_events_to_the_spool_not_to_memory(
     spool = Spool(spool_directory(settings), budget_bytes=1 << 20)  # what the next run replays
     assert [decode(record.value) for _, record in spool.peek(100)] == events
     spool.close()
+
+
+def topic_configs(bootstrap: str, topic: str) -> dict[str, str]:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    resource = ConfigResource(ResourceType.TOPIC, topic)
+    entries = admin.describe_configs([resource])[resource].result(timeout=30)
+    return {name: entry.value for name, entry in entries.items()}
+
+
+@pytest.mark.timeout(60)
+def test_the_configured_bus_creates_the_dead_letter_topic_with_the_retention_limits_of_the_settings(
+    kafka_bootstrap, topics, tmp_path
+):
+    settings = settings_for(tmp_path, kafka_bootstrap, topics)
+    build_producer(settings, open_bus(settings)).close(timeout_s=1)
+    configs = topic_configs(kafka_bootstrap, topics.deadletter)
+    # The defaults: kafka.deadletter_retention_ms = 7 days, kafka.deadletter_retention_mb = 64 per partition.
+    assert (configs["retention.ms"], configs["retention.bytes"]) == (str(7 * 86_400_000), str(64 << 20))
+    assert topic_configs(kafka_bootstrap, topics.trades)["retention.bytes"] == "-1"  # event topics keep the broker's
+
+
+@pytest.mark.timeout(60)
+def test_an_existing_dead_letter_topic_gets_the_retention_limits_once_a_bus_starts(kafka, kafka_bootstrap, topics, caplog):
+    kafka.ensure_topics(topics.all_topics, 1)  # created by a bus that knew no limits
+    assert topic_configs(kafka_bootstrap, topics.deadletter)["retention.bytes"] == "-1"
+    limited = KafkaBus(kafka_bootstrap, retention={topics.deadletter: Retention(ms=3_600_000, partition_bytes=8 << 20)})
+    with caplog.at_level(logging.INFO, logger="bus.kafka"):
+        assert limited.ensure_topics(topics.all_topics, 1) == []
+    configs = topic_configs(kafka_bootstrap, topics.deadletter)
+    assert (configs["retention.ms"], configs["retention.bytes"]) == ("3600000", str(8 << 20))
+    (updated,) = [r for r in caplog.records if r.getMessage() == "topic retention updated"]
+    assert "retention.bytes=8388608 (was -1)" in updated.changes

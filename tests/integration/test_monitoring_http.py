@@ -9,7 +9,11 @@ import urllib.request
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
+from monitoring.health import INCIDENT_WINDOW_S
 from monitoring.http import Health, MonitoringServer, combine
+from monitoring.metrics import start_monitoring
+from tests.engine_status import idle_status
+from tests.fake_clock import FakeClock
 
 
 def test_worst_check_wins_and_reasons_are_kept():
@@ -35,5 +39,33 @@ def test_metrics_and_healthz_are_served_with_status_codes():
             urllib.request.urlopen(f"{base}/healthz", timeout=5)
         assert caught.value.code == 503
         assert json.loads(caught.value.read())["reasons"] == ["kafka unreachable"]
+    finally:
+        server.stop()
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as answer:
+        return answer.code, answer.read().decode()
+
+
+@pytest.mark.timeout(30)
+def test_healthz_recovers_after_a_single_dropped_event_while_metrics_keep_the_count():
+    clock = FakeClock()
+    current = {"status": idle_status()}
+    server = start_monitoring(lambda: current["status"], "127.0.0.1", 0, clock=clock)
+    assert server is not None
+    base = f"http://127.0.0.1:{server.port}"
+    try:
+        assert _get(f"{base}/healthz")[0] == 200
+        current["status"] = idle_status(dropped=1)
+        code, body = _get(f"{base}/healthz")
+        assert code == 503 and json.loads(body)["status"] == "down"
+        clock.now += INCIDENT_WINDOW_S + 1  # nothing dropped since
+        code, body = _get(f"{base}/healthz")
+        assert code == 200 and json.loads(body)["status"] == "ok", body
+        assert "tickops_producer_dropped_total 1.0" in _get(f"{base}/metrics")[1]
     finally:
         server.stop()

@@ -9,8 +9,11 @@ import pytest
 
 from bus.base import BusError, BusQueueFull, BusRecord, DeliveryFailed, PoisonRecord, TopicPartition
 from bus.codec import encode
+from bus.factory import open_bus
 from bus.memory import MemoryBus
+from bus.topics import Retention, TopicSet
 from collectors.events import Trade
+from config import Settings
 
 
 def trade(symbol: str, seq: int) -> bytes:
@@ -159,3 +162,82 @@ def test_a_new_bus_starts_offsets_after_anything_an_earlier_process_stored():
     bus.ensure_topics(["t"], 1)
     ((_, _, offset),) = produce_all(bus, "t", [(b"k", b"v")])
     assert offset >= before
+
+
+def produce_until_refused(producer, topic: str, value: bytes, attempts: int) -> tuple[int, int]:
+    """(accepted, refused) after ``attempts`` produce calls of ``value``."""
+    accepted = refused = 0
+    for i in range(attempts):
+        try:
+            producer.produce(topic, str(i).encode(), value, lambda *r: None)
+            accepted += 1
+        except BusQueueFull:
+            refused += 1
+    return accepted, refused
+
+
+def test_the_default_in_process_bus_refuses_messages_beyond_its_byte_budget_so_the_producer_spools(tmp_path):
+    bus = open_bus(Settings(data_dir=tmp_path))
+    topic = TopicSet(Settings(data_dir=tmp_path).kafka.topic_prefix).trades
+    bus.ensure_topics([topic], 6)
+    payload = bytes(1 << 20)  # one object shared by every message: the test holds 1 MiB, the bus counts each
+    accepted, refused = produce_until_refused(bus.producer(), topic, payload, attempts=600)
+    assert refused > 0, f"{accepted} MiB accepted: the 512 MiB budget (bus.memory_max_mb) was not enforced"
+    assert accepted < 512 and accepted + refused == 600
+    stats = bus.stats()
+    assert stats["refused_bytes"] == refused and stats["bytes"] <= stats["max_bytes"] == 512 << 20
+
+
+def test_each_byte_budget_refusal_is_counted_logged_once_with_the_bound_and_consumption_frees_the_budget(caplog):
+    bus = MemoryBus(max_bytes=10_000, first_offset=0)
+    bus.ensure_topics(["t"], 2)
+    consumer = bus.consumer("g")
+    consumer.subscribe(["t"], lambda s: {}, lambda t: None)
+    producer = bus.producer()
+    accepted, refused = produce_until_refused(producer, "t", bytes(1000), attempts=20)
+    assert (accepted, refused) == (8, 12)  # 1000 bytes of payload, about 130 of key and bookkeeping each
+    assert bus.stats()["refused_bytes"] == 12 and 8 * 1000 < bus.stats()["bytes"] <= 10_000
+    (logged,) = [r for r in caplog.records if r.getMessage().startswith("in-memory bus limit reached")]
+    assert (logged.limit, logged.bound) == ("bytes", 10_000)
+    records = consume(consumer, 8)
+    ends: dict[TopicPartition, int] = {}
+    for record in records:
+        ends[record.position] = record.offset + 1
+    consumer.commit(ends)
+    assert bus.stats()["bytes"] == 0
+    assert produce_until_refused(producer, "t", bytes(1000), attempts=8) == (8, 0)
+
+
+def test_the_dead_letter_topic_keeps_its_newest_messages_within_its_retention_and_never_refuses():
+    bus = MemoryBus(max_bytes=5_000, capacity=50, retention={"dl": Retention(ms=60_000, partition_bytes=4_000)},
+                    first_offset=0)
+    bus.ensure_topics(["t", "dl"], 1)
+    producer = bus.producer()
+    assert produce_until_refused(producer, "t", bytes(1000), attempts=10)[1] > 0  # the event topics are full ...
+    reports = produce_all(bus, "dl", [(b"k", bytes([i]) * 1000) for i in range(100)])
+    assert all(error is None for error, _, _ in reports)  # ... and poison messages are still set aside
+    kept = bus.messages("dl")
+    assert [value[0] for _, _, _, value, _ in kept] == [97, 98, 99]  # the newest, within 4000 bytes
+    assert [offset for _, offset, _, _, _ in kept] == [97, 98, 99]
+    stats = bus.stats()
+    assert stats["retention_deleted"] == 97 and stats["retained_bytes"] <= 4_000
+
+
+def test_the_dead_letter_topic_keeps_at_most_the_partition_message_cap():
+    bus = MemoryBus(capacity=5, retention={"dl": Retention(ms=60_000, partition_bytes=1 << 30)}, first_offset=0)
+    bus.ensure_topics(["dl"], 1)
+    reports = produce_all(bus, "dl", [(b"k", str(i).encode()) for i in range(12)])
+    assert all(error is None for error, _, _ in reports)
+    assert [value for _, _, _, value, _ in bus.messages("dl")] == [str(i).encode() for i in range(7, 12)]
+    assert bus.stats()["retention_deleted"] == 7
+
+
+def test_the_configured_bus_bounds_its_dead_letter_topic_by_the_retention_settings(tmp_path):
+    settings = Settings(data_dir=tmp_path, kafka={"deadletter_retention_mb": 1, "partitions": 1})
+    topics = TopicSet(settings.kafka.topic_prefix)
+    bus = open_bus(settings)
+    bus.ensure_topics(topics.all_topics, 1)
+    payload = bytes(100_000)
+    produce_all(bus, topics.deadletter, [(b"k", payload) for _ in range(30)])
+    assert len(bus.messages(topics.deadletter)) == 10  # 10 x 100 kB fit in 1 MiB, 11 do not
+    assert bus.stats()["retention_deleted"] == 20

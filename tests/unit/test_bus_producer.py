@@ -6,6 +6,7 @@ full, or fail deliveries after accepting them; the breaker runs on a fake clock.
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from collections.abc import Callable, Mapping
 
@@ -17,8 +18,9 @@ from bus.codec import decode
 from bus.memory import MemoryBus
 from bus.producer import EventProducer
 from bus.spool import Spool
-from bus.topics import TopicSet, UnroutableEvent
+from bus.topics import TopicSet
 from collectors.events import HistoryBar, Quote, Trade
+from tests.unit.file_size_limit import file_size_limit, run_in_child
 
 TOPICS = TopicSet("p")
 
@@ -227,12 +229,96 @@ def test_closing_while_the_broker_is_down_keeps_events_for_the_next_run(bus, tra
     assert on_bus(bus) == per_symbol(trades(12))
 
 
-def test_an_unroutable_event_is_refused_before_anything_is_sent(bus, transport, clock, tmp_path):
+def dead_letters(bus: MemoryBus) -> list[tuple[bytes | None, dict]]:
+    """(key, decoded JSON payload) of every message on the dead-letter topic, in bus order."""
+    return [(key, json.loads(value)) for _, _, key, value, _ in sorted(bus.messages(TOPICS.deadletter))]
+
+
+def test_one_event_that_cannot_be_encoded_is_dead_lettered_and_the_rest_of_the_read_is_delivered(
+    bus, transport, clock, tmp_path, caplog
+):
     producer = make_producer(transport, clock, tmp_path)
-    bar = HistoryBar(symbol="A", ts_ns=1, open=1.0, high=1.0, low=1.0, close=1.0, volume=1)
-    with pytest.raises(UnroutableEvent):
-        producer.publish_many([*trades(3), bar])
-    assert producer.stats().published == 0 and transport.in_flight() == 0
+    read = trades(10)
+    read[4] = Trade(symbol="S0", price=1.0, size=10**20, ts_ns=4, source="src", seq=4, recv_ns=1)  # msgpack: OverflowError
+    with caplog.at_level("WARNING", logger="bus.producer"):
+        producer.publish_many(read)  # raised before the fix, and none of the ten reached the bus
+    assert producer.flush(1)
+    stats = producer.stats()
+    assert (stats.published, stats.rejected, stats.delivered, stats.dropped) == (10, 1, 10, 0)
+    assert on_bus(bus) == per_symbol(read[:4] + read[5:])
+    ((key, letter),) = dead_letters(bus)
+    assert key == b"S0" and letter["rejected_by"] == "producer" and letter["kind"] == "Trade"
+    assert "OverflowError" in letter["reason"] and letter["fields"]["size"] == 10**20
+    assert letter["fields"]["seq"] == 4 and letter["fields"]["source"] == "src"
+    (logged,) = [r for r in caplog.records if r.getMessage().startswith("event rejected")]
+    assert "OverflowError" in logged.error and f"size={10**20}" in logged.sample and logged.rejected_total == 1
+
+
+def test_an_unroutable_event_is_dead_lettered_and_the_others_are_published(bus, transport, clock, tmp_path):
+    producer = make_producer(transport, clock, tmp_path)
+    bar = HistoryBar(symbol="A", ts_ns=1, open=1.0, high=1.0, low=1.0, close=1.0, volume=1, source="src", seq=99)
+    producer.publish_many([*trades(3), bar, *trades(3, start=3)])
+    assert producer.flush(1)
+    assert producer.stats().rejected == 1
+    assert on_bus(bus) == per_symbol(trades(6))
+    ((key, letter),) = dead_letters(bus)
+    assert key == b"A" and letter["kind"] == "HistoryBar" and "no bus topic" in letter["reason"]
+
+
+def test_a_rejected_event_takes_the_spool_path_while_the_broker_is_down(bus, transport, clock, tmp_path):
+    producer = make_producer(transport, clock, tmp_path)
+    transport.down = True
+    read = trades(6)
+    read[2] = Trade(symbol="S2", price=1.0, size=-(10**20), ts_ns=2, source="src", seq=2, recv_ns=1)
+    producer.publish_many(read)
+    assert producer.stats().spooled == 6 and producer.stats().rejected == 1
+    transport.down = False
+    clock.now += 1.0
+    assert producer.flush(1)
+    assert on_bus(bus) == per_symbol(read[:2] + read[3:])
+    assert [letter["fields"]["seq"] for _, letter in dead_letters(bus)] == [2]
+
+
+def test_a_failed_redelivery_that_the_full_disk_cannot_respool_is_kept_and_delivered_in_this_run(
+    bus, transport, clock, tmp_path
+):
+    def in_child() -> dict:
+        producer = make_producer(transport, clock, tmp_path)
+        transport.down = True
+        producer.publish_many(trades(5))  # on disk in the spool
+        (segment,) = tmp_path.glob("*.seg")
+        with file_size_limit(segment.stat().st_size):  # the disk is full from here on
+            producer.publish_many(trades(3, start=5))  # nothing left to put them: dropped, counted
+            transport.down = False
+            transport.fail_deliveries = 2  # two replayed events fail and cannot go back to the spool's tail
+            clock.now += 1.0
+            job_failures = poll_like_the_job_runner(producer, clock, rounds=1)
+            full = producer.stats()
+        job_failures += poll_like_the_job_runner(producer, clock, rounds=20)
+        return {"full": full, "after": producer.stats(), "job_failures": job_failures,
+                "on_bus": sorted(seq for seqs in on_bus(bus).values() for seq in seqs)}
+
+    result = run_in_child(in_child)
+    full, after = result["full"], result["after"]
+    assert result["on_bus"] == list(range(5))  # before the fix one of the two was stranded until a restart
+    assert result["job_failures"] == 0  # before the fix SpoolFull escaped from the delivery report
+    assert (full.failed, full.dropped, full.spool.redelivering, full.spool.unsent) == (2, 3, 2, 2)
+    assert full.spool.failing and full.spool.write_failures >= 2
+    assert (after.replayed, after.dropped, after.spool.unsent, after.spool.unacked, after.spool.bytes_used) == (5, 3, 0, 0, 0)
+    assert not after.spool.failing
+
+
+def poll_like_the_job_runner(producer: EventProducer, clock: Clock, rounds: int) -> int:
+    """Poll as the engine's supervised producer job does, one second apart: an exception is counted and
+    the job goes on. Returns how many polls raised."""
+    failures = 0
+    for _ in range(rounds):
+        try:
+            producer.poll()
+        except Exception:  # noqa: BLE001 - counted, as JobRunner does
+            failures += 1
+        clock.now += 1.0
+    return failures
 
 
 def test_a_transport_all_brokers_down_error_opens_the_breaker(bus, transport, clock, tmp_path):

@@ -1,17 +1,11 @@
+import logging
 import threading
 import time
 
 import pytest
 
 from collectors.jobs import JobRunner
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.fake_clock import FakeClock
 
 
 def test_failing_step_is_counted_and_backs_off_exponentially_then_recovers():
@@ -109,3 +103,20 @@ def test_a_loop_job_starts_with_the_scheduler_not_one_interval_later():
         assert time.monotonic() - begun < 2
     finally:
         runner.shutdown()
+
+
+def test_job_runs_log_at_debug_only_so_info_stays_quiet(caplog):
+    runner = JobRunner()
+    ran = threading.Event()
+    runner.add("tick", ran.set, interval_s=0.05)
+    with caplog.at_level(logging.DEBUG):
+        runner.start()
+        try:
+            assert ran.wait(5)
+            time.sleep(0.3)  # several runs
+        finally:
+            runner.shutdown()
+    loud = [f"{r.name}: {r.getMessage()}" for r in caplog.records if r.levelno >= logging.INFO]
+    assert not loud, f"job runs logged at INFO or above: {loud[:3]}"
+    runs = [r for r in caplog.records if getattr(r, "job", None) == "tick"]
+    assert len(runs) >= 2 and all(r.levelno == logging.DEBUG for r in runs), "each job run is visible at DEBUG"

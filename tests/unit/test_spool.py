@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bus.spool import Spool, SpoolFull, SpoolLocked, SpoolRecord
+from tests.unit.file_size_limit import file_size_limit, run_in_child
 
 
 def records(n: int, start: int = 0, size: int = 20) -> list[SpoolRecord]:
@@ -178,3 +179,110 @@ def test_whatever_was_not_acknowledged_is_replayed_in_order_after_reopening(tmp_
         spool.ack(ticket)
     spool.close()
     assert drain(Spool(directory, budget_bytes=1 << 20, segment_bytes=segment_bytes)) == written[acked:]
+
+
+def frame_bytes(directory: Path) -> int:
+    """The on-disk size of one test record (every record from :func:`records` has the same)."""
+    probe = Spool(directory, budget_bytes=1 << 20)
+    probe.append(records(1))
+    size = probe.bytes_used
+    probe.close()
+    return size
+
+
+def test_a_write_cut_short_by_a_full_disk_keeps_only_whole_records_and_replay_does_not_hang(tmp_path):
+    one = frame_bytes(tmp_path / "probe")
+
+    def in_child() -> dict:
+        spool = Spool(tmp_path / "spool", budget_bytes=1 << 20, fsync_interval_s=0)
+        spool.append(records(2))
+        with file_size_limit(4 * one + one // 2):  # room for two more records and half of a third
+            try:
+                spool.append(records(4, start=2))
+                full = None
+            except SpoolFull as exc:
+                full = exc
+            stats = spool.stats()
+            entries = spool.peek(100)  # before the fix: half a record booked as written, and an endless loop on it
+        return {
+            "full": str(full), "accepted": full and full.accepted, "rejected": full and full.rejected,
+            "failing": stats.failing, "write_failures": stats.write_failures, "error": stats.last_error,
+            "unsent": stats.unsent, "bytes_used": stats.bytes_used, "file_bytes": segment_files(tmp_path / "spool")[0].stat().st_size,
+            "replayed": [record for _, record in entries],
+        }
+
+    result = run_in_child(in_child, timeout_s=20)
+    assert (result["accepted"], result["rejected"]) == (2, 2) and "disk write failed" in result["full"]
+    assert result["failing"] and result["write_failures"] == 1 and "File too large" in result["error"]
+    assert result["unsent"] == 4 and result["bytes_used"] == result["file_bytes"] == 4 * one
+    assert result["replayed"] == records(4)
+
+
+def test_a_full_disk_rejects_appends_until_space_returns_then_appends_succeed_again(tmp_path, caplog):
+    one = frame_bytes(tmp_path / "probe")
+
+    def in_child() -> dict:
+        stopped_clock = lambda: 0.0  # noqa: E731 - the whole burst falls in one throttle interval
+        spool = Spool(tmp_path / "spool", budget_bytes=1 << 20, fsync_interval_s=0, clock=stopped_clock)
+        spool.append(records(3))
+        rejected = 0
+        with file_size_limit(3 * one), caplog.at_level("ERROR", logger="bus.spool"):
+            for start in range(3, 13):
+                try:
+                    spool.append(records(1, start=start))
+                except SpoolFull as exc:
+                    rejected += exc.rejected
+        full = spool.stats()
+        spool.append(records(2, start=13))  # space is back: the next append simply works
+        return {"rejected": rejected, "full": full, "after": spool.stats(), "replayed": drain(spool),
+                "error_logs": sum("spool write failed" in r.getMessage() for r in caplog.records)}
+
+    result = run_in_child(in_child)
+    assert result["rejected"] == 10
+    assert result["full"].failing and result["full"].write_failures == 10 and result["full"].unsent == 3
+    assert result["error_logs"] == 1  # throttled: one line for a burst of failures, with the total
+    assert not result["after"].failing and result["after"].write_failures == 10 and result["after"].unsent == 5
+    assert result["replayed"] == [*records(3), *records(2, start=13)]
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("damage", ["checksum mismatch", "torn frame"])
+def test_a_damaged_record_met_during_replay_is_cut_and_counted_not_looped_on(tmp_path, caplog, damage):
+    spool = Spool(tmp_path, budget_bytes=1 << 20)
+    spool.append(records(10))
+    (segment,) = segment_files(tmp_path)
+    one = segment.stat().st_size // 10
+    with open(segment, "r+b") as handle:  # damage the 6th record under the running spool
+        if damage == "checksum mismatch":
+            handle.seek(5 * one + 12)
+            handle.write(b"\xff")
+        else:
+            handle.truncate(5 * one + one // 2)
+    with caplog.at_level("ERROR", logger="bus.spool"):
+        replayed = drain(spool)  # looped forever before the fix, holding the spool lock
+    assert replayed == records(5)
+    assert damage in caplog.text
+    stats = spool.stats()
+    assert (stats.corrupt_bytes, stats.unsent, stats.unacked, stats.bytes_used) == (5 * one, 0, 0, 0)
+    spool.append(records(3, start=20))
+    assert drain(spool) == records(3, start=20)
+
+
+def test_a_checkpoint_the_full_disk_refuses_is_logged_and_written_once_space_returns(tmp_path, caplog):
+    def in_child() -> dict:
+        spool = Spool(tmp_path, budget_bytes=1 << 20, checkpoint_interval_s=0)
+        spool.append(records(4))
+        entries = spool.peek(2)
+        spool.advance(2)
+        for ticket, _ in entries:
+            spool.ack(ticket)
+        with file_size_limit(1), caplog.at_level("WARNING", logger="bus.spool"):
+            spool.checkpoint_if_due()  # raised into the producer's poll before
+        refused = [r.getMessage() for r in caplog.records]
+        spool.checkpoint_if_due()
+        spool.close()
+        return {"refused": refused, "replayed": drain(Spool(tmp_path, budget_bytes=1 << 20))}
+
+    result = run_in_child(in_child)
+    assert any("checkpoint not written" in message for message in result["refused"])
+    assert result["replayed"] == records(4)[2:]

@@ -1,0 +1,26 @@
+"""An idle engine's :class:`EngineStatus`, with the few fields a test changes, for /metrics and /healthz tests."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from bus.breaker import BreakerSnapshot, BreakerState
+from bus.latency import HistogramSnapshot
+from bus.producer import ProducerStats
+from bus.spool import SpoolStats
+from collectors.engine import EngineStatus
+from storage.validation import ValidationSnapshot
+
+
+def idle_status(*, feed_counters: dict[str, int] | None = None, dropped: int = 0,
+                breaker: BreakerState = BreakerState.CLOSED) -> EngineStatus:
+    latency = HistogramSnapshot(bounds_ns=(10**6,), counts=(0, 0), count=0, sum_ns=0, max_ns=0)
+    producer = ProducerStats(0, 0, 0, 0, 0, 0, 0, SpoolStats(0, 0, 0, 0, 0),
+                             BreakerSnapshot(BreakerState.CLOSED, 0, 0, 0.0, 30.0), latency)
+    producer = replace(producer, dropped=dropped, breaker=replace(producer.breaker, state=breaker))
+    return EngineStatus(
+        source="test", started_ns=0, feed=None, feed_counters=feed_counters or {}, outages=[], rejected_symbols={},
+        producer=producer, writer=None, backup=None,
+        validation=ValidationSnapshot(checked=0, counts={}, missing=0, recent=[], gaps=[]),
+        jobs=[], host=None, ingested=0,
+    )
