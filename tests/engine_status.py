@@ -14,7 +14,7 @@ from storage.validation import ValidationSnapshot
 
 def idle_status(*, feed_counters: dict[str, int] | None = None, dropped: int = 0,
                 breaker: BreakerState = BreakerState.CLOSED) -> EngineStatus:
-    latency = HistogramSnapshot(bounds_ns=(10**6,), counts=(0, 0), count=0, sum_ns=0, max_ns=0)
+    latency = HistogramSnapshot()
     producer = ProducerStats(0, 0, 0, 0, 0, 0, 0, SpoolStats(0, 0, 0, 0, 0),
                              BreakerSnapshot(BreakerState.CLOSED, 0, 0, 0.0, 30.0), latency)
     producer = replace(producer, dropped=dropped, breaker=replace(producer.breaker, state=breaker))
