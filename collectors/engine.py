@@ -116,9 +116,9 @@ class Engine:
         self._watched_since: dict[str, int] = {}
         # Recent history of counters the alert rules judge over a window, never since start.
         keep_s = max(settings.alerts.dropped_window_s, 120.0)
-        self._errors = CounterWindow(keep_s)
+        self._errors = CounterWindow(keep_s, start=0)
         self._spool_bytes = CounterWindow(keep_s)
-        self._dropped = CounterWindow(keep_s)
+        self._dropped = CounterWindow(keep_s, start=0)
         self._running = False
 
     # ------------------------------------------------------------------ lifecycle

@@ -15,11 +15,15 @@ from collections.abc import Callable
 
 
 class CounterWindow:
-    def __init__(self, keep_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, keep_s: float, clock: Callable[[], float] = time.monotonic, *, start: float | None = None) -> None:
+        """``start``: the value at construction, for a counter that counts from it (a process's counters
+        start at 0, so a drop before the first :meth:`record` still shows); leave None for a gauge."""
         self._keep_s = keep_s
         self._clock = clock
         self._samples: deque[tuple[float, float]] = deque()
         self._lock = threading.Lock()
+        if start is not None:
+            self._samples.append((clock(), start))
 
     def record(self, value: float) -> None:
         """Note the counter's current value; samples closer than a second replace the latest one."""

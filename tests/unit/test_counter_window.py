@@ -50,3 +50,11 @@ def test_samples_within_a_second_replace_each_other_so_memory_stays_bounded():
 def test_an_empty_window_reports_no_change():
     window = CounterWindow(keep_s=60, clock=FakeClock())
     assert window.change(60) == 0 and window.rate_per_s(60) == 0
+
+
+def test_a_counter_window_with_a_start_sees_what_happened_before_its_first_record():
+    clock = FakeClock()
+    dropped = CounterWindow(keep_s=900, clock=clock, start=0)
+    clock.now += 0.2
+    dropped.record(7)  # the first look already finds drops
+    assert dropped.change(900) == 7
