@@ -12,6 +12,7 @@ from collectors.iqfeed.protocol import InvalidSymbol
 from config import ConfigError
 from dashboard import resources
 from dashboard.auth import authenticate, can_act, demo_mode
+from dashboard.format import storage_banner
 
 st.set_page_config(page_title="TickOps", page_icon=":material/show_chart:", layout="wide")
 
@@ -76,6 +77,18 @@ def symbol_controls() -> None:
             st.rerun()
 
 
+def outage_banner() -> None:
+    """At the top of every page while storage is down, so nobody takes empty history for no history.
+
+    Rendered with each page run (navigation, an action); a fragment in this entry script would not be
+    rendered again when another page is opened.
+    """
+    banner = storage_banner(engine.status().storage)
+    if banner:
+        st.error(banner)
+
+
+outage_banner()
 login_box()
 symbol_controls()
 

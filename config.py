@@ -190,6 +190,9 @@ class StorageSettings(_Section):
     # its resume queries, alert jobs and dashboard reruns); a statement waits pool_wait_s for one.
     pool_size: int = Field(8, ge=1, le=1000)
     pool_wait_s: float = Field(10.0, gt=0, le=600)
+    # While storage is down, operator actions, alert states and symbol changes wait in memory, in order;
+    # beyond this many the oldest is dropped (counted, logged as an error).
+    pending_writes_max: int = Field(10_000, ge=1, le=1_000_000)
 
     _retry_order = _relative_to("retry_max_ms", "at least", "retry_initial_ms")
 
@@ -367,6 +370,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     instance_id: str = Field("tickops-1", min_length=1, max_length=64)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # A stop (SIGTERM, Ctrl-C) flushes the producer and drains the bus into storage for at most this
+    # long, whatever is down; the process exits within it plus a few seconds.
+    drain_timeout_s: float = Field(10.0, gt=0, le=600)
     feed: FeedSettings = Field(default_factory=FeedSettings)
     bus: BusSettings = Field(default_factory=BusSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)

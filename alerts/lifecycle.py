@@ -108,6 +108,15 @@ class AlertBook:
             self._active[(rule, subject)] = acked
             return acked
 
+    def merge(self, alerts: list[Alert]) -> None:
+        """Take in stored alerts (an earlier run's, another process's): per (rule, subject) the latest
+        ``updated_ns`` wins, so what this book saw while storage was down is not overwritten by older rows."""
+        with self._lock:
+            for alert in alerts:
+                current = self._active.get(alert.key)
+                if alert.active and (current is None or alert.updated_ns > current.updated_ns):
+                    self._active[alert.key] = alert
+
     def active(self) -> list[Alert]:
         with self._lock:
             return sorted(self._active.values(), key=lambda a: (a.state != "firing", a.started_ns))

@@ -45,6 +45,11 @@ class Observation:
     fresh_samples: int = 0
     backup_degraded: str = ""
     failing_jobs: dict[str, str] = field(default_factory=dict)
+    # Storage unreachable or its schema not migrated: since when (None while it is ready), why, and
+    # how many operator/alert writes wait in memory for it.
+    storage_down_since_ns: int | None = None
+    storage_error: str = ""
+    storage_pending_writes: int = 0
 
 
 Rule = Callable[[Observation, AlertSettings], list[Finding]]
@@ -118,9 +123,21 @@ def bus_trouble(obs: Observation, cfg: AlertSettings) -> list[Finding]:
     return findings
 
 
+def storage_unavailable(obs: Observation, cfg: AlertSettings) -> list[Finding]:
+    """Nothing is stored while ClickHouse is down: history, integrity checks and backfill wait, the bus fills."""
+    if obs.storage_down_since_ns is None:
+        return []
+    down_s = max(0.0, (obs.now_ns - obs.storage_down_since_ns) / 1e9)
+    return [Finding("storage_unavailable", "storage", "critical",
+                    f"storage unavailable for {down_s:.0f} s ({obs.storage_error or 'schema not migrated yet'}); "
+                    f"events wait on the bus, {obs.storage_pending_writes} operator and alert changes in memory",
+                    value=down_s, for_s=5)]
+
+
 def storage_trouble(obs: Observation, cfg: AlertSettings) -> list[Finding]:
     findings = []
-    if obs.storage_write_failures_recent:
+    # While storage is down the failing inserts are its symptom, alerted once as storage_unavailable.
+    if obs.storage_write_failures_recent and obs.storage_down_since_ns is None:
         findings.append(Finding("storage_write_failures", "storage", "critical",
                                 f"ClickHouse inserts failing; batch held for retry "
                                 f"({obs.storage_write_failures_recent} failed attempts so far)",
@@ -188,7 +205,7 @@ def job_failing(obs: Observation, cfg: AlertSettings) -> list[Finding]:
 
 
 RULES: tuple[Rule, ...] = (
-    symbol_silent, heartbeat_missing, iqconnect_disconnected, bus_trouble, storage_trouble,
+    symbol_silent, heartbeat_missing, iqconnect_disconnected, bus_trouble, storage_unavailable, storage_trouble,
     error_rate, disk_free, memory_growth, live_latency, storage_freshness, backup_degraded, job_failing,
 )
 

@@ -3,6 +3,11 @@
 The dashboard never holds the only copy: a restarted process (or a second one) reloads
 active alerts from here, and every operator action is appended to ``audit_log``, which
 is never updated in place.
+
+Writes go through the write-behind queue (:mod:`storage.write_behind`): an alert that
+fires, or an acknowledgement given, while storage is down is kept in memory in order and
+stored when storage answers again, so alerting never depends on storage. Reads
+(:meth:`AlertStore.history`, :meth:`AlertStore.audit_log`) raise ``StorageError`` then.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from dataclasses import astuple, dataclass, fields
 
 from alerts.lifecycle import Alert
 from storage.store import Store
+from storage.write_behind import WriteBehind
 
 _ALERT_COLUMNS = tuple(f.name for f in fields(Alert))
 
@@ -26,13 +32,14 @@ class AuditEntry:
 
 
 class AlertStore:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, writes: WriteBehind | None = None) -> None:
         self._store = store
+        self._writes = writes or WriteBehind(store)
 
     def save(self, alerts: list[Alert]) -> None:
         if alerts:
             rows = [astuple(alert) for alert in alerts]
-            self._store.insert_columns("alerts", _ALERT_COLUMNS, [list(column) for column in zip(*rows)])
+            self._writes.insert("alerts", _ALERT_COLUMNS, [list(column) for column in zip(*rows)])
 
     def active(self) -> list[Alert]:
         return [a for a in self.history(limit=100_000) if a.active]
@@ -47,7 +54,7 @@ class AlertStore:
 
     def audit(self, actor: str, action: str, subject: str, details: str = "", ts_ns: int | None = None) -> AuditEntry:
         entry = AuditEntry(ts_ns or time.time_ns(), actor, action, subject, details)
-        self._store.insert_columns("audit_log", [f.name for f in fields(AuditEntry)], [[v] for v in astuple(entry)])
+        self._writes.insert("audit_log", [f.name for f in fields(AuditEntry)], [[v] for v in astuple(entry)])
         return entry
 
     def audit_log(self, limit: int = 200) -> list[AuditEntry]:

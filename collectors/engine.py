@@ -6,10 +6,13 @@
     JobRunner (APScheduler): producer poll loop │ writer loop (bus ──► store) │ backup rotation
                              retention │ host sample │ alert rules │ symbol reconcile │ outages
                              │ backfill of closed Level 1 outages (lookup HTT)
+                             │ storage link (migrations, durable state, catch-up: collectors/storage_link.py)
 
 The same object runs embedded in Streamlit (``st.cache_resource``) and headless
 (``python -m collectors run``). Durable state (desired symbols, alerts, audit log,
-outage windows) lives in the store, so a restart or a second process sees it.
+outage windows) lives in the store, so a restart or a second process sees it; the
+engine keeps its own copy in memory and runs without storage (down at start or later),
+catching up when it answers.
 
 ``source`` is ``<instance_id>@<session start ms>``: seq restarts at 1 with every
 session, and the session stamp keeps (source, seq) unique across restarts.
@@ -26,7 +29,6 @@ from alerts.lifecycle import Alert, AlertBook
 from alerts.notify import Notifier
 from alerts.notify.notifier import NotifierStats
 from alerts.rules import Observation, evaluate_rules
-from alerts.store import AlertStore
 from bus.base import Bus, BusError
 from bus.breaker import BreakerState
 from bus.factory import build_producer, open_bus
@@ -37,14 +39,15 @@ from collectors.iqfeed.connections import OutageWindow
 from collectors.jobs import JobRunner, JobStatus
 from collectors.live_state import LiveState
 from collectors.market_hours import load_calendar, session_at, session_start_ns
-from collectors.symbols import SymbolRegistry, SymbolSpec
+from collectors.storage_link import StorageLink
+from collectors.symbols import SymbolSpec
 from config import Settings
 from monitoring.counter_window import CounterWindow
 from monitoring.host import HostSample, HostSampler, rss_growth_after_warmup
+from storage.availability import StorageState
 from storage.backup import BackupHealth, BackupWriter
 from storage.factory import open_store
-from storage.migrate import migrate
-from storage.store import Store, sql_string
+from storage.store import StorageError, Store, sql_string
 from storage.validation import ValidationSnapshot, Validator
 from storage.writer import Writer, WriterStats, build_writer
 
@@ -82,6 +85,7 @@ class EngineStatus:
     ingested: int
     simulator_ports: dict[str, int] = field(default_factory=dict)
     notifications: NotifierStats | None = None  # None when no notification channel is configured
+    storage: StorageState = StorageState()
 
 
 def _ms(ns: int | None) -> float | None:
@@ -94,7 +98,10 @@ class Engine:
         self.started_ns = time.time_ns()
         self.source = f"{settings.instance_id}@{self.started_ns // 1_000_000}"
         self.store = store or open_store(settings)
-        migrate(self.store)
+        # Migrations, desired symbols and alerts: in memory first, storage when it answers (possibly not yet).
+        self.storage = StorageLink(self.store, max_pending=settings.storage.pending_writes_max,
+                                   retry_initial_s=settings.storage.retry_initial_ms / 1000,
+                                   retry_max_s=settings.storage.retry_max_ms / 1000)
         self.bus = bus or open_bus(settings)
         self.producer: EventProducer = build_producer(settings, self.bus)
         self.writer: Writer | None = None
@@ -102,9 +109,9 @@ class Engine:
         self.validator = Validator()
         self.live = LiveState()
         self.host = HostSampler(settings.data_dir)
-        self.symbols = SymbolRegistry(self.store)
-        self.alert_store = AlertStore(self.store)
-        self.alert_book = AlertBook(self.alert_store.active())
+        self.symbols = self.storage.symbols
+        self.alert_store = self.storage.alert_store
+        self.alert_book: AlertBook = self.storage.alert_book
         self.notifier = Notifier.from_settings(settings)  # None unless [notify] names a channel
         self.jobs = JobRunner()
         self.simulator = None
@@ -120,6 +127,7 @@ class Engine:
         self._spool_bytes = CounterWindow(keep_s)
         self._dropped = CounterWindow(keep_s, start=0)
         self._running = False
+        self._stopping = threading.Event()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -128,6 +136,7 @@ class Engine:
             return self
         feed_settings = self.settings.feed
         self.symbols.seed(feed_settings.symbols, feed_settings.depth_symbols)
+        self.storage.step()  # migrations, stored symbols and alerts; while storage is down its job retries
         load_calendar()  # a second of pandas under the interpreter lock: before events flow, not in a rule
         if feed_settings.mode == "simulator":
             feed_settings = self._start_simulator()
@@ -135,7 +144,8 @@ class Engine:
         self.feed.start()
         self._reconcile_symbols()
         try:
-            self._try_build_writer()
+            if self.storage.ready:  # otherwise the writer job builds it once migrations have run
+                self._try_build_writer()
         except BusError as exc:
             log.warning("bus unreachable at start; the writer job retries with backoff",
                         extra={"bus": repr(self.bus), "error": str(exc)})
@@ -146,24 +156,42 @@ class Engine:
                                           "settings": self.settings.redacted()})
         return self
 
-    def stop(self, drain_timeout_s: float = 10.0) -> None:
-        """Stop the feed, then flush everything downstream so nothing received is lost."""
+    def stop(self, drain_timeout_s: float | None = None) -> None:
+        """Stop the feed, then flush everything downstream so nothing received is lost.
+
+        Everything after the feed shares one deadline (``drain_timeout_s``, default the setting),
+        whatever is down: what storage does not take by then stays uncommitted on the bus, what the
+        broker does not take goes to the spool, and the next start picks both up.
+        """
         if not self._running:
             return
         self._running = False
+        timeout_s = self.settings.drain_timeout_s if drain_timeout_s is None else drain_timeout_s
+        deadline = time.monotonic() + timeout_s
+
+        def left() -> float:
+            return max(0.0, deadline - time.monotonic())
+
+        self._stopping.set()
+        if self.writer is not None:
+            self.writer.stop()  # ends a retry loop waiting for storage (an assignment while it is down)
         self.jobs.shutdown()
         if self.feed is not None:
             self.feed.stop()
-        self.producer.flush(drain_timeout_s)
+        self.producer.flush(left())
         if self.writer is not None:
-            self._drain_writer(drain_timeout_s)
-            self.writer.close()
-        self.producer.close()
+            self._drain_writer(left())
+            self.writer.close(flush_timeout_s=left())
+        self.producer.close(left())
         if self.backup is not None:
             self.backup.close()
-        self._persist_outages()
+        try:
+            self._persist_outages()
+        except StorageError as exc:
+            log.warning("feed outage windows not stored at shutdown", extra={"error": str(exc)})
+        self.storage.close()
         if self.notifier is not None:
-            self.notifier.close(timeout_s=min(2.0, drain_timeout_s))
+            self.notifier.close(timeout_s=min(2.0, max(0.5, left())))
         if self.simulator is not None:
             self.simulator.stop()
         log.info("engine stopped", extra={"source": self.source, "ingested": self._seq})
@@ -194,11 +222,16 @@ class Engine:
     def _try_build_writer(self) -> None:
         if self.writer is None:
             self.writer = build_writer(self.settings, self.bus, self.store)
+            if self._stopping.is_set():  # built while stop() ran: its retry loops must see the stop too
+                self.writer.stop()
 
     def _writer_step(self) -> None:
         """One writer step (a loop job repeats it). A bus that is down at start raises here;
         the job runner counts it and backs off while the producer spools, and the writer is
-        built once the bus answers."""
+        built once the bus answers. Until storage is migrated (down since the start) there is
+        nothing to build it on: the step waits briefly and the events stay on the bus."""
+        if not self.storage.wait_migrated(0.2):
+            return
         self._try_build_writer()
         self.writer.step(timeout_s=0.05)
 
@@ -216,6 +249,7 @@ class Engine:
             add("backup_retention", self.backup.enforce_retention, interval_s=60)
         add("host_sampler", self.host.sample, interval_s=5)
         add("alerts", self.evaluate_alerts, interval_s=1)
+        add("storage", self.storage.step, interval_s=1)
         add("symbols", self._reconcile_symbols, interval_s=2)
         add("outages", self._persist_outages, interval_s=2)
         add("backfill", self._backfill_outages, interval_s=BACKFILL_INTERVAL_S)
@@ -255,7 +289,8 @@ class Engine:
         return spec
 
     def _reconcile_symbols(self) -> None:
-        """Make the feed's watches match the stored desired state (ours or another process's)."""
+        """Make the feed's watches match the desired state (in memory; the storage job takes in another
+        process's changes), so watches follow the operator while storage is down."""
         if self.feed is None:
             return
         wanted = self.symbols.all()
@@ -275,7 +310,7 @@ class Engine:
     # ------------------------------------------------------------------ outages
 
     def _persist_outages(self) -> None:
-        if self.feed is None:
+        if self.feed is None or not self.storage.ready:  # kept in the feed's list until storage answers
             return
         changed = [w for w in self.feed.outages
                    if self._persisted_outages.get((w.connection, w.symbol, w.start_ns), -1) != w.end_ns]
@@ -302,7 +337,7 @@ class Engine:
         streamed live around the window edges are recognised in storage by (ts_ns, price,
         size) and skipped, so a backfilled trade is never a second copy of a live one.
         """
-        if self.feed is None:
+        if self.feed is None or not self.storage.ready:  # live trades in storage decide what is missing
             return
         now = time.time_ns()
         for window in self.feed.outages:
@@ -395,6 +430,9 @@ class Engine:
             fresh_samples=fresh_window.count if fresh_window else 0,
             backup_degraded=status.backup.last_error if status.backup and status.backup.state == "degraded" else "",
             failing_jobs={j.name: j.last_error for j in status.jobs if j.consecutive_failures >= 3},
+            storage_down_since_ns=None if status.storage.ready else (status.storage.down_since_ns or self.started_ns),
+            storage_error=status.storage.last_error,
+            storage_pending_writes=status.storage.pending_writes,
         )
 
     def _record_counters(self, status: EngineStatus) -> None:
@@ -437,4 +475,5 @@ class Engine:
                 "level1": sim.level1_port, "level2": sim.level2_port, "admin": sim.admin_port, "lookup": sim.lookup_port,
             },
             notifications=self.notifier.stats() if self.notifier else None,
+            storage=self.storage.state(),
         )

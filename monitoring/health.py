@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 
 from bus.breaker import BreakerState
 from collectors.engine import EngineStatus
@@ -54,6 +55,12 @@ def assess(s: EngineStatus, *, dropping: bool, window_s: float = INCIDENT_WINDOW
     checks.append(("down" if dropping else "ok",
                    f"events dropped by a full spool within the last {window_s:g} s "
                    f"({s.producer.dropped} since start)"))
+    if not s.storage.available:
+        since = datetime.fromtimestamp((s.storage.down_since_ns or 0) / 1e9, tz=timezone.utc)
+        checks.append(("degraded", f"storage unavailable since {since:%Y-%m-%d %H:%M:%S} UTC: {s.storage.last_error}; "
+                                   f"events wait on the bus"))
+    elif not s.storage.migrated:
+        checks.append(("degraded", f"storage schema not migrated yet: {s.storage.last_error or 'first attempt pending'}"))
     if s.writer is not None:
         checks.append(("degraded" if s.writer.retrying else "ok", "storage writes failing; batch held for retry"))
     if s.backup is not None:

@@ -88,6 +88,13 @@ class EngineCollector(Collector):
                 for outcome in ("sent", "failed", "dropped", "retries"):
                     outcomes.add_metric([channel, outcome], getattr(counts, outcome))
             yield outcomes
+        yield GaugeMetricFamily("tickops_storage_available", "1 when storage answers and its schema is migrated",
+                                value=int(s.storage.ready))
+        yield GaugeMetricFamily("tickops_storage_pending_writes",
+                                "Operator actions, alert states and symbols waiting in memory for storage",
+                                value=s.storage.pending_writes)
+        yield CounterMetricFamily("tickops_storage_pending_writes_dropped",
+                                  "Pending storage writes lost to the bound or refused", value=s.storage.dropped_writes)
         jobs = CounterMetricFamily("tickops_job_failures", "Background job failures", labels=["job"])
         for job in s.jobs:
             jobs.add_metric([job.name], job.failures)

@@ -6,6 +6,7 @@ from alerts.lifecycle import AlertNotFound
 from dashboard import resources
 from dashboard.auth import can_act
 from dashboard.format import utc
+from storage.store import StorageError
 
 engine = resources.engine()
 who = resources.operator()
@@ -47,9 +48,15 @@ else:
         st.warning("Some notifications were not delivered; the log has each one (alert notification failed/dropped).")
 
 st.subheader("History")
-st.dataframe(
-    [{"rule": a.rule, "subject": a.subject, "state": a.state, "severity": a.severity, "summary": a.summary,
-      "started": utc(a.started_ns), "resolved": utc(a.resolved_ns), "acked by": a.acked_by}
-     for a in engine.alert_store.history()],
-    hide_index=True, width="stretch",
-)
+try:
+    history = engine.alert_store.history()
+except StorageError as exc:
+    st.warning(f"History: storage unavailable ({exc}). The alerts above are live; their changes are stored "
+               "when storage is back.")
+else:
+    st.dataframe(
+        [{"rule": a.rule, "subject": a.subject, "state": a.state, "severity": a.severity, "summary": a.summary,
+          "started": utc(a.started_ns), "resolved": utc(a.resolved_ns), "acked by": a.acked_by}
+         for a in history],
+        hide_index=True, width="stretch",
+    )

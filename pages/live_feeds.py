@@ -47,7 +47,7 @@ if symbols:
         )
         bars = query_bars(engine.store, chosen, now - 6 * 3600 * 10**9, now + 60 * 10**9)
     except StorageError as exc:
-        st.error(f"Storage unavailable: {exc}")
+        st.warning(f"Recent trades and bars: storage unavailable ({exc}). The table above is live.")
     else:
         left, right = st.columns(2)
         left.plotly_chart(charts.price_volume(chosen, list(reversed(trades))), width="stretch")

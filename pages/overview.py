@@ -43,7 +43,11 @@ def live() -> None:
          "detail": f"delivered {status.producer.delivered:,}, spooled {status.producer.spooled:,}, "
                    f"dropped {status.producer.dropped}"},
         {"stage": "writer", "state": "retrying" if status.writer and status.writer.retrying else "ok",
-         "detail": (status.writer.last_error or "—") if status.writer else "not connected to the bus yet"},
+         "detail": (status.writer.last_error or "—") if status.writer
+         else "not connected to the bus yet" if status.storage.migrated else "waiting for storage"},
+        {"stage": "storage", "state": "ok" if status.storage.ready else "unavailable",
+         "detail": f"{status.storage.pending_writes} writes pending, {status.storage.dropped_writes} dropped"
+         + (f"; {status.storage.last_error}" if status.storage.last_error else "")},
         {"stage": "backup", "state": status.backup.state if status.backup else "disabled",
          "detail": (status.backup.last_error or f"{status.backup.events_written:,} events in segments")
          if status.backup else "—"},

@@ -8,6 +8,7 @@ and go (Streamlit runs each rerun on a fresh one).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +21,9 @@ from storage.store import StorageError, StorageUnavailable, Store, row_count
 __all__ = ["ClickHouseServerStore", "PoolExhausted"]
 
 _NETWORK_ERRORS = (ch_errors.NetworkError, ch_errors.SocketTimeoutError, OSError, EOFError)
+# The driver logs every failed connect with a traceback; during an outage that is a line per retry.
+# The failure reaches us as StorageUnavailable and the outage is logged once (storage/availability.py).
+logging.getLogger("clickhouse_driver.connection").setLevel(logging.ERROR)
 
 
 class ClickHouseServerStore(Store):

@@ -9,11 +9,12 @@ from bus.latency import HistogramSnapshot
 from bus.producer import ProducerStats
 from bus.spool import SpoolStats
 from collectors.engine import EngineStatus
+from storage.availability import StorageState
 from storage.validation import ValidationSnapshot
 
 
 def idle_status(*, feed_counters: dict[str, int] | None = None, dropped: int = 0,
-                breaker: BreakerState = BreakerState.CLOSED) -> EngineStatus:
+                breaker: BreakerState = BreakerState.CLOSED, storage: StorageState | None = None) -> EngineStatus:
     latency = HistogramSnapshot()
     producer = ProducerStats(0, 0, 0, 0, 0, 0, 0, SpoolStats(0, 0, 0, 0, 0),
                              BreakerSnapshot(BreakerState.CLOSED, 0, 0, 0.0, 30.0), latency)
@@ -22,5 +23,5 @@ def idle_status(*, feed_counters: dict[str, int] | None = None, dropped: int = 0
         source="test", started_ns=0, feed=None, feed_counters=feed_counters or {}, outages=[], rejected_symbols={},
         producer=producer, writer=None, backup=None,
         validation=ValidationSnapshot(checked=0, counts={}, missing=0, recent=[], gaps=[]),
-        jobs=[], host=None, ingested=0,
+        jobs=[], host=None, ingested=0, storage=storage or StorageState(),
     )

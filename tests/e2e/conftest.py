@@ -27,12 +27,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_dashboard(data: Path) -> tuple[subprocess.Popen, str]:
-    """`streamlit run app.py` with the embedded default in ``data``; returns once healthy."""
+def start_dashboard(data: Path, settings: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """`streamlit run app.py` with the embedded default in ``data`` (``settings``: TICKOPS_* env on top);
+    returns once healthy."""
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("TICKOPS_")}
     env["TICKOPS_DATA_DIR"] = str(data)
     env["TICKOPS_MONITORING__ENABLED"] = "false"
+    env.update(settings or {})
     log = open(data / "streamlit.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.address", "127.0.0.1",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from alerts.lifecycle import AlertBook, AlertNotFound, Finding
+from alerts.lifecycle import Alert, AlertBook, AlertNotFound, Finding
 from alerts.rules import Observation, evaluate_rules
 from config import AlertSettings
 
@@ -86,6 +88,7 @@ def test_extended_sessions_use_their_own_threshold_off_by_default():
         ({"fresh_p99_ms": 2500.0, "fresh_samples": 1000}, "storage_freshness"),
         ({"backup_degraded": "No space left on device"}, "backup_degraded"),
         ({"failing_jobs": {"writer": "StorageUnavailable"}}, "job_failing"),
+        ({"storage_down_since_ns": 900 * S, "storage_error": "Connection refused"}, "storage_unavailable"),
     ],
 )
 def test_each_rule_fires_on_its_condition(changes, rule):
@@ -148,3 +151,38 @@ def test_acknowledging_needs_a_name_and_a_firing_alert():
         book.acknowledge("disk_free_low", "data_dir", "ops", "", S)  # still pending
     with pytest.raises(ValueError, match="name"):
         book.acknowledge("disk_free_low", "data_dir", " ", "", S)
+
+
+def test_storage_unavailable_pends_then_fires_saying_since_when_and_what_waits():
+    book = AlertBook()
+    down = Observation(now_ns=1000 * S, storage_down_since_ns=1000 * S, storage_error="Connection refused",
+                       storage_pending_writes=3)
+    assert [(a.rule, a.state) for a in book.evaluate(evaluate_rules(down, CFG), down.now_ns)] == [
+        ("storage_unavailable", "pending")]
+    later = Observation(now_ns=1006 * S, storage_down_since_ns=1000 * S, storage_error="Connection refused",
+                        storage_pending_writes=3)
+    (fired,) = book.evaluate(evaluate_rules(later, CFG), later.now_ns)
+    assert (fired.state, fired.severity, fired.subject) == ("firing", "critical", "storage")
+    assert "for 6 s" in fired.summary and "Connection refused" in fired.summary and "3 operator" in fired.summary
+    back = Observation(now_ns=1010 * S)
+    assert [a.state for a in book.evaluate(evaluate_rules(back, CFG), back.now_ns)] == ["resolved"]
+
+
+def test_while_storage_is_down_its_failing_inserts_are_not_a_second_alert():
+    down = Observation(now_ns=1000 * S, storage_down_since_ns=990 * S, storage_write_failures_recent=7)
+    assert {f.rule for f in evaluate_rules(down, CFG)} == {"storage_unavailable"}
+
+
+def test_stored_alerts_merge_into_the_book_and_the_latest_version_wins():
+    book = AlertBook()
+    book.evaluate([Finding("disk_free_low", "data_dir", "critical", "3% free")], 10 * S)
+    (live,) = book.active()
+    older = replace(live, summary="older row", updated_ns=5 * S)
+    newer_elsewhere = Alert("symbol_silent", "AAPL", "warning", "acknowledged", "silent", started_ns=S,
+                            updated_ns=20 * S, acked_by="ops-ben", acked_ns=20 * S)
+    resolved = Alert("heartbeat_missing", "level1", "critical", "resolved", "gone", started_ns=S, updated_ns=30 * S)
+    book.merge([older, newer_elsewhere, resolved])
+    assert {(a.rule, a.summary, a.acked_by) for a in book.active()} == {
+        ("disk_free_low", "3% free", ""), ("symbol_silent", "silent", "ops-ben")}
+    book.merge([replace(live, summary="acknowledged elsewhere", updated_ns=40 * S)])
+    assert {a.summary for a in book.active()} == {"acknowledged elsewhere", "silent"}

@@ -80,3 +80,27 @@ def test_alerts_page_shows_notification_channels_and_their_counts(dashboard_env,
     assert not app.exception
     table = app.dataframe[0].value
     assert list(table["channel"]) == ["webhook"] and list(table["sent"]) == [0]
+
+
+@pytest.mark.timeout(240)
+def test_every_page_renders_while_clickhouse_is_down_and_the_app_shows_a_storage_banner(dashboard_env, monkeypatch):
+    """A ClickHouse server nobody answers on: the engine starts anyway and no page raises.
+
+    AppTest runs the entry script (banner, sidebar) only for the default page; a switched-to page
+    runs alone. tests/e2e/test_dashboard_storage_down.py sees the banner on every page in a browser.
+    """
+    from tests.e2e.conftest import free_port
+
+    monkeypatch.setenv("TICKOPS_STORAGE__BACKEND", "server")
+    monkeypatch.setenv("TICKOPS_STORAGE__PORT", str(free_port()))
+    app = _run()
+    assert not app.exception, app.exception
+    assert app.error[0].value.startswith("Storage unavailable since "), [e.value for e in app.error]
+    assert "2 watched" in app.sidebar.caption[0].value  # the configured symbols, served from memory
+    for page in PAGES:
+        app = _run(page)
+        assert not app.exception, (page, app.exception)
+        assert app.title, page
+    for page in ("pages/alerts.py", "pages/audit_log.py"):
+        app = _run(page)
+        assert any("storage unavailable" in w.value for w in app.warning), page

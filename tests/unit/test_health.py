@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bus.breaker import BreakerState
 from monitoring.health import HealthCheck, RecentIncrease, assess
+from storage.availability import StorageState
 from tests.engine_status import idle_status
 from tests.fake_clock import FakeClock
 
@@ -56,3 +57,17 @@ def test_breaker_open_is_degraded_only_while_it_is_open():
 def test_assess_reads_only_the_present():
     assert assess(idle_status(dropped=50), dropping=False).state == "ok"
     assert assess(idle_status(dropped=50), dropping=True).state == "down"
+
+
+def test_storage_down_is_degraded_naming_storage_and_since_when_until_it_answers_again():
+    check = HealthCheck(FakeClock(1000.0), window_s=60)
+    down = StorageState(available=False, down_since_ns=1_796_000_000 * 10**9, last_error="Connection refused",
+                        migrated=False)
+    health = check(idle_status(storage=down))
+    assert health.state == "degraded"
+    assert health.reasons == ("storage unavailable since 2026-11-30 00:53:20 UTC: Connection refused; "
+                              "events wait on the bus",)
+    unmigrated = check(idle_status(storage=StorageState(migrated=False, last_error="ACCESS_DENIED")))
+    assert unmigrated.state == "degraded" and unmigrated.reasons == (
+        "storage schema not migrated yet: ACCESS_DENIED",)
+    assert check(idle_status(storage=StorageState())).state == "ok"

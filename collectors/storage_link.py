@@ -1,0 +1,98 @@
+"""The engine's durable state and its link to storage, which may be down at start or at any time.
+
+    Engine.start ──► StorageLink.step once, then the ``storage`` job every second:
+        not migrated yet ─► migrate, then read the stored symbols (a first start is judged on them)
+        SymbolRegistry.refresh   the stored desired state (another process's changes)
+        WriteBehind.flush        operator actions, alert states and symbols kept while storage was down
+        after an outage          stored alerts merged into the AlertBook (latest updated_ns wins)
+    every outcome ─► StorageMonitor: available / down since / migrated ─► status, health, alert, banner
+
+Desired symbols, alerts and the audit log live in memory and are written through to
+storage, so the feed, the alert rules and the notifications never wait for it. While
+storage is down each attempt backs off (``storage.retry_initial_ms`` doubling to
+``retry_max_ms``); the writer waits for :meth:`StorageLink.wait_migrated` before it is built.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from alerts.lifecycle import AlertBook
+from alerts.store import AlertStore
+from collectors.symbols import SymbolRegistry
+from storage.availability import StorageMonitor, StorageState
+from storage.migrate import migrate
+from storage.store import StorageError, Store
+from storage.write_behind import WriteBehind
+
+log = logging.getLogger(__name__)
+
+
+class StorageLink:
+    def __init__(self, store: Store, *, max_pending: int, retry_initial_s: float, retry_max_s: float,
+                 clock: Callable[[], float] = time.monotonic, clock_ns: Callable[[], int] = time.time_ns) -> None:
+        self.store = store
+        self.monitor = StorageMonitor(migrated=False, clock_ns=clock_ns)
+        self.writes = WriteBehind(store, self.monitor, max_entries=max_pending)
+        self.symbols = SymbolRegistry(store, self.writes)
+        self.alert_store = AlertStore(store, self.writes)
+        self.alert_book = AlertBook()
+        self._retry_initial_s = retry_initial_s
+        self._retry_max_s = retry_max_s
+        self._clock = clock
+        self._delay = 0.0
+        self._retry_at = float("-inf")
+        self._alerts_merged = False  # stored alerts taken in since storage last answered
+
+    def step(self) -> None:
+        """One attempt to bring memory and storage in step; never raises a storage error (backs off instead)."""
+        if self._clock() < self._retry_at:
+            return
+        try:
+            self._sync()
+        except StorageError as exc:
+            self.monitor.failed(exc)
+            self._alerts_merged = False
+            self._delay = min(max(self._delay * 2, self._retry_initial_s), self._retry_max_s)
+            self._retry_at = self._clock() + self._delay
+            log.debug("storage not reachable; retrying", extra={"error": str(exc), "retry_in_s": self._delay})
+            return
+        self._delay = 0.0
+        self.monitor.succeeded()
+
+    def _sync(self) -> None:
+        if not self.monitor.wait_migrated(0):
+            applied = migrate(self.store)
+            self.symbols.refresh()  # before any write goes through: "first start" means storage had no symbols
+            self.monitor.mark_migrated()
+            log.info("storage ready", extra={"store": repr(self.store), "migrations_applied": applied})
+        else:
+            self.symbols.refresh()
+        self.writes.flush()
+        if not self._alerts_merged:
+            self.alert_book.merge(self.alert_store.active())
+            self._alerts_merged = True
+
+    @property
+    def ready(self) -> bool:
+        """Storage answers and holds the schema."""
+        return self.monitor.ready
+
+    def wait_migrated(self, timeout_s: float) -> bool:
+        return self.monitor.wait_migrated(timeout_s)
+
+    def state(self) -> StorageState:
+        return self.monitor.state(self.writes.pending, self.writes.dropped)
+
+    def close(self) -> None:
+        """At shutdown: one last flush of the pending writes if storage answers; what is left is logged as lost."""
+        if self.monitor.ready:
+            try:
+                self.writes.flush()
+            except StorageError as exc:
+                self.monitor.failed(exc)
+        if self.writes.pending:
+            log.error("pending storage writes lost at shutdown: storage unavailable",
+                      extra={"pending": self.writes.pending, "error": self.monitor.state().last_error})
