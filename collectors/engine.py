@@ -64,6 +64,9 @@ DEMO_UNIVERSE = (
 BACKFILL_INTERVAL_S = 2.0
 BACKFILL_SETTLE_NS = 2_000_000_000  # let live events around the window reach storage first
 BACKFILL_MAX_ATTEMPTS = 5
+# A stop's drain ends once the writer has read nothing for this long (longer than a Kafka fetch's
+# 500 ms wait, and than the writer's 1 s lag refresh) and has no lag left.
+DRAIN_QUIET_S = 1.2
 
 
 @dataclass(frozen=True)
@@ -197,11 +200,19 @@ class Engine:
         log.info("engine stopped", extra={"source": self.source, "ingested": self._seq})
 
     def _drain_writer(self, timeout_s: float) -> None:
-        """Store what is still on the bus: step until three polls in a row find nothing."""
+        """Store what is still on the bus: step until the writer has read nothing for DRAIN_QUIET_S and
+        has no lag left (the bus's end, read after the producer's flush), or until the deadline.
+
+        Three empty polls were not enough: a Kafka fetch can take up to its 500 ms wait to bring
+        the last events, and the writer closed with them unread.
+        """
         deadline = time.monotonic() + timeout_s
-        idle = 0
-        while idle < 3 and time.monotonic() < deadline:
-            idle = idle + 1 if self.writer.step(timeout_s=0.1) == 0 else 0
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline:
+            if self.writer.step(timeout_s=0.1):
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= DRAIN_QUIET_S and self.writer.stats().total_lag == 0:
+                break
         self.writer.flush(max(0.0, deadline - time.monotonic()))
 
     def _start_simulator(self):

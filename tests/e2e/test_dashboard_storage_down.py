@@ -44,11 +44,13 @@ def test_every_page_opens_under_a_storage_banner_while_clickhouse_is_down(storag
 
 
 @pytest.mark.timeout(180)
-def test_an_operator_starts_a_symbol_while_storage_is_down(storage_down_url, page):
-    page.goto(f"{storage_down_url}/live_feeds")
-    expect(page.get_by_role("heading", name="Live feeds")).to_be_visible(timeout=60_000)
+def test_an_operator_starts_a_symbol_while_storage_is_down_and_it_is_watched_at_once(storage_down_url, page):
+    page.goto(storage_down_url)
     sidebar = page.get_by_test_id("stSidebar")
+    expect(sidebar.get_by_text("5 watched", exact=False)).to_be_visible(timeout=60_000)  # configured, from memory
     sidebar.get_by_label("Start symbol").fill("nvda")
     sidebar.get_by_role("button", name="Start").click()
-    expect(page.get_by_test_id("stDataFrame").first).to_contain_text("NVDA", timeout=30_000)
+    expect(page.get_by_text("Started NVDA")).to_be_visible(timeout=15_000)
     expect(page.get_by_test_id("stException")).to_have_count(0)
+    page.get_by_role("link", name="Live feeds").click()
+    expect(page.get_by_test_id("stDataFrame").first).to_contain_text("NVDA", timeout=30_000)
