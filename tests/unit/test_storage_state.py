@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import logging
 
+from prometheus_client import generate_latest
+
 from dashboard.format import storage_banner
+from monitoring.metrics import engine_registry
 from storage.availability import StorageMonitor, StorageState
 from storage.store import StorageError, StorageUnavailable
+from tests.engine_status import idle_status
 
 S = 1_000_000_000
 T0 = 1_796_000_000 * S
@@ -55,3 +59,13 @@ def test_the_banner_says_what_is_down_since_when_and_what_still_works():
     assert "4 operator and alert changes wait in memory" in text and "alerts and notifications carry on" in text
     unmigrated = storage_banner(StorageState(migrated=False, last_error="ACCESS_DENIED"))
     assert unmigrated.startswith("Storage not ready: schema migrations have not run yet (ACCESS_DENIED).")
+
+
+def test_metrics_show_storage_availability_and_the_writes_waiting_for_it():
+    down = StorageState(available=False, down_since_ns=T0, last_error="Connection refused", migrated=True,
+                        pending_writes=4, dropped_writes=1)
+    text = generate_latest(engine_registry(lambda: idle_status(storage=down))).decode()
+    assert "tickops_storage_available 0.0" in text
+    assert "tickops_storage_pending_writes 4.0" in text
+    assert "tickops_storage_pending_writes_dropped_total 1.0" in text
+    assert "tickops_storage_available 1.0" in generate_latest(engine_registry(idle_status)).decode()
