@@ -174,7 +174,7 @@ def wait_for_backfills(engine: Engine, timeout_s: float = 60) -> None:
     wait_until(lambda: level1_windows(engine) and all(w.end_ns for w in level1_windows(engine)), timeout_s,
                "every Level 1 outage window to close")
     due_ns = max(w.end_ns for w in level1_windows(engine)) + BACKFILL_MARGIN_NS + BACKFILL_SETTLE_NS
-    wait_until(lambda: time.time_ns() > due_ns + int((2 * BACKFILL_INTERVAL_S + 2) * 1e9), timeout_s,
+    wait_until(lambda: time.time_ns() > due_ns + int((2 * BACKFILL_INTERVAL_S + 6) * 1e9), timeout_s,
                "the backfill job to have run after the last window became due")
 
 

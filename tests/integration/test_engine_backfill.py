@@ -85,7 +85,7 @@ def _ingested_volume(run: EngineRun, volume: int) -> bool:
 def test_prints_sharing_time_price_and_size_are_told_apart_by_total_volume_and_each_recovered(chdb_store, tmp_path):
     prints, a, b = _twins_reported_apart()
     with replaying(tmp_path / "replay.csv", prints, SYMBOL, offset_s=0.0) as (sim, volumes):
-        with running_engine(chdb_store, tmp_path, sim, [SYMBOL]) as run:
+        with running_engine(chdb_store, tmp_path, sim, [SYMBOL], reconnect_max_s=0.2) as run:
             wait_until(lambda: _ingested_volume(run, volumes[a - 1]), 30, "the print before twin A, live")
             drop_feed(sim, 2.0)  # A falls in the outage; B, reported later, arrives live
             wait_for_backfills(run.engine)
