@@ -76,6 +76,20 @@ class EngineCollector(Collector):
                                     value=int(b.state == "degraded"))
         for name, value in s.feed_counters.items():
             yield CounterMetricFamily(f"tickops_feed_{name}", f"Feed client {name}", value=value)
+        if s.backfill is not None:
+            b = s.backfill
+            for name, value, doc in (
+                ("windows", b.windows_backfilled, "Feed outage windows backfilled from tick history"),
+                ("windows_failed", b.windows_failed, "Outage windows whose backfill was given up"),
+                ("trades", b.trades_backfilled, "Trades recovered by backfill"),
+                ("trades_already_there", b.trades_already_there, "History trades already stored or ingested"),
+                ("deferred", b.deferred, "Backfill passes put off while the pipeline was behind"),
+                ("recent_trades_evicted", b.recent_trades_evicted,
+                 "Ingested trade identities dropped for room before their age"),
+            ):
+                yield CounterMetricFamily(f"tickops_backfill_{name}", doc, value=value)
+            yield GaugeMetricFamily("tickops_backfill_recent_trades", "Ingested trade identities held for dedup",
+                                    value=b.recent_trades)
         if s.feed is not None:
             yield GaugeMetricFamily("tickops_feed_connected", "1 when Level 1 is up and DTN is not down",
                                     value=int(s.feed.connected))

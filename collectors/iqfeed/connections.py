@@ -687,7 +687,9 @@ class Level1Connection(_LineConnection):
 
     Besides the whole-feed watchdog it notices a single watched symbol that stays
     silent for ``symbol_silence_s`` while other symbols trade: that opens an outage
-    window for the symbol (closed by its next event) and re-watches it.
+    window for the symbol and re-watches it. The window closes on the symbol's next
+    trade or quote, whatever happened in between (reconnects, re-watches), or when it
+    is unwatched.
     """
 
     name = "level1"
@@ -708,6 +710,8 @@ class Level1Connection(_LineConnection):
         self._on_feed_dead = on_feed_dead
         self._decoder = Level1Decoder(on_skip=self._skipped)
         self._last_seen: dict[str, float] = {}
+        # symbol -> when it was last re-watched for its silence; a key here is a symbol whose
+        # per-symbol outage window is open, until its next data (or unwatch) closes it
         self._silent: dict[str, float] = {}
         self._last_data_mono = 0.0
         self._next_silence_check = 0.0
@@ -750,7 +754,12 @@ class Level1Connection(_LineConnection):
         self.resubscribe()
 
     def resubscribe(self) -> None:
-        """Re-watch every symbol (after a reconnect, or after DTN comes back)."""
+        """Re-watch every symbol (after a reconnect, or after DTN comes back).
+
+        A silent symbol's window stays open (``_silent`` is kept): a re-watch is no sign
+        that the symbol streams again, only its next data is, and forgetting the window
+        here would leave it open for good (no backfill, no later silences recorded).
+        """
         subs = self.subscriptions
         now = self._clock()
         with subs.lock:
@@ -758,7 +767,6 @@ class Level1Connection(_LineConnection):
             for symbol in symbols:
                 self._last_seen[symbol] = now
                 self._send_now(watch_command(symbol))
-        self._silent.clear()
         log.info("resubscribed", extra={"connection": self.name, "count": len(symbols)})
 
     def _on_data(self, event: Event, recv_ns: int, summary: bool) -> bool:
