@@ -82,6 +82,8 @@ class EngineStatus:
     simulator_ports: dict[str, int] = field(default_factory=dict)
     notifications: NotifierStats | None = None  # None when no notification channel is configured
     backfill: BackfillStats | None = None
+    bus_stats: dict[str, int] = field(default_factory=dict)  # the bus's own bounds (in-process bus memory)
+    store_stats: dict[str, int] = field(default_factory=dict)  # the store's own resources (connection pool)
 
 
 def _ms(ns: int | None) -> float | None:
@@ -119,6 +121,7 @@ class Engine:
         self._errors = CounterWindow(keep_s, start=0)
         self._spool_bytes = CounterWindow(keep_s)
         self._dropped = CounterWindow(keep_s, start=0)
+        self._rejected = CounterWindow(keep_s, start=0)
         self._running = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -380,6 +383,7 @@ class Engine:
             spool_bytes=status.producer.spool.bytes_used,
             spool_growth_bytes_per_s=self._spool_bytes.rate_per_s(30),
             dropped_recent=int(self._dropped.change(cfg.dropped_window_s)),
+            rejected_recent=int(self._rejected.change(cfg.dropped_window_s)),
             spool_write_error=status.producer.spool.last_error if status.producer.spool.failing else "",
             storage_write_failures_recent=status.writer.write_failures if status.writer and status.writer.retrying else 0,
             consumer_lag=status.writer.total_lag if status.writer else 0,
@@ -401,6 +405,7 @@ class Engine:
         self._errors.record(status.feed_counters.get("protocol_errors", 0) + status.feed_counters.get("reader_errors", 0))
         self._spool_bytes.record(status.producer.spool.bytes_used)
         self._dropped.record(status.producer.dropped)
+        self._rejected.record(status.producer.rejected)
 
     def evaluate_alerts(self) -> list[Alert]:
         changed = self.alert_book.evaluate(evaluate_rules(self.observe(), self.settings.alerts), time.time_ns())
@@ -437,4 +442,6 @@ class Engine:
             },
             notifications=self.notifier.stats() if self.notifier else None,
             backfill=self.backfill.stats(),
+            bus_stats=self.bus.stats(),
+            store_stats=self.store.stats(),
         )
