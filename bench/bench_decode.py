@@ -1,10 +1,11 @@
 """Level 1 decode throughput on one core: the feed must never be CPU-bound in parsing.
 
     .venv/bin/python bench/bench_decode.py [--lines 500000] [--repeat 8] [--min-rate 300000]
-                                           [--pyiqfeed /path/to/pyiqfeed-checkout]
+                                           [--pyiqfeed /path/to/pyiqfeed-checkout] [--fields iqfeed]
 
 Lines are realistic ``Q`` updates in the field list the Level 1 connection selects
-(``DEFAULT_UPDATE_FIELDS``; mostly quotes, a third trades, some both, a heartbeat every
+(``DEFAULT_UPDATE_FIELDS``, or IQFeed's default list without the trade date with
+``--fields iqfeed``, the lines measured before 2026-11-30; mostly quotes, a third trades, some both, a heartbeat every
 2,000 lines), generated from a fixed seed and preceded by the ``S,CURRENT UPDATE
 FIELDNAMES`` line that announces that list, decoded through :meth:`Level1Decoder.decode`
 exactly as a connection does. Prints the best, median and worst of ``--repeat`` runs in
@@ -30,7 +31,7 @@ from typing import Callable, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from collectors.iqfeed.protocol import DEFAULT_UPDATE_FIELDS, Level1Decoder  # noqa: E402
+from collectors.iqfeed.protocol import DEFAULT_UPDATE_FIELDS, IQFEED_DEFAULT_FIELDS, Level1Decoder  # noqa: E402
 
 TARGET_LINES_PER_S = 300_000
 TARGET_RATIO_TO_PYIQFEED = 3.0
@@ -130,8 +131,10 @@ def main() -> int:
     parser.add_argument("--min-rate", type=float, default=TARGET_LINES_PER_S)
     parser.add_argument("--pyiqfeed", type=Path, default=None, help="a pyiqfeed checkout to compare with")
     parser.add_argument("--min-ratio", type=float, default=TARGET_RATIO_TO_PYIQFEED)
+    parser.add_argument("--fields", choices=("selected", "iqfeed"), default="selected",
+                        help="the field list the lines follow: ours, or IQFeed's default")
     args = parser.parse_args()
-    lines = make_lines(args.lines)
+    lines = make_lines(args.lines, DEFAULT_UPDATE_FIELDS if args.fields == "selected" else IQFEED_DEFAULT_FIELDS)
     theirs = pyiqfeed_processor(args.pyiqfeed) if args.pyiqfeed else None
     ours_rates: list[float] = []
     their_rates: list[float] = []
@@ -142,7 +145,7 @@ def main() -> int:
     best = max(ours_rates)
     out = sys.stdout
     out.write(
-        f"level1 decode: {best:,.0f} lines/s best of {args.repeat} x {len(lines):,} lines "
+        f"level1 decode: {best:,.0f} lines/s best of {args.repeat} x {len(lines):,} lines, {args.fields} fields "
         f"({spread(ours_rates)}; target {args.min_rate:,.0f})\n"
     )
     ok = best >= args.min_rate
