@@ -29,6 +29,7 @@ from collectors.iqfeed.protocol import (
     decode_level2,
     decode_lookup,
 )
+from tests.unit.test_protocol_conformance import sections
 from tests.unit.test_protocol_properties import LINE
 from tests.unit.test_protocol_ranges import assert_storable
 
@@ -39,22 +40,6 @@ SAMPLES = Path("/work/shared/iqfeed/samples")
 SELECTED = "S,CURRENT UPDATE FIELDNAMES,Symbol," + ",".join(DEFAULT_UPDATE_FIELDS)
 WALL_CLOCK_NS = 1_795_000_000_000_000_000  # 2026-11-18, what a live machine's clock says
 LOOKUPS = ("ticks", "bars", "daily")
-
-
-@cache
-def sample_lines() -> dict[str, list[str]]:
-    """messages.txt by port section."""
-    sections: dict[str, list[str]] = {}
-    current = ""
-    for line in (SAMPLES / "messages.txt").read_text("latin-1").splitlines():
-        if line.startswith("#") or not line:
-            continue
-        if line.startswith("["):
-            current = line.strip("[]")
-            sections[current] = []
-        else:
-            sections[current].append(line)
-    return sections
 
 
 @cache
@@ -81,7 +66,7 @@ def level2_level(row: list[str]) -> str:
 
 @cache
 def real_lines() -> dict[str, list[str]]:
-    samples = sample_lines()
+    samples = sections()
     rows = history_rows()
     lookup = samples["lookup"]
     return {
