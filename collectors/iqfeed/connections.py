@@ -708,7 +708,7 @@ class Level1Connection(_LineConnection):
         self.update_fields = tuple(update_fields)
         self.subscriptions = _Subscriptions(settings.watch_limit)
         self._on_feed_dead = on_feed_dead
-        self._decoder = Level1Decoder(on_skip=self._skipped)
+        self._decoder = Level1Decoder(clock=self._wall_clock, on_skip=self._skipped)
         self._last_seen: dict[str, float] = {}
         # symbol -> when it was last re-watched for its silence; a key here is a symbol whose
         # per-symbol outage window is open, until its next data (or unwatch) closes it
@@ -742,7 +742,7 @@ class Level1Connection(_LineConnection):
         return True
 
     def _begin_socket(self) -> None:
-        self._decoder = Level1Decoder(clock=self._wall_clock, on_skip=self._skipped)
+        self._decoder.new_socket()  # the heartbeat date survives: never the local clock's date
 
     def _decode(self, line: str) -> list[Event]:
         return self._decoder.decode(line)
