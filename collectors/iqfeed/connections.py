@@ -57,6 +57,7 @@ from collectors.iqfeed.protocol import (
     validate_symbol,
     watch_command,
 )
+from collectors.market_hours import Session, session_at
 from config import FeedSettings
 
 log = logging.getLogger(__name__)
@@ -686,7 +687,9 @@ class Level1Connection(_LineConnection):
     """Port 5009: trades and quotes; selects the update fields and watches symbols.
 
     Besides the whole-feed watchdog it notices a single watched symbol that stays
-    silent for ``symbol_silence_s`` while other symbols trade: that opens an outage
+    silent for its session's threshold (``symbol_silence_s`` in the regular session, the
+    extended and closed thresholds otherwise, judged at the feed's time) while other
+    symbols trade: that opens an outage
     window for the symbol and re-watches it. The window closes on the symbol's next
     trade or quote, whatever happened in between (reconnects, re-watches), or when it
     is unwatched.
@@ -808,9 +811,20 @@ class Level1Connection(_LineConnection):
             self._next_silence_check = now + _SILENCE_CHECK_S
             self._check_silent_symbols(now)
 
+    def _silence_limit_s(self) -> float:
+        """The silence threshold of the session running at the feed's time (its latest heartbeat, which
+        in a replay is the replay's time): quiet symbols are normal outside the regular session."""
+        session = session_at(self._decoder.when.ns)
+        feed = self.settings
+        if session is Session.REGULAR:
+            return feed.symbol_silence_s
+        if session is Session.CLOSED:
+            return feed.symbol_silence_closed_s
+        return feed.symbol_silence_extended_s
+
     def _check_silent_symbols(self, now: float) -> None:
         """Open a window for, and re-watch, each symbol silent while the feed is otherwise live."""
-        limit = self.settings.symbol_silence_s
+        limit = self._silence_limit_s()
         if limit <= 0 or self._dtn_connected is False or now - self._last_data_mono > limit:
             return
         subs = self.subscriptions

@@ -21,6 +21,7 @@ from tests.integration._feed_support import (
     running_client,
     running_simulator,
     settings_for,
+    silence_in_every_session,
     wait_until,
 )
 
@@ -136,7 +137,7 @@ def test_refused_connections_are_retried_with_backoff_until_the_ports_reopen(sim
 
 def test_silent_symbol_gets_a_window_of_its_own_and_is_rewatched(sim: IQFeedSimulator) -> None:
     recorder = Recorder()
-    with running_client(settings_for(sim, symbol_silence_s=0.8), recorder) as client:
+    with running_client(settings_for(sim, **silence_in_every_session(0.8)), recorder) as client:
         assert not recorder.wait_market_data(SYMBOLS, 0)
         sim.faults.silence_symbol("MSFT", 2.5)
         assert wait_until(lambda: any(w.symbol == "MSFT" for w in client.outages), 5)
@@ -153,7 +154,7 @@ def test_silent_symbol_gets_a_window_of_its_own_and_is_rewatched(sim: IQFeedSimu
 
 def test_a_silent_symbols_window_closes_on_its_next_data_even_after_a_reconnect(sim: IQFeedSimulator) -> None:
     recorder = Recorder()
-    with running_client(settings_for(sim, symbol_silence_s=1.0), recorder) as client:
+    with running_client(settings_for(sim, **silence_in_every_session(1.0)), recorder) as client:
         assert not recorder.wait_market_data(SYMBOLS, 0)
         sim.faults.silence_symbol("MSFT")
         assert wait_until(lambda: any(w.symbol == "MSFT" for w in client.outages), 5), "no window for the silence"

@@ -38,7 +38,7 @@ from tests.integration._backfill_support import (
     wait_for_backfills,
     wait_for_trades,
 )
-from tests.integration._feed_support import running_simulator
+from tests.integration._feed_support import running_simulator, silence_in_every_session
 from tests.integration.pipeline import assert_stored_exactly_once, wait_until
 
 pytestmark = pytest.mark.timeout(180)
@@ -147,7 +147,7 @@ def test_a_symbol_silent_across_a_reconnect_has_its_window_closed_and_its_trades
     are backfilled and each missed trade is stored once, also with the writer held, when
     only the engine's record of what it ingested can tell the two backfills apart."""
     with running_simulator(symbols=list(SYNTHETIC), rate=600) as sim:
-        with running_engine(chdb_store, tmp_path, sim, SYNTHETIC, symbol_silence_s=1.0) as run:
+        with running_engine(chdb_store, tmp_path, sim, SYNTHETIC, **silence_in_every_session(1.0)) as run:
             for symbol in SYNTHETIC:
                 wait_for_trades(chdb_store, symbol, 0)
             if hold_writer:
