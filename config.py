@@ -115,6 +115,9 @@ class StorageSettings(_Section):
     # Writer backoff while storage is failing: the batch is kept and retried, offsets stay uncommitted.
     retry_initial_ms: int = Field(100, ge=1, le=60_000)
     retry_max_ms: int = Field(5_000, ge=1, le=600_000)
+    # Per bus partition, the writer remembers the keys of this many recent rows and drops a re-sent copy
+    # of one of them (about 140 bytes a key: 20,000 keys ~ 3 MB per partition). docs/DELIVERY.md.
+    dedup_keys: int = Field(20_000, ge=1, le=10_000_000)
 
     @field_validator("database")
     @classmethod
