@@ -12,7 +12,7 @@ from bus.codec import decode
 from bus.topics import TopicSet
 from collectors.events import Heartbeat, Quote, Trade
 from storage.batching import BatchBuffer, InsertBatch, route
-from storage.dedup import DuplicateFilter, RecentKeys, identity, stored_identity
+from storage.dedup import DuplicateFilter, RecentKeys, identities, stored_identity
 from storage.inserter import _BUCKET_NS, _leading_run
 from storage.rows import out_of_range, to_batches
 
@@ -124,12 +124,13 @@ def test_keys_loaded_from_storage_catch_a_copy_after_a_restart():
     duplicates.load([tp], {tp: [stored_identity(("sim@1", "7"))]})  # as a query returns it
     batch = routed((1, 50, stored))
     assert duplicates.drop_duplicates(batch) == 1 and batch.rows["trades"] == []
-    assert identity(stored) == stored_identity((stored.source, stored.seq))
+    assert identities([stored]) == [stored_identity((stored.source, stored.seq))]
 
 
 def test_recent_keys_stay_within_their_capacity_and_count_what_they_forget():
     keys = RecentKeys(capacity=3)
     assert all(keys.admit(k) for k in "abcde")
+    keys.trim()
     assert len(keys) == 3 and keys.evicted == 2
     assert not keys.admit("e") and keys.admit("a")  # the oldest were forgotten first
     duplicates = DuplicateFilter(capacity=2)
