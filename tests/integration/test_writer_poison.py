@@ -37,7 +37,7 @@ from tests.integration.pipeline import (
     stored_kinds,
     wait_until,
 )
-from tests.integration.test_writer_table_faults import CheckedCommits, writer_settings
+from tests.integration.test_writer_table_faults import CheckedCommits, WrappedStore, writer_settings
 
 
 class RecordedDeadLetters(DeadLetterSink):
@@ -55,13 +55,13 @@ class RecordedDeadLetters(DeadLetterSink):
         return {(r.position, r.offset) for r in self.acknowledged}
 
 
-class RefusesSymbol(Store):
+class RefusesSymbol(WrappedStore):
     """The real store, except that any insert (into a table or its probe twin) holding a row of ``symbol``
     raises what a driver that cannot encode a value raises: an error we did not foresee."""
 
     def __init__(self, inner: Store, symbol: str) -> None:
-        self.database = inner.database
-        self._inner, self._symbol = inner, symbol
+        super().__init__(inner)
+        self._symbol = symbol
         self.probes = 0
 
     def insert_columns(self, table: str, columns: Sequence[str], data: Sequence[Sequence[Any]]) -> int:
@@ -69,15 +69,6 @@ class RefusesSymbol(Store):
         if "symbol" in columns and self._symbol in data[list(columns).index("symbol")]:
             raise ValueError(f"injected: cannot encode a {self._symbol} row")
         return self._inner.insert_columns(table, columns, data)
-
-    def execute(self, sql: str) -> None:
-        self._inner.execute(sql)
-
-    def query(self, sql: str) -> list[tuple[Any, ...]]:
-        return self._inner.query(sql)
-
-    def close(self) -> None:
-        self._inner.close()
 
 
 @pytest.fixture
@@ -109,6 +100,11 @@ def settle(writer: Writer, condition: Callable[[], bool], what: str) -> None:
     wait_until(condition, 60, what)
     wait_until(lambda: not writer.stats().retrying and writer.stats().total_lag == 0, 30, "the writer to settle")
     time.sleep(0.3)  # a doubled insert would land now
+
+
+def settle_with_poison_aside(writer: Writer, store: Store, mixed: Sequence[Event], poison: Sequence[Event]) -> None:
+    settle(writer, lambda: stored_count(store) >= len(stored_kinds(mixed)) - len(poison)
+           and writer.stats().dead_lettered >= len(poison), "every good row stored and the poison set aside")
 
 
 def read_dead_letters(settings: Settings, at_least: int) -> list[tuple[Event, dict[str, str]]]:
@@ -177,12 +173,10 @@ def test_values_their_columns_cannot_hold_are_dead_lettered_alone_and_every_othe
     writer, consumer, _ = start_writer(settings, store)
     writer.start()
     try:
-        settle(writer, lambda: stored_count(store) >= len(stored_kinds(mixed)) - len(poison)
-               and writer.stats().dead_lettered >= len(poison), "every good row stored and the poison set aside")
+        settle_with_poison_aside(writer, store, mixed, poison)
     finally:
         writer.stop()
-    good = [event for event in mixed if all(event is not p for p in poison)]
-    assert_stored_exactly_once(store, good)
+    assert_stored_exactly_once(store, [event for event in mixed if all(event is not p for p in poison)])
     letters = read_dead_letters(settings, len(poison))
     assert sorted((e.source, e.seq) for e, _ in letters) == sorted((e.source, e.seq) for e in poison)
     reasons = sorted(headers["tickops.reason"] for _, headers in letters)
@@ -208,16 +202,14 @@ def test_a_row_the_store_refuses_alone_is_found_on_the_probe_table_and_dead_lett
     writer, consumer, _ = start_writer(settings, refusing)
     writer.start()
     try:
-        settle(writer, lambda: stored_count(store) >= len(stored_kinds(mixed)) - len(poison)
-               and writer.stats().dead_lettered >= len(poison), "every good row stored and the poison set aside")
+        settle_with_poison_aside(writer, store, mixed, poison)
         lone = Trade(symbol="POISON", price=1.0, size=1, ts_ns=events[-1].ts_ns, source="late", seq=1)  # type: ignore[attr-defined]
         publish(settings, [lone])
         settle(writer, lambda: writer.stats().dead_lettered >= len(poison) + 1, "the lone poison row set aside")
     finally:
         writer.stop()
     poison.append(lone)
-    good = [event for event in mixed if all(event is not p for p in poison)]
-    assert_stored_exactly_once(store, good)
+    assert_stored_exactly_once(store, [event for event in mixed if all(event is not p for p in poison)])
     letters = read_dead_letters(settings, len(poison))
     assert sorted((e.source, e.seq) for e, _ in letters) == sorted((e.source, e.seq) for e in poison)
     for _, headers in letters:
@@ -293,26 +285,17 @@ class Killed(BaseException):
     """The writer process dies here (BaseException: nothing in the writer catches it)."""
 
 
-class DiesBeforeInsertingAfter(Store):
+class DiesBeforeInsertingAfter(WrappedStore):
     """The real store, except that the process 'dies' at the first trades insert once ``ready()``."""
 
     def __init__(self, inner: Store, ready: Callable[[], bool]) -> None:
-        self.database = inner.database
-        self._inner, self._ready = inner, ready
+        super().__init__(inner)
+        self._ready = ready
 
     def insert_columns(self, table: str, columns: Sequence[str], data: Sequence[Sequence[Any]]) -> int:
         if table == "trades" and self._ready():
             raise Killed
         return self._inner.insert_columns(table, columns, data)
-
-    def execute(self, sql: str) -> None:
-        self._inner.execute(sql)
-
-    def query(self, sql: str) -> list[tuple[Any, ...]]:
-        return self._inner.query(sql)
-
-    def close(self) -> None:
-        self._inner.close()
 
 
 @pytest.mark.timeout(180)

@@ -34,14 +34,34 @@ from tests.integration.pipeline import (
 )
 
 
-class SlowFlakyTrades(Store):
+class WrappedStore(Store):
+    """The real store, every call passed through; a test's subclass changes ``insert_columns`` to inject a fault."""
+
+    def __init__(self, inner: Store) -> None:
+        self.database = inner.database
+        self._inner = inner
+
+    def insert_columns(self, table: str, columns: Sequence[str], data: Sequence[Sequence[Any]]) -> int:
+        return self._inner.insert_columns(table, columns, data)
+
+    def execute(self, sql: str) -> None:
+        self._inner.execute(sql)
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        return self._inner.query(sql)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class SlowFlakyTrades(WrappedStore):
     """The real store, except that trades inserts are slow (the batch's other tables finish first) and the
     chosen ones fail: before storing, after storing (the acknowledgement lost), or with a non-storage error."""
 
     def __init__(self, inner: Store, fail_before: set[int], fail_after: set[int], delay_s: float = 0.03,
                  fail_other: set[int] = frozenset()) -> None:  # type: ignore[assignment]
-        self.database = inner.database
-        self._inner, self._before, self._after, self._delay_s = inner, fail_before, fail_after, delay_s
+        super().__init__(inner)
+        self._before, self._after, self._delay_s = fail_before, fail_after, delay_s
         self._other = fail_other
         self.trade_inserts = 0
         self._lock = threading.Lock()
@@ -61,15 +81,6 @@ class SlowFlakyTrades(Store):
         if number in self._after:
             raise StorageUnavailable("injected: trades acknowledgement lost")
         return rows
-
-    def execute(self, sql: str) -> None:
-        self._inner.execute(sql)
-
-    def query(self, sql: str) -> list[tuple[Any, ...]]:
-        return self._inner.query(sql)
-
-    def close(self) -> None:
-        self._inner.close()
 
 
 class CheckedCommits(BusConsumer):
