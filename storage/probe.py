@@ -6,7 +6,7 @@ bug, a broken table, the server). Only the first kind may be set aside: a row is
 when it fails alone while other rows get in. Each event table has a twin with
 ``ENGINE = Null`` (migration 4): it parses and converts rows exactly like the table, keeps
 nothing, and no materialized view reads it, so bisecting the failed run on the twin
-finds the rows that fail alone with no side effect. A row's neighbours are the other rows
+finds the rows that fail alone (twice) with no side effect. A row's neighbours are the other rows
 of the failed run: when none of them gets in either, every row failing is not the rows'
 fault, and the caller keeps the batch and retries. A run of one row (a lone event in a
 quiet moment) has no neighbours; it takes the last row this writer stored in that table
@@ -60,7 +60,7 @@ class PoisonProbe:
                 log.error("a lone row fails and no row known to be good gets in: keeping the batch",
                           extra={"table": table, "error": whole})
                 return {}
-            return {0: whole}
+            return self._confirmed(table, run, {0: whole})
         alone: dict[int, str] = {}
         passed = False
         probes = 1
@@ -82,4 +82,8 @@ class PoisonProbe:
             log.error("every row probed fails on its own: the fault is ours or the server's, keeping the batch",
                       extra={"table": table, "rows": len(run), "error": whole})
             return {}
-        return alone
+        return self._confirmed(table, run, alone)
+
+    def _confirmed(self, table: str, run: Sequence[BusRecord], alone: dict[int, str]) -> dict[int, str]:
+        """Those of ``alone`` that fail a second time: a passing error (a busy server) must not cost a good row."""
+        return {index: error for index, error in alone.items() if self._error(table, [run[index]]) is not None}

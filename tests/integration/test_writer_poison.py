@@ -26,6 +26,7 @@ from storage.batching import InsertBatch
 from storage import rows, schema
 from storage.migrate import migrate
 from storage.positions import StoredPositions
+from storage.probe import PoisonProbe
 from storage.store import Store
 from storage.writer import Writer
 from tests.integration.pipeline import (
@@ -59,15 +60,20 @@ class RefusesSymbol(WrappedStore):
     """The real store, except that any insert (into a table or its probe twin) holding a row of ``symbol``
     raises what a driver that cannot encode a value raises: an error we did not foresee."""
 
-    def __init__(self, inner: Store, symbol: str) -> None:
+    def __init__(self, inner: Store, symbol: str, passing: bool = False) -> None:
+        """``passing``: the error passes (a busy server): such a row inserted alone is refused only once."""
         super().__init__(inner)
-        self._symbol = symbol
+        self._symbol, self._passing = symbol, passing
+        self.refused_alone: set[int] = set()
         self.probes = 0
 
     def insert_columns(self, table: str, columns: Sequence[str], data: Sequence[Sequence[Any]]) -> int:
         self.probes += table.endswith("_probe")
         if "symbol" in columns and self._symbol in data[list(columns).index("symbol")]:
-            raise ValueError(f"injected: cannot encode a {self._symbol} row")
+            seqs = data[list(columns).index("seq")]
+            if not (self._passing and len(seqs) == 1 and seqs[0] in self.refused_alone):
+                self.refused_alone.update(seqs if len(seqs) == 1 else ())
+                raise ValueError(f"injected: cannot encode a {self._symbol} row")
         return self._inner.insert_columns(table, columns, data)
 
 
@@ -335,6 +341,25 @@ def test_a_writer_killed_around_setting_a_poison_row_aside_resumes_exactly(setti
     letters_on_topic = read_dead_letters(settings, 1)
     assert {(e.source, e.seq) for e, _ in letters_on_topic} == {(poison[0].source, poison[0].seq)}
     assert_resumes_at_the_end(settings, store, successor_consumer)
+
+
+def test_the_probe_blames_a_row_only_when_it_fails_alone_twice_while_another_row_gets_in(store):
+    """Probing stores nothing; a row is blamed only with evidence that rows get in (a neighbour in the run, or
+    for a lone row the last stored one), and only when it fails alone a second time."""
+    migrate(store)
+    rows_ = [BusRecord("t.trades", 0, offset, b"A", Trade(symbol="POISON" if offset in (3, 7) else "A", price=1.0,
+                                                           size=1, ts_ns=1, source="s", seq=offset)) for offset in range(10)]
+    probe = PoisonProbe(RefusesSymbol(store, "POISON"))
+    blamed = probe.rows_failing_alone("trades", rows_, None)
+    assert sorted(blamed) == [3, 7] and all("injected: cannot encode" in error for error in blamed.values())
+    assert probe.rows_failing_alone("trades", rows_[3:4], None) == {}  # lone, and nothing known to get in
+    assert list(probe.rows_failing_alone("trades", rows_[3:4], rows_[0])) == [0]
+    assert probe.rows_failing_alone("trades", [rows_[3], rows_[7]], rows_[0]) == {}  # every row of the run fails
+    passing = RefusesSymbol(store, "POISON", passing=True)
+    assert PoisonProbe(passing).rows_failing_alone("trades", rows_, None) == {}
+    assert passing.refused_alone == {3, 7}  # each was refused alone once, then taken
+    assert store.query(f"SELECT count() FROM {store.table('trades')}") == [(0,)]
+    assert store.query(f"SELECT count() FROM {store.table('bars_1m')}") == [(0,)]
 
 
 def test_every_numeric_column_that_events_fill_is_range_checked_for_its_type(store):
