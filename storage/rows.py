@@ -3,6 +3,7 @@
 The writer, the backup restore and the tests all go through :func:`to_batches`, so a
 column added to the schema is added here once. ``bus_partition``/``bus_offset`` say
 where on the bus a row came from (-1 when it did not come from the bus, e.g. a restore).
+:func:`out_of_range` names the rows holding a value their column cannot store.
 """
 
 from __future__ import annotations
@@ -96,16 +97,16 @@ _FLOAT64_NULL = ColumnRange("Nullable(Float64) (finite)", nullable=True)
 # cannot hold, but chDB wraps it silently (2**63 + 5 is stored negative, an Int32 of 2**40 as 0)
 # and stores a NaN or infinite price as 0, so every such value is checked before an insert.
 # Columns filled by this module (stored_ns, bus_*, backfilled, connected) always fit.
+_ENVELOPE_RANGES = {"seq": _UINT64, "recv_ns": _INT64}
 COLUMN_RANGES: dict[str, dict[str, ColumnRange]] = {
     "trades": {"ts_ns": _INT64, "price": _FLOAT64, "size": _INT64, "market_center": _INT32, "tick_id": _INT64,
-               "total_volume": _INT64},
+               "total_volume": _INT64, **_ENVELOPE_RANGES},
     "quotes": {"ts_ns": _INT64, "bid": _FLOAT64_NULL, "bid_size": _INT64_NULL, "ask": _FLOAT64_NULL,
-               "ask_size": _INT64_NULL},
-    "depth": {"ts_ns": _INT64, "price": _FLOAT64_NULL, "size": _INT64_NULL, "order_count": _INT64_NULL},
-    "feed_status": {"ts_ns": _INT64},
+               "ask_size": _INT64_NULL, **_ENVELOPE_RANGES},
+    "depth": {"ts_ns": _INT64, "price": _FLOAT64_NULL, "size": _INT64_NULL, "order_count": _INT64_NULL,
+              **_ENVELOPE_RANGES},
+    "feed_status": {"ts_ns": _INT64, **_ENVELOPE_RANGES},
 }
-for _checked in COLUMN_RANGES.values():
-    _checked.update({"seq": _UINT64, "recv_ns": _INT64})
 
 
 def _column_fits(column: list[Any], kind: ColumnRange) -> bool:
