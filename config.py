@@ -196,6 +196,10 @@ class StorageSettings(_Section):
     pool_size: int = Field(8, ge=1, le=1000)
     pool_wait_s: float = Field(10.0, gt=0, le=600)
 
+    # Per bus partition, the writer remembers the keys of this many recent rows and drops a re-sent copy
+    # of one of them (about 140 bytes a key: 20,000 keys ~ 3 MB per partition). docs/DELIVERY.md.
+    dedup_keys: int = Field(20_000, ge=1, le=10_000_000)
+
     _retry_order = _relative_to("retry_max_ms", "at least", "retry_initial_ms")
 
     @field_validator("database")

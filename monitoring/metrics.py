@@ -81,6 +81,10 @@ class EngineCollector(Collector):
             yield CounterMetricFamily("tickops_writer_write_failures", "Failed insert attempts", value=w.write_failures)
             yield CounterMetricFamily("tickops_writer_dead_lettered", "Records sent to the dead-letter topic",
                                       value=w.dead_lettered)
+            yield CounterMetricFamily("tickops_writer_duplicates", "Re-sent copies of stored events dropped before insert",
+                                      value=w.duplicates)
+            yield CounterMetricFamily("tickops_writer_dedup_evicted", "Keys the duplicate filter let go of (window moves)",
+                                      value=w.dedup_evicted)
             yield GaugeMetricFamily("tickops_writer_lag", "Bus records not yet stored", value=w.total_lag)
             yield _histogram("tickops_latency_recv_to_stored_seconds", "Feed receive to stored", w.latency)
         if s.backup is not None:
