@@ -63,6 +63,11 @@ class SimulatorConfig:
         speed: replay speed factor (1..1000); ``None`` or 0 = as fast as clients read.
         shift_to_today: move replayed dates so that the first replayed day is today.
         watch_limit: symbols IQConnect may watch at once (``S,SYMBOL LIMIT REACHED``).
+        watch_limit_per_connection: False (IQConnect's own rule): ``watch_limit`` counts
+            the distinct symbols of all Level 1 connections together. True: every Level 1
+            connection stands for an IQConnect of its own, with ``watch_limit`` distinct
+            symbols of its own, all of them sharing the one market (a collector fleet,
+            each collector with its own IQConnect, against one simulator).
         login_ok: False simulates a wrong login: the DTN status never becomes Connected.
         login_id: the login shown in ``S,STATS`` until a client sets one.
         connect_delay: seconds of ``Not Connected`` before the first DTN connection.
@@ -89,6 +94,7 @@ class SimulatorConfig:
     speed: float | None = 1.0
     shift_to_today: bool = False
     watch_limit: int = 500
+    watch_limit_per_connection: bool = False
     login_ok: bool = True
     login_id: str = ""
     connect_delay: float = 0.0
