@@ -41,7 +41,7 @@ def test_help_lists_the_flags() -> None:
     assert out.returncode == 0
     for flag in ("--host", "--level1-port", "--level2-port", "--admin-port", "--lookup-port", "--symbols", "--rate",
                  "--replay", "--speed", "--seed", "--shift-to-today", "--watch-limit", "--watch-limit-per-connection", "--wrong-login",
-                 "--exit-after", "--connect-delay"):
+                 "--exit-after", "--connect-delay", "--history-ticks", "--trade-log"):
         assert flag in out.stdout
 
 

@@ -78,6 +78,8 @@ class SimulatorConfig:
             per symbol, and every tick of a replay file).
         client_buffer_bytes: bytes queued for one client before it is dropped as slow.
         book_depth: price levels per side of each simulated order book.
+        trade_log: append every trade the market makes to this file (the simulator's own
+            record, see :mod:`collectors.iqfeed.simulator.trade_log`); None = no log.
     """
 
     host: str = "127.0.0.1"
@@ -103,6 +105,7 @@ class SimulatorConfig:
     history_ticks: int = 500_000
     client_buffer_bytes: int = 32 * 1024 * 1024
     book_depth: int = 10
+    trade_log: Path | None = None
     universe: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -149,6 +152,8 @@ class SimulatorConfig:
             errors.append(f"client_buffer_bytes={self.client_buffer_bytes}: must be at least 65536")
         if not 1 <= self.book_depth <= 100:
             errors.append(f"book_depth={self.book_depth}: must be 1..100")
+        if self.trade_log is not None and (Path(self.trade_log).is_dir() or not Path(self.trade_log).parent.is_dir()):
+            errors.append(f"trade_log={self.trade_log}: must be a file in an existing directory")
         if errors:
             raise SimulatorConfigError("invalid simulator config: " + "; ".join(errors))
         object.__setattr__(self, "universe", universe)

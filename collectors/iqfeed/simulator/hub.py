@@ -36,6 +36,7 @@ from collectors.iqfeed.simulator.market import TRADE, SymbolState, SyntheticMark
 from collectors.iqfeed.simulator.replay import ReplayMarket, tick_precision
 from collectors.iqfeed.simulator.session import ClientSession
 from collectors.iqfeed.simulator.stats import PORTS, Counters, SimulatorStats
+from collectors.iqfeed.simulator.trade_log import FLUSH_INTERVAL_S, TradeLog
 from collectors.iqfeed.simulator.wire import US_PER_DAY, US_PER_SECOND, EasternClock, TimeText, heartbeat, stats_time
 
 log = logging.getLogger(__name__)
@@ -135,9 +136,12 @@ class Hub:
         self.watch_counts: dict[str, int] = {}
         per_symbol = config.history_per_symbol
         self.states: dict[str, SymbolState] = {}
+        self.trade_log = TradeLog(config.trade_log) if config.trade_log is not None else None
         for index, symbol in enumerate(config.universe):
             limit = max(per_symbol, len(replay_ticks)) if replay_ticks and symbol == config.replay_symbol else per_symbol
-            self.states[symbol] = SymbolState(symbol, index, self.text, limit)
+            st = self.states[symbol] = SymbolState(symbol, index, self.text, limit)
+            if self.trade_log is not None:
+                st.history = self.trade_log.history(symbol, limit)
         self.book_rng = random.Random(config.seed + 1)
         self.replay_ticks = replay_ticks
         self.replay_started = asyncio.Event()
@@ -160,6 +164,8 @@ class Hub:
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start the loops (called on the simulator loop once the ports listen)."""
+        if self.trade_log is not None:
+            self.trade_log.open()
         self.loop = loop
         self.loop_thread_id = threading.get_ident()
         self._started_mono = time.monotonic()
@@ -169,6 +175,8 @@ class Hub:
         self.spawn(self._stats_loop())
         self.spawn(self._housekeeping())
         self.spawn(self._replay() if self.replay_ticks else self._synthetic())
+        if self.trade_log is not None:
+            self.spawn(self._flush_trade_log(self.trade_log))
 
     def spawn(self, coro: Coroutine[object, object, None]) -> None:
         assert self.loop is not None
@@ -187,6 +195,8 @@ class Hub:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.trade_log is not None:
+            self.trade_log.close()
 
     # -- sessions and subscriptions -----------------------------------------------------------
 
@@ -439,6 +449,8 @@ class Hub:
             replay_finished=c.replay_finished,
             dtn_connected=self.link.connected,
             watched_symbols=len(self.watch_counts),
+            trades_logged=self.trade_log.written if self.trade_log is not None else 0,
+            trade_log_failures=self.trade_log.failed if self.trade_log is not None else 0,
         )
 
     # -- the market stream -----------------------------------------------------------------
@@ -641,6 +653,11 @@ class Hub:
                 if isinstance(session, AdminSession) and session.client_stats:
                     client_lines = client_lines or self.client_stats_lines()
                     session.send_lines(client_lines)
+
+    async def _flush_trade_log(self, trade_log: TradeLog) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_INTERVAL_S)
+            trade_log.flush()
 
     async def _housekeeping(self) -> None:
         """Fault timers and malformed lines, every 20 ms."""

@@ -1,0 +1,223 @@
+"""The simulator's own record of its trades: every trade the market made, one CSV row each.
+
+Why: a pipeline test runs the simulator as a separate process and must compare what it
+stored with what the simulator generated. The wire alone cannot tell a trade that was
+never sent (nobody watched the symbol, a collector was down) from one that got lost, and
+the lookup port's history is bounded; this file is complete.
+
+Format (``--trade-log PATH``), ASCII, one header row, then one row per trade in the order
+the market made them (per symbol, that is time order)::
+
+    symbol,ts_ns,price,size,total_volume,tick_id,market_center,conditions,basis
+    AAPL,1614610800123456000,123.4500,100,15300,48213,19,3D87,C
+
+* ``ts_ns``: UTC epoch nanoseconds of the trade time as Level 1 sends it (Eastern wall
+  clock, microseconds); a wall time that occurs twice (November's repeated hour) is read
+  as its first occurrence, as IQFeed clients read it.
+* ``price``: the text the wire carries (4 decimals); ``size``, ``total_volume``,
+  ``tick_id``, ``market_center``: integers as sent.
+* ``conditions``: the hex condition codes as sent (``3D87`` is 3D and 87), may be empty.
+* ``basis``: ``C`` (last qualified), ``E`` (extended hours) or ``O`` (other).
+
+Every trade is recorded, watched or not, sent or not (DTN link down, symbol silenced):
+the same trades the lookup port's tick history holds, replayed ones included. A second
+run with the same path appends under the one header. Rows are written at least every
+second (``FLUSH_INTERVAL_S``) and at a clean stop (SIGTERM); a crash loses at most the
+last second, and a row it cut in half is skipped by :func:`read_trade_log` with a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import IO, NamedTuple
+
+from collectors.iqfeed.simulator.market import Tick
+from collectors.iqfeed.simulator.wire import EASTERN, PRICE_TEXT, price
+
+log = logging.getLogger(__name__)
+_EXTRA = {"component": "iqfeed-simulator"}
+
+COLUMNS = ("symbol", "ts_ns", "price", "size", "total_volume", "tick_id", "market_center", "conditions", "basis")
+TRADE_LOG_HEADER = ",".join(COLUMNS) + "\n"
+FLUSH_INTERVAL_S = 0.25
+_BASES = frozenset("CEO")
+_US_PER_HOUR = 3_600_000_000
+_EPOCH = datetime(1970, 1, 1)
+
+
+class TradeLogError(ValueError):
+    """A file is not a simulator trade log, or a row is malformed; the message names the line."""
+
+
+class LoggedTrade(NamedTuple):
+    """One row of the trade log (see the module docstring for each field)."""
+
+    symbol: str
+    ts_ns: int
+    price: float
+    size: int
+    total_volume: int
+    tick_id: int
+    market_center: int
+    conditions: str
+    basis: str
+
+
+class EasternToUtc:
+    """Eastern wall-clock microseconds -> UTC epoch nanoseconds, the offset cached per hour.
+
+    DST changes on the hour, so one ``zoneinfo`` lookup per wall-clock hour is exact; the
+    hour that occurs twice gets its first occurrence's offset (``fold=0``).
+    """
+
+    def __init__(self) -> None:
+        self._offsets: dict[int, int] = {}
+
+    def __call__(self, local_us: int) -> int:
+        hour = local_us // _US_PER_HOUR
+        offset = self._offsets.get(hour)
+        if offset is None:
+            wall = (_EPOCH + timedelta(microseconds=hour * _US_PER_HOUR)).replace(tzinfo=EASTERN)
+            offset = self._offsets[hour] = (wall.utcoffset() or timedelta(0)) // timedelta(microseconds=1)
+        return (local_us - offset) * 1000
+
+
+def format_row(symbol: str, tick: Tick, to_utc: Callable[[int], int]) -> str:
+    """One trade-log row (with its line ending)."""
+    px = tick.price
+    return (
+        f"{symbol},{to_utc(tick.time_us)},{PRICE_TEXT.get(px) or price(px)},{tick.size},{tick.total_volume},"
+        f"{tick.tick_id},{tick.market_center},{tick.conditions},{tick.basis}\n"
+    )
+
+
+def parse_row(text: str) -> LoggedTrade:
+    """A row (without its line ending); ValueError saying what is wrong with it."""
+    parts = text.split(",")
+    if len(parts) != len(COLUMNS):
+        raise ValueError(f"expected {len(COLUMNS)} fields, got {len(parts)}")
+    symbol, ts_ns, px, size, volume, tick_id, center, conditions, basis = parts
+    if not symbol:
+        raise ValueError("empty symbol")
+    if basis not in _BASES:
+        raise ValueError(f"basis {basis!r}: C, E or O")
+    return LoggedTrade(symbol, int(ts_ns), float(px), int(size), int(volume), int(tick_id), int(center),
+                       conditions, basis)
+
+
+def read_trade_log(path: Path) -> list[LoggedTrade]:
+    """Every trade in a trade log, in file order.
+
+    Raises :class:`TradeLogError` for a file without the header or with a malformed row.
+    A last row without its line ending (cut off when the simulator was killed while
+    writing) is skipped, with a warning.
+    """
+    with open(path, encoding="ascii", newline="") as handle:
+        text = handle.read()
+    if not text.startswith(TRADE_LOG_HEADER):
+        raise TradeLogError(f"{path}: not a simulator trade log (first line must be {TRADE_LOG_HEADER.strip()!r})")
+    rows = text[len(TRADE_LOG_HEADER):].split("\n")
+    cut = rows.pop()  # "" when the file ends with a line ending
+    if cut:
+        log.warning("trade log ends in a row cut off mid-write; skipped",
+                    extra={**_EXTRA, "path": str(path), "row": cut[:80]})
+    trades = []
+    for number, row in enumerate(rows, start=2):
+        try:
+            trades.append(parse_row(row))
+        except ValueError as exc:
+            raise TradeLogError(f"{path}:{number}: not a trade-log row ({exc}): {row[:80]!r}") from None
+    return trades
+
+
+class RecordingHistory(deque):  # type: ignore[type-arg]
+    """A symbol's tick history that also queues each new trade for the trade log.
+
+    ``SymbolState.trade`` appends every trade to its history, so swapping this in records
+    every trade, synthetic or replayed, with no change to the stream's hot path, and a
+    simulator without a trade log runs exactly the code it ran before.
+    """
+
+    def __init__(self, symbol: str, maxlen: int | None, record: Callable[[tuple[str, Tick]], None]) -> None:
+        super().__init__((), maxlen)
+        self._symbol = symbol
+        self._record = record
+
+    def append(self, tick: Tick) -> None:
+        deque.append(self, tick)
+        self._record((self._symbol, tick))
+
+
+class TradeLog:
+    """Appends the trades queued by :class:`RecordingHistory` objects to the file.
+
+    Used on the simulator's loop thread only: histories queue, :meth:`flush` writes.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.written = 0
+        self.failed = 0
+        self._pending: list[tuple[str, Tick]] = []
+        self._to_utc = EasternToUtc()
+        self._file: IO[str] | None = None
+
+    def history(self, symbol: str, maxlen: int | None) -> RecordingHistory:
+        """A tick history for ``symbol`` whose trades go to this log."""
+        return RecordingHistory(symbol, maxlen, self._pending.append)
+
+    def open(self) -> None:
+        """Open for appending, writing the header to a new or empty file.
+
+        Raises :class:`TradeLogError` when the file holds something else (so a wrong path
+        never gets trade rows mixed into it) and OSError when it cannot be opened.
+        """
+        handle = open(self.path, "a+", encoding="ascii", newline="")
+        handle.seek(0)
+        head = handle.read(len(TRADE_LOG_HEADER))
+        if head and head != TRADE_LOG_HEADER:
+            handle.close()
+            raise TradeLogError(f"{self.path}: not a simulator trade log; give a new file or an earlier trade log")
+        if not head:
+            handle.write(TRADE_LOG_HEADER)
+            handle.flush()
+        self._file = handle
+        log.info("trade log open", extra={**_EXTRA, "path": str(self.path)})
+
+    def flush(self) -> int:
+        """Write the queued trades; returns how many were written.
+
+        A write that fails is logged and its trades counted in ``failed``; they are not
+        retried, so a full disk cannot grow the queue without bound.
+        """
+        pending = self._pending
+        if not pending or self._file is None:
+            return 0
+        to_utc = self._to_utc
+        text = "".join([format_row(symbol, tick, to_utc) for symbol, tick in pending])
+        count = len(pending)
+        pending.clear()  # the same list: every history holds its append
+        try:
+            self._file.write(text)
+            self._file.flush()
+        except OSError as exc:
+            self.failed += count
+            log.error("trade log write failed; trades lost from the log",
+                      extra={**_EXTRA, "path": str(self.path), "trades": count, "error": str(exc)})
+            return 0
+        self.written += count
+        return count
+
+    def close(self) -> None:
+        """Write what is queued and close the file (safe to call twice)."""
+        if self._file is None:
+            return
+        self.flush()
+        self._file.close()
+        self._file = None
+        log.info("trade log closed", extra={**_EXTRA, "path": str(self.path), "trades": self.written,
+                                            "failed": self.failed})
