@@ -15,7 +15,7 @@ from collectors.iqfeed.simulator.trade_log import (
     LoggedTrade,
     TradeLog,
     TradeLogError,
-    format_row,
+    format_rows,
     parse_row,
     read_trade_log,
 )
@@ -37,7 +37,7 @@ def _utc_ns(when: str) -> int:
 
 def test_a_row_carries_the_trade_as_the_wire_shows_it_and_reads_back() -> None:
     to_utc = EasternToUtc()
-    row = format_row("AAPL", _tick("2021-03-01 10:00:00.123456"), to_utc)
+    row = format_rows("AAPL", [_tick("2021-03-01 10:00:00.123456")], to_utc)
     assert row == f"AAPL,{_utc_ns('2021-03-01 10:00:00.123456')},123.4500,100,5300,77,19,3D87,C\n"
     assert parse_row(row.rstrip("\n")) == LoggedTrade(
         "AAPL", _utc_ns("2021-03-01 10:00:00.123456"), 123.45, 100, 5300, 77, 19, "3D87", "C")
@@ -63,7 +63,7 @@ def test_reader_returns_every_row_in_order(tmp_path: Path) -> None:
     path = tmp_path / "trades.csv"
     to_utc = EasternToUtc()
     ticks = [_tick(f"2021-03-01 10:00:0{i}", volume=100 * (i + 1), tick_id=i, conditions="") for i in range(5)]
-    path.write_text(TRADE_LOG_HEADER + "".join(format_row("MSFT", t, to_utc) for t in ticks))
+    path.write_text(TRADE_LOG_HEADER + format_rows("MSFT", ticks, to_utc))
     rows = read_trade_log(path)
     assert [(r.symbol, r.total_volume, r.tick_id, r.conditions) for r in rows] == [
         ("MSFT", 100 * (i + 1), i, "") for i in range(5)]

@@ -5,8 +5,9 @@ stored with what the simulator generated. The wire alone cannot tell a trade tha
 never sent (nobody watched the symbol, a collector was down) from one that got lost, and
 the lookup port's history is bounded; this file is complete.
 
-Format (``--trade-log PATH``), ASCII, one header row, then one row per trade in the order
-the market made them (per symbol, that is time order)::
+Format (``--trade-log PATH``), ASCII, one header row, then one row per trade; a symbol's
+trades come in the order the market made them (time order), different symbols' trades
+are interleaved in blocks (each write goes symbol by symbol)::
 
     symbol,ts_ns,price,size,total_volume,tick_id,market_center,conditions,basis
     AAPL,1614610800123456000,123.4500,100,15300,48213,19,3D87,C
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, NamedTuple
@@ -72,27 +73,37 @@ class EasternToUtc:
 
     DST changes on the hour, so one ``zoneinfo`` lookup per wall-clock hour is exact; the
     hour that occurs twice gets its first occurrence's offset (``fold=0``).
+    :func:`format_rows` reads ``offsets`` itself: it runs once per trade.
     """
 
     def __init__(self) -> None:
-        self._offsets: dict[int, int] = {}
+        self.offsets: dict[int, int] = {}  # wall-clock hour -> UTC offset in microseconds
 
-    def __call__(self, local_us: int) -> int:
+    def offset_us(self, local_us: int) -> int:
         hour = local_us // _US_PER_HOUR
-        offset = self._offsets.get(hour)
+        offset = self.offsets.get(hour)
         if offset is None:
             wall = (_EPOCH + timedelta(microseconds=hour * _US_PER_HOUR)).replace(tzinfo=EASTERN)
-            offset = self._offsets[hour] = (wall.utcoffset() or timedelta(0)) // timedelta(microseconds=1)
-        return (local_us - offset) * 1000
+            offset = self.offsets[hour] = (wall.utcoffset() or timedelta(0)) // timedelta(microseconds=1)
+        return offset
+
+    def __call__(self, local_us: int) -> int:
+        return (local_us - self.offset_us(local_us)) * 1000
 
 
-def format_row(symbol: str, tick: Tick, to_utc: Callable[[int], int]) -> str:
-    """One trade-log row (with its line ending)."""
-    px = tick.price
-    return (
-        f"{symbol},{to_utc(tick.time_us)},{PRICE_TEXT.get(px) or price(px)},{tick.size},{tick.total_volume},"
-        f"{tick.tick_id},{tick.market_center},{tick.conditions},{tick.basis}\n"
-    )
+def format_rows(symbol: str, ticks: Iterable[Tick], to_utc: EasternToUtc) -> str:
+    """Trade-log rows (each with its line ending) for trades of one symbol."""
+    offsets = to_utc.offsets
+    rows = []
+    for local_us, px, size, volume, _bid, _ask, tick_id, basis, center, conditions, _aggressor, _day in ticks:
+        offset = offsets.get(local_us // _US_PER_HOUR)
+        if offset is None:
+            offset = to_utc.offset_us(local_us)
+        rows.append(
+            f"{symbol},{(local_us - offset) * 1000},{PRICE_TEXT.get(px) or price(px)},{size},{volume},{tick_id},"
+            f"{center},{conditions},{basis}\n"
+        )
+    return "".join(rows)
 
 
 def parse_row(text: str) -> LoggedTrade:
@@ -139,36 +150,40 @@ class RecordingHistory(deque):  # type: ignore[type-arg]
 
     ``SymbolState.trade`` appends every trade to its history, so swapping this in records
     every trade, synthetic or replayed, with no change to the stream's hot path, and a
-    simulator without a trade log runs exactly the code it ran before.
+    simulator without a trade log runs exactly the code it ran before. Each symbol queues
+    into a list of its own: no tuple per trade for the garbage collector to track.
     """
 
-    def __init__(self, symbol: str, maxlen: int | None, record: Callable[[tuple[str, Tick]], None]) -> None:
+    def __init__(self, maxlen: int | None, record: Callable[[Tick], None]) -> None:
         super().__init__((), maxlen)
-        self._symbol = symbol
         self._record = record
 
     def append(self, tick: Tick) -> None:
         deque.append(self, tick)
-        self._record((self._symbol, tick))
+        self._record(tick)
 
 
 class TradeLog:
     """Appends the trades queued by :class:`RecordingHistory` objects to the file.
 
-    Used on the simulator's loop thread only: histories queue, :meth:`flush` writes.
+    Used on the simulator's loop thread only: histories queue, :meth:`flush` writes. Each
+    write holds the trades queued since the last one, symbol by symbol (a symbol's trades
+    in the order they were made).
     """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.written = 0
         self.failed = 0
-        self._pending: list[tuple[str, Tick]] = []
+        self._queues: list[tuple[str, list[Tick]]] = []
         self._to_utc = EasternToUtc()
         self._file: IO[str] | None = None
 
     def history(self, symbol: str, maxlen: int | None) -> RecordingHistory:
         """A tick history for ``symbol`` whose trades go to this log."""
-        return RecordingHistory(symbol, maxlen, self._pending.append)
+        queue: list[Tick] = []
+        self._queues.append((symbol, queue))
+        return RecordingHistory(maxlen, queue.append)
 
     def open(self) -> None:
         """Open for appending, writing the header to a new or empty file.
@@ -192,17 +207,22 @@ class TradeLog:
         """Write the queued trades; returns how many were written.
 
         A write that fails is logged and its trades counted in ``failed``; they are not
-        retried, so a full disk cannot grow the queue without bound.
+        retried, so a full disk cannot grow the queues without bound.
         """
-        pending = self._pending
-        if not pending or self._file is None:
+        if self._file is None:
             return 0
         to_utc = self._to_utc
-        text = "".join([format_row(symbol, tick, to_utc) for symbol, tick in pending])
-        count = len(pending)
-        pending.clear()  # the same list: every history holds its append
+        parts = []
+        count = 0
+        for symbol, queue in self._queues:
+            if queue:
+                parts.append(format_rows(symbol, queue, to_utc))
+                count += len(queue)
+                queue.clear()  # the same list: the history holds its append
+        if not count:
+            return 0
         try:
-            self._file.write(text)
+            self._file.write("".join(parts))
             self._file.flush()
         except OSError as exc:
             self.failed += count
