@@ -20,6 +20,7 @@ from collectors.iqfeed.simulator.trade_log import (
     read_trade_log,
 )
 from collectors.iqfeed.simulator.wire import EASTERN, parse_history_timestamp
+from tests.unit.file_size_limit import file_size_limit, run_in_child
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -118,3 +119,24 @@ def test_a_second_run_appends_under_the_one_header_and_a_foreign_file_is_refused
     other.write_text("something,else\n")
     with pytest.raises(TradeLogError, match="not a simulator trade log"):
         TradeLog(other).open()
+
+
+def test_a_full_disk_loses_a_whole_write_counted_and_logged_never_half_a_row(tmp_path: Path) -> None:
+    path = tmp_path / "trades.csv"
+
+    def in_child() -> dict:
+        log = TradeLog(path)
+        log.open()
+        history = log.history("AAPL", maxlen=100)
+        with file_size_limit(len(TRADE_LOG_HEADER) + 150):  # room for two rows and part of a third
+            for i in range(5):
+                history.append(_tick(f"2021-03-01 10:00:0{i}", volume=100 * (i + 1)))
+            lost = log.flush()
+        history.append(_tick("2021-03-01 10:00:09", volume=900))
+        written = log.flush()
+        log.close()
+        return {"lost": lost, "written": written, "failed": log.failed, "total": log.written}
+
+    result = run_in_child(in_child, timeout_s=20)
+    assert result == {"lost": 0, "written": 1, "failed": 5, "total": 1}
+    assert [r.total_volume for r in read_trade_log(path)] == [900]  # the failed write left nothing behind

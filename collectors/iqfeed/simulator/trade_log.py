@@ -30,11 +30,12 @@ last second, and a row it cut in half is skipped by :func:`read_trade_log` with 
 from __future__ import annotations
 
 import logging
+import os
 from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import NamedTuple
 
 from collectors.iqfeed.simulator.market import Tick
 from collectors.iqfeed.simulator.wire import EASTERN, PRICE_TEXT, price
@@ -177,7 +178,8 @@ class TradeLog:
         self.failed = 0
         self._queues: list[tuple[str, list[Tick]]] = []
         self._to_utc = EasternToUtc()
-        self._file: IO[str] | None = None
+        self._fd: int | None = None
+        self._size = 0  # bytes of whole rows in the file: a failed write is cut back to it
 
     def history(self, symbol: str, maxlen: int | None) -> RecordingHistory:
         """A tick history for ``symbol`` whose trades go to this log."""
@@ -191,25 +193,29 @@ class TradeLog:
         Raises :class:`TradeLogError` when the file holds something else (so a wrong path
         never gets trade rows mixed into it) and OSError when it cannot be opened.
         """
-        handle = open(self.path, "a+", encoding="ascii", newline="")
-        handle.seek(0)
-        head = handle.read(len(TRADE_LOG_HEADER))
-        if head and head != TRADE_LOG_HEADER:
-            handle.close()
-            raise TradeLogError(f"{self.path}: not a simulator trade log; give a new file or an earlier trade log")
-        if not head:
-            handle.write(TRADE_LOG_HEADER)
-            handle.flush()
-        self._file = handle
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            head = os.pread(fd, len(TRADE_LOG_HEADER), 0)
+            if head and head != TRADE_LOG_HEADER.encode():
+                raise TradeLogError(f"{self.path}: not a simulator trade log; give a new file or an earlier trade log")
+            if not head:
+                os.write(fd, TRADE_LOG_HEADER.encode())
+            self._size = os.fstat(fd).st_size
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
         log.info("trade log open", extra={**_EXTRA, "path": str(self.path)})
 
     def flush(self) -> int:
         """Write the queued trades; returns how many were written.
 
-        A write that fails is logged and its trades counted in ``failed``; they are not
-        retried, so a full disk cannot grow the queues without bound.
+        Unbuffered and all or nothing: a write that fails (a full disk) is cut back off the
+        file, so the file never holds half a row, and its trades are counted in ``failed``
+        and logged; they are not retried, so a full disk cannot grow the queues.
         """
-        if self._file is None:
+        fd = self._fd
+        if fd is None:
             return 0
         to_utc = self._to_utc
         parts = []
@@ -221,23 +227,31 @@ class TradeLog:
                 queue.clear()  # the same list: the history holds its append
         if not count:
             return 0
+        data = memoryview("".join(parts).encode("ascii"))
+        size = len(data)
         try:
-            self._file.write("".join(parts))
-            self._file.flush()
+            while data:
+                data = data[os.write(fd, data):]
         except OSError as exc:
             self.failed += count
             log.error("trade log write failed; trades lost from the log",
                       extra={**_EXTRA, "path": str(self.path), "trades": count, "error": str(exc)})
+            try:
+                os.ftruncate(fd, self._size)
+            except OSError as cut:
+                log.error("trade log: cannot cut the failed write back; the file may end in part of a row",
+                          extra={**_EXTRA, "path": str(self.path), "error": str(cut)})
             return 0
+        self._size += size
         self.written += count
         return count
 
     def close(self) -> None:
         """Write what is queued and close the file (safe to call twice)."""
-        if self._file is None:
+        if self._fd is None:
             return
         self.flush()
-        self._file.close()
-        self._file = None
+        os.close(self._fd)
+        self._fd = None
         log.info("trade log closed", extra={**_EXTRA, "path": str(self.path), "trades": self.written,
                                             "failed": self.failed})
