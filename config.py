@@ -99,8 +99,13 @@ class FeedSettings(_Section):
     lookup_timeout_s: float = Field(30.0, gt=0, le=600)  # silence that abandons a lookup request
     depth_book: Literal["levels", "orders"] = "levels"  # Level 2 watch: WPL price levels or WOR orders
     # A watched symbol silent this long while others trade gets an outage window and a
-    # re-watch; 0 disables. Market-hours-aware alerting is separate (alerts.symbol_silent_s).
+    # re-watch; 0 disables. The threshold follows the NYSE session at the feed's own time
+    # (its heartbeats): regular, pre/post-market, closed. Outside the regular session a
+    # quiet symbol is normal, so the others are off by default. Alerting on silence is
+    # separate (alerts.symbol_silent_s).
     symbol_silence_s: float = Field(60.0, ge=0, le=86_400)
+    symbol_silence_extended_s: float = Field(0.0, ge=0, le=86_400)
+    symbol_silence_closed_s: float = Field(0.0, ge=0, le=86_400)
     # IQConnect launch (mode=iqconnect); login and password are secrets.
     product_id: str = ""
     product_version: str = "1.0"
@@ -193,6 +198,10 @@ class StorageSettings(_Section):
     # While storage is down, operator actions, alert states and symbol changes wait in memory, in order;
     # beyond this many the oldest is dropped (counted, logged as an error).
     pending_writes_max: int = Field(10_000, ge=1, le=1_000_000)
+
+    # Per bus partition, the writer remembers the keys of this many recent rows and drops a re-sent copy
+    # of one of them (about 140 bytes a key: 20,000 keys ~ 3 MB per partition). docs/DELIVERY.md.
+    dedup_keys: int = Field(20_000, ge=1, le=10_000_000)
 
     _retry_order = _relative_to("retry_max_ms", "at least", "retry_initial_ms")
 

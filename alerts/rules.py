@@ -32,6 +32,7 @@ class Observation:
     spool_bytes: int = 0
     spool_growth_bytes_per_s: float = 0.0
     dropped_recent: int = 0  # events the producer dropped within alerts.dropped_window_s
+    rejected_recent: int = 0  # events the producer could not encode (dead-lettered) within the same window
     spool_write_error: str = ""  # the disk's answer while the spool cannot write ("" when it can)
     storage_write_failures_recent: int = 0
     consumer_lag: int = 0
@@ -116,6 +117,11 @@ def bus_trouble(obs: Observation, cfg: AlertSettings) -> list[Finding]:
     if obs.spool_write_error:
         findings.append(Finding("spool_write_failed", "bus", "critical",
                                 f"spool cannot write to disk: {obs.spool_write_error}"))
+    if obs.rejected_recent:
+        findings.append(Finding("events_rejected", "bus", "warning",
+                                f"{obs.rejected_recent} events could not be encoded in the last "
+                                f"{cfg.dropped_window_s:.0f} s; they are on the dead-letter topic (a bug: see the log)",
+                                value=obs.rejected_recent))
     if obs.dropped_recent:
         findings.append(Finding("events_dropped", "bus", "critical",
                                 f"{obs.dropped_recent} events dropped in the last {cfg.dropped_window_s:.0f} s "

@@ -7,7 +7,7 @@ received over all clients, bytes per second, the simulator process's CPU use and
 lines per CPU-second of the simulator (its rate if it had a core to itself, which is
 the number to trust on a shared machine), and the load average while measuring.
 
-    .venv/bin/python bench/bench_simulator.py --symbols 1000 --rate 300000 --seconds 10 [--clients N] [--repeat N]
+    .venv/bin/python bench/bench_simulator.py --symbols 1000 --rate 300000 --seconds 10 [--clients N] [--repeat N] [--trade-log]
 
 Target (BENCHMARKS.md): at least 200,000 Level 1 messages per second from one process.
 Each market event is formatted once and sent to every client watching its symbol, so
@@ -19,6 +19,9 @@ This machine's speed is not constant (a shared VM: the same pure-Python loop tak
 from about 120 to 215 ns per iteration at different minutes, and the same simulator
 build measures anywhere from ~150k to ~270k here), so ``--repeat`` runs the measurement
 several times and adds a summary line (median, min, max); compare builds interleaved.
+
+``--trade-log`` runs the simulator with its trade log on (a temporary file, removed
+afterwards) and reports the rows it wrote: the cost of recording every trade.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -47,12 +51,15 @@ from collectors.iqfeed.simulator.config import generated_symbols  # noqa: E402
 _PORTS = re.compile(r"level1=(\d+) level2=(\d+) admin=(\d+) lookup=(\d+)")
 
 
-def start_simulator(symbols: int, rate: float, seed: int) -> tuple[subprocess.Popen[str], int, int]:
+def start_simulator(
+    symbols: int, rate: float, seed: int, trade_log: Path | None = None
+) -> tuple[subprocess.Popen[str], int, int]:
     """Launch the simulator on ephemeral ports; returns (process, level1 port, admin port)."""
+    log_args = ["--trade-log", str(trade_log)] if trade_log is not None else []
     proc = subprocess.Popen(
         [sys.executable, "-m", "collectors.iqfeed.simulator", "--level1-port", "0", "--level2-port", "0",
          "--admin-port", "0", "--lookup-port", "0", "--symbols", str(symbols), "--rate", str(rate),
-         "--seed", str(seed), "--watch-limit", str(max(symbols, 1))],
+         "--seed", str(seed), "--watch-limit", str(max(symbols, 1)), *log_args],
         cwd=ROOT, stderr=subprocess.PIPE, text=True,
     )
     assert proc.stderr is not None
@@ -75,8 +82,19 @@ def _drain(stream: IO[str]) -> None:
         pass
 
 
-def run(symbols: int, rate: float, seconds: float, clients: int, seed: int) -> dict[str, float]:
-    proc, port, _ = start_simulator(symbols, rate, seed)
+def run(symbols: int, rate: float, seconds: float, clients: int, seed: int, trade_log: bool = False) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="bench-simulator-") as tmp:
+        log_path = Path(tmp) / "trades.csv" if trade_log else None
+        result = _measure(symbols, rate, seconds, clients, seed, log_path)
+        if log_path is not None:
+            with open(log_path, "rb") as handle:
+                result["trade_log_rows"] = sum(1 for _ in handle) - 1
+        return result
+
+
+def _measure(symbols: int, rate: float, seconds: float, clients: int, seed: int,
+             trade_log: Path | None) -> dict[str, float]:
+    proc, port, _ = start_simulator(symbols, rate, seed, trade_log)
     try:
         names = generated_symbols(symbols)
         cpu = psutil.Process(proc.pid)
@@ -139,10 +157,11 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--repeat", type=int, default=1, help="measure this many times, then print a summary line")
     p.add_argument("--min-rate", type=float, default=0.0, help="exit 1 when the median Q lines per second is lower")
+    p.add_argument("--trade-log", action="store_true", help="run the simulator with its trade log on")
     args = p.parse_args()
     rates = []
     for _ in range(max(1, args.repeat)):
-        result = run(args.symbols, args.rate, args.seconds, args.clients, args.seed)
+        result = run(args.symbols, args.rate, args.seconds, args.clients, args.seed, args.trade_log)
         rates.append(result["q_lines_per_s"])
         sys.stdout.write(json.dumps(result) + "\n")
         sys.stdout.flush()

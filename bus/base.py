@@ -190,3 +190,7 @@ class Bus(ABC):
     @abstractmethod
     def consumer(self, group_id: str) -> BusConsumer:
         """A new consumer in ``group_id`` (auto-commit off)."""
+
+    def stats(self) -> dict[str, int]:
+        """Counters of the bus's own bounds (the in-process bus's memory); empty when it keeps none."""
+        return {}

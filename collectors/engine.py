@@ -5,7 +5,7 @@
                                                                   └─► EventProducer ──► bus
     JobRunner (APScheduler): producer poll loop │ writer loop (bus ──► store) │ backup rotation
                              retention │ host sample │ alert rules │ symbol reconcile │ outages
-                             │ backfill of closed Level 1 outages (lookup HTT)
+                             │ backfill of closed Level 1 outages (lookup HTT, collectors/backfill.py)
                              │ storage link (migrations, durable state, catch-up: collectors/storage_link.py)
 
 The same object runs embedded in Streamlit (``st.cache_resource``) and headless
@@ -33,8 +33,9 @@ from bus.base import Bus, BusError
 from bus.breaker import BreakerState
 from bus.factory import build_producer, open_bus
 from bus.producer import EventProducer, ProducerStats
+from collectors.backfill import Backfiller, BackfillStats, TradeIdentity
 from collectors.events import Event, Trade
-from collectors.iqfeed.client import FeedClient, FeedState, LookupFailed
+from collectors.iqfeed.client import FeedClient, FeedState
 from collectors.iqfeed.connections import OutageWindow
 from collectors.jobs import JobRunner, JobStatus
 from collectors.live_state import LiveState
@@ -62,8 +63,6 @@ DEMO_UNIVERSE = (
 
 
 BACKFILL_INTERVAL_S = 2.0
-BACKFILL_SETTLE_NS = 2_000_000_000  # let live events around the window reach storage first
-BACKFILL_MAX_ATTEMPTS = 5
 # A stop's drain ends once the writer has read nothing for this long (longer than a Kafka fetch's
 # 500 ms wait, and than the writer's 1 s lag refresh) and has no lag left.
 DRAIN_QUIET_S = 1.2
@@ -88,6 +87,9 @@ class EngineStatus:
     ingested: int
     simulator_ports: dict[str, int] = field(default_factory=dict)
     notifications: NotifierStats | None = None  # None when no notification channel is configured
+    backfill: BackfillStats | None = None
+    bus_stats: dict[str, int] = field(default_factory=dict)  # the bus's own bounds (in-process bus memory)
+    store_stats: dict[str, int] = field(default_factory=dict)  # the store's own resources (connection pool)
     storage: StorageState = StorageState()
 
 
@@ -122,13 +124,14 @@ class Engine:
         self._seq = 0
         self._ingest_lock = threading.Lock()
         self._persisted_outages: dict[tuple[str, str, int], int | None] = {}
-        self._backfill_attempts: dict[tuple[str, int], int] = {}
+        self.backfill = Backfiller(fetch=self._trade_history, stored=self._stored_trades)
         self._watched_since: dict[str, int] = {}
         # Recent history of counters the alert rules judge over a window, never since start.
         keep_s = max(settings.alerts.dropped_window_s, 120.0)
         self._errors = CounterWindow(keep_s, start=0)
         self._spool_bytes = CounterWindow(keep_s)
         self._dropped = CounterWindow(keep_s, start=0)
+        self._rejected = CounterWindow(keep_s, start=0)
         self._running = False
         self._stopping = threading.Event()
 
@@ -283,6 +286,7 @@ class Engine:
             if self.backup is not None:
                 self.backup.append(events)
             self.producer.publish_many(events)
+            self.backfill.recent.add(events, time.time_ns())  # what a backfill must not ingest again
 
     # ------------------------------------------------------------------ symbols
 
@@ -321,10 +325,15 @@ class Engine:
     # ------------------------------------------------------------------ outages
 
     def _persist_outages(self) -> None:
+        """Store new and changed outage windows; forget those the (bounded) outage log dropped."""
         if self.feed is None or not self.storage.ready:  # kept in the feed's list until storage answers
             return
-        changed = [w for w in self.feed.outages
-                   if self._persisted_outages.get((w.connection, w.symbol, w.start_ns), -1) != w.end_ns]
+        windows = self.feed.outages
+        persisted = self._persisted_outages
+        present = {(w.connection, w.symbol, w.start_ns) for w in windows}
+        for key in persisted.keys() - present:
+            del persisted[key]
+        changed = [w for w in windows if persisted.get((w.connection, w.symbol, w.start_ns), -1) != w.end_ns]
         if not changed:
             return
         now = time.time_ns()
@@ -336,52 +345,45 @@ class Engine:
              [-1 if w.end_ns is None else w.end_ns for w in changed], [now] * len(changed)],
         )
         for window in changed:
-            self._persisted_outages[(window.connection, window.symbol, window.start_ns)] = window.end_ns
+            persisted[(window.connection, window.symbol, window.start_ns)] = window.end_ns
 
     # ------------------------------------------------------------------ backfill
 
     def _backfill_outages(self) -> None:
-        """Recover the trades a closed Level 1 outage missed, from IQFeed's tick history (HTT).
+        """Recover the trades closed Level 1 outage windows missed (see collectors/backfill.py).
 
-        A window is tried until it succeeds (or fails BACKFILL_MAX_ATTEMPTS times, which is
-        logged as an error: the gap then stays visible in Data integrity). Ticks that were
-        streamed live around the window edges are recognised in storage by (ts_ns, price,
-        size) and skipped, so a backfilled trade is never a second copy of a live one.
+        Each list is ingested before the next is computed, so that a trade recovered for
+        one window is recognised by an overlapping one.
         """
         if self.feed is None or not self.storage.ready:  # live trades in storage decide what is missing
             return
-        now = time.time_ns()
-        for window in self.feed.outages:
-            if window.connection != "level1" or window.end_ns is None or now - window.end_ns < BACKFILL_SETTLE_NS:
-                continue
-            key = (window.symbol, window.start_ns)
-            attempts = self._backfill_attempts.get(key, 0)
-            if attempts < 0 or attempts >= BACKFILL_MAX_ATTEMPTS:
-                continue
-            symbols = [window.symbol] if window.symbol else sorted(self.feed.watched())
-            try:
-                recovered = [t for s in symbols for t in self._missed_trades(s, window.start_ns, window.end_ns)]
-            except LookupFailed as exc:
-                self._backfill_attempts[key] = attempts + 1
-                level = logging.ERROR if attempts + 1 >= BACKFILL_MAX_ATTEMPTS else logging.WARNING
-                log.log(level, "backfill failed", extra={"symbol": window.symbol or "*", "start_ns": window.start_ns,
-                                                         "attempt": attempts + 1, "error": str(exc)})
-                continue
-            self._backfill_attempts[key] = -1  # done
-            self.ingest(recovered)
-            log.info("outage backfilled", extra={"symbols": len(symbols), "trades": len(recovered),
-                                                 "start_ns": window.start_ns, "end_ns": window.end_ns})
+        for trades in self.backfill.recover(self.feed.outages, self.feed.watched(), time.time_ns(),
+                                            self._storage_behind()):
+            self.ingest(trades)
 
-    def _missed_trades(self, symbol: str, start_ns: int, end_ns: int) -> list[Trade]:
-        history = [t for t in self.feed.backfill(symbol, start_ns, end_ns) if start_ns < t.ts_ns <= end_ns]
-        if not history:
-            return []
-        lo, hi = min(t.ts_ns for t in history), max(t.ts_ns for t in history)
-        seen = set(self.store.query(
-            f"SELECT ts_ns, price, size FROM {self.store.table('trades')} WHERE symbol = {sql_string(symbol)} "
-            f"AND ts_ns >= {lo} AND ts_ns <= {hi}"
-        ))
-        return [t for t in history if (t.ts_ns, t.price, t.size) not in seen]
+    def _storage_behind(self) -> str:
+        """Why storage may lack events ingested long ago (a backfill then waits), or "".
+
+        RecentTrades covers rows on their way to storage for minutes; a spooling bus or
+        failing writes can hold rows back for longer.
+        """
+        spool = self.producer.stats().spool
+        if spool.unacked:
+            return f"{spool.unacked} events in the spool"
+        if self.writer is not None and self.writer.stats().retrying:
+            return "storage writes failing"
+        return ""
+
+    def _trade_history(self, symbol: str, start_ns: int, end_ns: int) -> list[Trade]:
+        assert self.feed is not None, "backfill runs only while the feed exists"
+        return self.feed.backfill(symbol, start_ns, end_ns)
+
+    def _stored_trades(self, symbol: str, start_ns: int, end_ns: int) -> list[TradeIdentity]:
+        rows = self.store.query(
+            f"SELECT ts_ns, total_volume, price, size FROM {self.store.table('trades')} "
+            f"WHERE symbol = {sql_string(symbol)} AND ts_ns >= {int(start_ns)} AND ts_ns <= {int(end_ns)}"
+        )
+        return [(int(ts), int(volume), float(price), int(size)) for ts, volume, price, size in rows]
 
     # ------------------------------------------------------------------ alerts
 
@@ -427,6 +429,7 @@ class Engine:
             spool_bytes=status.producer.spool.bytes_used,
             spool_growth_bytes_per_s=self._spool_bytes.rate_per_s(30),
             dropped_recent=int(self._dropped.change(cfg.dropped_window_s)),
+            rejected_recent=int(self._rejected.change(cfg.dropped_window_s)),
             spool_write_error=status.producer.spool.last_error if status.producer.spool.failing else "",
             storage_write_failures_recent=status.writer.write_failures if status.writer and status.writer.retrying else 0,
             consumer_lag=status.writer.total_lag if status.writer else 0,
@@ -451,6 +454,7 @@ class Engine:
         self._errors.record(status.feed_counters.get("protocol_errors", 0) + status.feed_counters.get("reader_errors", 0))
         self._spool_bytes.record(status.producer.spool.bytes_used)
         self._dropped.record(status.producer.dropped)
+        self._rejected.record(status.producer.rejected)
 
     def evaluate_alerts(self) -> list[Alert]:
         changed = self.alert_book.evaluate(evaluate_rules(self.observe(), self.settings.alerts), time.time_ns())
@@ -486,5 +490,8 @@ class Engine:
                 "level1": sim.level1_port, "level2": sim.level2_port, "admin": sim.admin_port, "lookup": sim.lookup_port,
             },
             notifications=self.notifier.stats() if self.notifier else None,
+            backfill=self.backfill.stats(),
+            bus_stats=self.bus.stats(),
+            store_stats=self.store.stats(),
             storage=self.storage.state(),
         )

@@ -43,6 +43,14 @@ def _histogram(name: str, doc: str, snap: HistogramSnapshot) -> HistogramMetricF
     return HistogramMetricFamily(name, doc, buckets=buckets, sum_value=snap.sum_ns / 1e9)
 
 
+def _labelled(name: str, doc: str, values: dict[str, int]) -> GaugeMetricFamily:
+    """One gauge per entry of a component's stats dict, labelled by the entry's name."""
+    family = GaugeMetricFamily(name, doc, labels=["stat"])
+    for stat, value in sorted(values.items()):
+        family.add_metric([stat], value)
+    return family
+
+
 class EngineCollector(Collector):
     def __init__(self, status: Callable[[], EngineStatus]) -> None:
         self._status = status
@@ -52,9 +60,18 @@ class EngineCollector(Collector):
         yield CounterMetricFamily("tickops_events_ingested", "Events received from the feed", value=s.ingested)
         p = s.producer
         for name, value in (("published", p.published), ("delivered", p.delivered), ("failed", p.failed),
-                            ("spooled", p.spooled), ("replayed", p.replayed), ("dropped", p.dropped)):
+                            ("spooled", p.spooled), ("replayed", p.replayed), ("dropped", p.dropped),
+                            ("rejected", p.rejected)):
             yield CounterMetricFamily(f"tickops_producer_{name}", f"Producer events {name}", value=value)
         yield GaugeMetricFamily("tickops_spool_bytes", "Bytes in the producer spool", value=p.spool.bytes_used)
+        yield CounterMetricFamily("tickops_spool_write_failures", "Spool appends the disk refused",
+                                  value=p.spool.write_failures)
+        yield CounterMetricFamily("tickops_spool_corrupt_bytes", "Spool bytes cut as torn or corrupt",
+                                  value=p.spool.corrupt_bytes)
+        yield GaugeMetricFamily("tickops_spool_failing", "1 while the spool cannot write and records wait on disk",
+                                value=int(p.spool.failing))
+        yield _labelled("tickops_bus_resource", "The bus's own bounds and how often they were hit", s.bus_stats)
+        yield _labelled("tickops_store_resource", "The store's own resources (connection pool)", s.store_stats)
         yield GaugeMetricFamily("tickops_bus_breaker_open", "1 when the bus circuit breaker is open or probing",
                                 value=int(p.breaker.state is not BreakerState.CLOSED))
         yield _histogram("tickops_latency_recv_to_ack_seconds", "Feed receive to broker ack", p.latency)
@@ -64,6 +81,10 @@ class EngineCollector(Collector):
             yield CounterMetricFamily("tickops_writer_write_failures", "Failed insert attempts", value=w.write_failures)
             yield CounterMetricFamily("tickops_writer_dead_lettered", "Records sent to the dead-letter topic",
                                       value=w.dead_lettered)
+            yield CounterMetricFamily("tickops_writer_duplicates", "Re-sent copies of stored events dropped before insert",
+                                      value=w.duplicates)
+            yield CounterMetricFamily("tickops_writer_dedup_evicted", "Keys the duplicate filter let go of (window moves)",
+                                      value=w.dedup_evicted)
             yield GaugeMetricFamily("tickops_writer_lag", "Bus records not yet stored", value=w.total_lag)
             yield _histogram("tickops_latency_recv_to_stored_seconds", "Feed receive to stored", w.latency)
         if s.backup is not None:
@@ -76,6 +97,20 @@ class EngineCollector(Collector):
                                     value=int(b.state == "degraded"))
         for name, value in s.feed_counters.items():
             yield CounterMetricFamily(f"tickops_feed_{name}", f"Feed client {name}", value=value)
+        if s.backfill is not None:
+            b = s.backfill
+            for name, value, doc in (
+                ("windows", b.windows_backfilled, "Feed outage windows backfilled from tick history"),
+                ("windows_failed", b.windows_failed, "Outage windows whose backfill was given up"),
+                ("trades", b.trades_backfilled, "Trades recovered by backfill"),
+                ("trades_already_there", b.trades_already_there, "History trades already stored or ingested"),
+                ("deferred", b.deferred, "Backfill passes put off while the pipeline was behind"),
+                ("recent_trades_evicted", b.recent_trades_evicted,
+                 "Ingested trade identities dropped for room before their age"),
+            ):
+                yield CounterMetricFamily(f"tickops_backfill_{name}", doc, value=value)
+            yield GaugeMetricFamily("tickops_backfill_recent_trades", "Ingested trade identities held for dedup",
+                                    value=b.recent_trades)
         if s.feed is not None:
             yield GaugeMetricFamily("tickops_feed_connected", "1 when Level 1 is up and DTN is not down",
                                     value=int(s.feed.connected))

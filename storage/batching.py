@@ -24,6 +24,8 @@ class InsertBatch:
 
     ``rows`` keeps bus order per partition; the inserter removes records as they are
     stored, so a retry after a partial failure sends only what is missing.
+    ``dead_letters`` holds those not yet acknowledged by the dead-letter topic; rows the
+    inserter finds to be poison move there from ``rows``.
     """
 
     rows: dict[str, list[BusRecord]]
@@ -32,7 +34,6 @@ class InsertBatch:
     skipped: int = 0
     attempts: int = 0
     stored: int = 0
-    dead_lettered: bool = False
     row_count: int = field(init=False)
 
     def __post_init__(self) -> None:

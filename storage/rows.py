@@ -3,12 +3,14 @@
 The writer, the backup restore and the tests all go through :func:`to_batches`, so a
 column added to the schema is added here once. ``bus_partition``/``bus_offset`` say
 where on the bus a row came from (-1 when it did not come from the bus, e.g. a restore).
+:func:`out_of_range` names the rows holding a value their column cannot store.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from math import isfinite
 from typing import Any
 
 from collectors.events import Depth, Event, Quote, System, Trade
@@ -65,6 +67,69 @@ EventKey = tuple[str, int, str, int]
 def event_key(event: Event) -> EventKey:
     """The key under which storage dedups ``event`` (restore and reconciliation compare on it)."""
     return (getattr(event, "symbol", ""), getattr(event, "ts_ns", 0), event.source, event.seq)
+
+
+@dataclass(frozen=True)
+class ColumnRange:
+    """What a numeric column can hold: an integer range, or any finite float (``lo``/``hi`` None)."""
+
+    type_name: str
+    lo: int | None = None
+    hi: int | None = None
+    nullable: bool = False
+
+    def holds(self, value: Any) -> bool:
+        if value is None:
+            return self.nullable
+        if self.lo is None:
+            return isfinite(value)
+        return self.lo <= value <= self.hi  # type: ignore[operator]
+
+
+_INT64 = ColumnRange("Int64", -(2**63), 2**63 - 1)
+_INT64_NULL = ColumnRange("Nullable(Int64)", -(2**63), 2**63 - 1, nullable=True)
+_INT32 = ColumnRange("Int32", -(2**31), 2**31 - 1)
+_UINT64 = ColumnRange("UInt64", 0, 2**64 - 1)
+_FLOAT64 = ColumnRange("Float64 (finite)")
+_FLOAT64_NULL = ColumnRange("Nullable(Float64) (finite)", nullable=True)
+
+# The numeric columns whose values come from the event. The driver refuses a value its column
+# cannot hold, but chDB wraps it silently (2**63 + 5 is stored negative, an Int32 of 2**40 as 0)
+# and stores a NaN or infinite price as 0, so every such value is checked before an insert.
+# Columns filled by this module (stored_ns, bus_*, backfilled, connected) always fit.
+_ENVELOPE_RANGES = {"seq": _UINT64, "recv_ns": _INT64}
+COLUMN_RANGES: dict[str, dict[str, ColumnRange]] = {
+    "trades": {"ts_ns": _INT64, "price": _FLOAT64, "size": _INT64, "market_center": _INT32, "tick_id": _INT64,
+               "total_volume": _INT64, **_ENVELOPE_RANGES},
+    "quotes": {"ts_ns": _INT64, "bid": _FLOAT64_NULL, "bid_size": _INT64_NULL, "ask": _FLOAT64_NULL,
+               "ask_size": _INT64_NULL, **_ENVELOPE_RANGES},
+    "depth": {"ts_ns": _INT64, "price": _FLOAT64_NULL, "size": _INT64_NULL, "order_count": _INT64_NULL,
+              **_ENVELOPE_RANGES},
+    "feed_status": {"ts_ns": _INT64, **_ENVELOPE_RANGES},
+}
+
+
+def _column_fits(column: list[Any], kind: ColumnRange) -> bool:
+    """Whole-column check at C speed (min/max, one float sum); the caller looks for culprits only when False."""
+    values = [v for v in column if v is not None] if kind.nullable and None in column else column
+    if not values:
+        return True
+    if kind.lo is None:
+        return isfinite(sum(values))  # a NaN or infinity makes the sum non-finite (so may an overflow: then look)
+    return kind.lo <= min(values) and max(values) <= kind.hi  # type: ignore[operator]
+
+
+def out_of_range(batch: TableBatch) -> dict[int, str]:
+    """Rows of ``batch`` holding a value their column cannot store, by index, with the reason."""
+    bad: dict[int, str] = {}
+    for name, kind in COLUMN_RANGES[batch.table].items():
+        column = batch.data[batch.columns.index(name)]
+        if _column_fits(column, kind):
+            continue
+        for index, value in enumerate(column):
+            if not kind.holds(value) and index not in bad:
+                bad[index] = f"{batch.table}.{name} = {value!r} does not fit its column type {kind.type_name}"
+    return bad
 
 
 def table_for(event: Event) -> str | None:

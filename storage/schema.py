@@ -28,6 +28,11 @@ _ENVELOPE = """
     bus_offset Int64"""
 
 
+def probe_table(table: str) -> str:
+    """The ``ENGINE = Null`` twin of an event table (migration 4)."""
+    return f"{table}_probe"
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -172,6 +177,18 @@ ORDER BY ts_ns""",
     updated_by String
 ) ENGINE = ReplacingMergeTree(updated_ns)
 ORDER BY symbol""",
+        ),
+    ),
+    # Probe twins of the event tables (storage/probe.py): same columns, ENGINE = Null, so an
+    # insert is parsed and converted like the table's and then discarded; no materialized view
+    # reads them. The writer bisects a failed insert on them to find the rows that fail alone.
+    # A migration that changes an event table's columns must recreate its twin (a test compares them).
+    Migration(
+        4,
+        "probe twins of the event tables",
+        tuple(
+            f"CREATE TABLE IF NOT EXISTS {{db}}.{probe_table(table)} AS {{db}}.{table} ENGINE = Null"
+            for table in ("trades", "quotes", "depth", "feed_status")
         ),
     ),
 )

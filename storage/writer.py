@@ -1,12 +1,12 @@
 """The ClickHouse writer: consume a batch, insert it, then commit its offsets. Nothing lost, nothing doubled.
 
-    BusConsumer ──poll──► BatchBuffer ──due (rows or age)──► InsertBatch
-                                                                │
-                            Inserter: dead letters, then atomic runs per table
-                                │ ok                         │ StorageError / dead-letter failure
-                                ▼                            ▼
-                      OffsetCommitter.commit       keep the batch, pause the partitions,
-                                                   retry with backoff (only rows not yet stored)
+    BusConsumer ──poll──► BatchBuffer ──due (rows or age)──► InsertBatch ──► DuplicateFilter
+                                                                                 │ drops events already stored
+                            Inserter: dead letters, then atomic runs per table ◄─┘ or earlier in the batch
+                                │ ok          │ poison rows set aside      │ any other failure
+                                ▼             ▼                            ▼
+                      OffsetCommitter   dead-letter them, then     keep the batch, pause the partitions,
+                          .commit       write the rest at once     retry with backoff (only rows not yet stored)
 
 Where to start: on assignment each partition starts at the larger of the group's
 committed offset and ``max(bus_offset) + 1`` of its table (:mod:`storage.positions`);
@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from bus.base import Bus, BusConsumer, BusError, PartitionStart, Record, TopicPartition
 from bus.deadletter import DeadLetterSink
@@ -37,6 +38,7 @@ from bus.topics import TopicSet
 from config import Settings
 from storage.batching import BatchBuffer, InsertBatch
 from storage.committer import OffsetCommitter
+from storage.dedup import DuplicateFilter, recent_keys
 from storage.inserter import Inserter
 from storage.positions import StoredPositions
 from storage.store import StorageError, StorageUnavailable, Store
@@ -44,6 +46,7 @@ from storage.store import StorageError, StorageUnavailable, Store
 log = logging.getLogger(__name__)
 
 CRASH_HOOK_ENV = "TICKOPS_WRITER_CRASH_AFTER_INSERT"
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,9 @@ class WriterStats:
     stored: int  # rows inserted
     batches: int  # batches written and committed
     skipped: int  # records of kinds that are not stored (heartbeats...)
-    dead_lettered: int
+    dead_lettered: int  # undecodable, misrouted, or poison rows (a value out of range, an insert failing alone)
+    duplicates: int  # rows dropped because their event was already stored or earlier in the batch
+    dedup_evicted: int  # keys the duplicate filter forgot to stay within storage.dedup_keys per partition
     write_failures: int  # failed attempts (storage or dead-letter topic); alert on a rising count
     commit_failures: int
     retrying: bool  # a batch is waiting for storage to come back
@@ -77,6 +82,7 @@ class Writer:
         batch_age_s: float = 0.05,
         retry_initial_s: float = 0.1,
         retry_max_s: float = 5.0,
+        dedup_keys: int = 20_000,
         lag_interval_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         wall_ns: Callable[[], int] = time.time_ns,
@@ -90,6 +96,8 @@ class Writer:
         self._latency = LatencyHistogram()
         self._inserter = Inserter(store, dead_letters, self._latency, wall_ns)
         self._positions = StoredPositions(store, topics)
+        self._store = store
+        self._duplicates = DuplicateFilter(dedup_keys)
         self._committer = OffsetCommitter(consumer)
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
@@ -106,14 +114,14 @@ class Writer:
         self._halted = False  # stopped while positions were unknown: never write what was read after
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._consumed = self._stored = self._batches = self._skipped = self._dead = 0
+        self._consumed = self._stored = self._batches = self._skipped = 0
         self._write_failures = 0
         self._last_error = ""
 
     # ------------------------------------------------------------------ rebalance
     def _on_assign(self, starts: Mapping[TopicPartition, PartitionStart]) -> dict[TopicPartition, int]:
         self._buffer.clear()
-        stored = self._stored_positions(list(starts))
+        stored = self._ask_storage(lambda: self._positions.next_offsets(list(starts)), "reading stored positions", {})
         chosen: dict[TopicPartition, int] = {}
         for tp, start in starts.items():
             stored_next = stored.get(tp)
@@ -123,6 +131,7 @@ class Writer:
                     extra={"partition": str(tp), "stored_next": stored_next, "end": start.end},
                 )
                 stored_next = None
+                del stored[tp]
             candidates = [offset for offset in (start.committed, stored_next) if offset is not None]
             if candidates:
                 chosen[tp] = max(candidates)
@@ -131,27 +140,31 @@ class Writer:
             first = chosen.get(tp, start.begin)
             if first is not None:
                 self._next[tp] = first
+        keys = self._ask_storage(lambda: recent_keys(self._store, self._topics, stored, self._duplicates.capacity),
+                                 "reading the keys of recently stored rows", {})
+        self._duplicates.load(starts, keys)
         positions = ", ".join(f"{tp}@{offset}" for tp, offset in sorted(chosen.items(), key=str))
         log.info("partitions assigned", extra={"count": len(starts), "positions": positions})
         return chosen
 
-    def _stored_positions(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
-        """Ask storage where it ends, retrying while it is down; stopping meanwhile halts the writer."""
+    def _ask_storage(self, question: Callable[[], _T], doing: str, halted: _T) -> _T:
+        """Ask storage about an assignment, retrying while it is down; stopping meanwhile halts the writer."""
         delay = self._retry_initial_s
         while True:
             try:
-                return self._positions.next_offsets(partitions)
+                return question()
             except StorageError as exc:
-                self._record_failure(exc, "reading stored positions for an assignment")
+                self._record_failure(exc, f"{doing} for an assignment")
             if self._stop.wait(delay):
                 self._halted = True
-                return {}
+                return halted
             delay = min(delay * 2, self._retry_max_s)
 
     def _on_revoke(self, partitions: Sequence[TopicPartition]) -> None:
         dropped = self._buffer.clear() + (self._pending.pending_rows if self._pending else 0)
         self._pending = None
         self._committer.forget()  # never commit here: lost partitions may mean the broker is unreachable
+        self._duplicates.forget()
         self._next.clear()
         log.info("partitions revoked; unwritten records are left for the next owner",
                  extra={"count": len(partitions), "dropped": dropped})
@@ -178,7 +191,7 @@ class Writer:
         records = self._consumer.poll_batch(self._buffer.room(), timeout_s if left is None else min(timeout_s, left))
         self._absorb(records)
         if self._pending is None and self._buffer.due(self._clock()):
-            self._write(self._buffer.take())
+            self._write(self._take())
         if self._clock() - self._lag_at >= self._lag_interval_s:
             self._refresh_lag()
         return len(records)
@@ -189,11 +202,17 @@ class Writer:
         self._consumed += len(records)
         self._buffer.add(records, self._clock())
 
+    def _take(self) -> InsertBatch:
+        batch = self._buffer.take()
+        self._duplicates.drop_duplicates(batch)
+        return batch
+
     def _write(self, batch: InsertBatch) -> bool:
         try:
             if batch.attempts:
                 self._positions.drop_stored(batch)
-            self._inserter.write(batch)
+            while not self._inserter.write(batch):  # poison rows were set aside: dead-letter them, write the rest
+                self._positions.drop_stored(batch)  # a run longer than a block may have been stored in part
         except Exception as exc:  # noqa: BLE001 - any failure keeps the batch: dropping it would let later commits skip it
             batch.attempts += 1
             self._record_failure(exc, "writing a batch", rows=batch.pending_rows, attempt=batch.attempts)
@@ -209,10 +228,9 @@ class Writer:
             self._after_insert(batch)
         self._committer.commit(batch.offsets)
         self._next.update(batch.offsets)
-        self._stored += batch.row_count
+        self._stored += batch.stored
         self._batches += 1
         self._skipped += batch.skipped
-        self._dead += len(batch.dead_letters)
         return True
 
     def _record_failure(self, exc: Exception, doing: str, **fields: int) -> None:
@@ -239,7 +257,7 @@ class Writer:
                     time.sleep(wait)
                 self._write(self._pending)
             else:
-                self._write(self._buffer.take())
+                self._write(self._take())
         return self._pending is None and not len(self._buffer)
 
     def run(self, stop: threading.Event | None = None) -> None:
@@ -288,7 +306,8 @@ class Writer:
 
     def stats(self) -> WriterStats:
         return WriterStats(
-            self._consumed, self._stored, self._batches, self._skipped, self._dead, self._write_failures,
+            self._consumed, self._stored, self._batches, self._skipped, self._inserter.dead_lettered,
+            self._duplicates.duplicates, self._duplicates.evicted, self._write_failures,
             self._committer.failures, self._pending is not None, dict(self._lag), self._latency.snapshot(),
             self._last_error,
         )
@@ -315,6 +334,7 @@ def build_writer(
         batch_age_s=storage.batch_age_ms / 1000,
         retry_initial_s=storage.retry_initial_ms / 1000,
         retry_max_s=storage.retry_max_ms / 1000,
+        dedup_keys=storage.dedup_keys,
         after_insert=after_insert,
     )
 

@@ -57,6 +57,7 @@ from collectors.iqfeed.protocol import (
     validate_symbol,
     watch_command,
 )
+from collectors.market_hours import Session, session_at
 from config import FeedSettings
 
 log = logging.getLogger(__name__)
@@ -686,8 +687,12 @@ class Level1Connection(_LineConnection):
     """Port 5009: trades and quotes; selects the update fields and watches symbols.
 
     Besides the whole-feed watchdog it notices a single watched symbol that stays
-    silent for ``symbol_silence_s`` while other symbols trade: that opens an outage
-    window for the symbol (closed by its next event) and re-watches it.
+    silent for its session's threshold (``symbol_silence_s`` in the regular session, the
+    extended and closed thresholds otherwise, judged at the feed's time) while other
+    symbols trade: that opens an outage
+    window for the symbol and re-watches it. The window closes on the symbol's next
+    trade or quote, whatever happened in between (reconnects, re-watches), or when it
+    is unwatched.
     """
 
     name = "level1"
@@ -706,8 +711,10 @@ class Level1Connection(_LineConnection):
         self.update_fields = tuple(update_fields)
         self.subscriptions = _Subscriptions(settings.watch_limit)
         self._on_feed_dead = on_feed_dead
-        self._decoder = Level1Decoder(on_skip=self._skipped)
+        self._decoder = Level1Decoder(clock=self._wall_clock, on_skip=self._skipped)
         self._last_seen: dict[str, float] = {}
+        # symbol -> when it was last re-watched for its silence; a key here is a symbol whose
+        # per-symbol outage window is open, until its next data (or unwatch) closes it
         self._silent: dict[str, float] = {}
         self._last_data_mono = 0.0
         self._next_silence_check = 0.0
@@ -738,7 +745,7 @@ class Level1Connection(_LineConnection):
         return True
 
     def _begin_socket(self) -> None:
-        self._decoder = Level1Decoder(clock=self._wall_clock, on_skip=self._skipped)
+        self._decoder.new_socket()  # the heartbeat date survives: never the local clock's date
 
     def _decode(self, line: str) -> list[Event]:
         return self._decoder.decode(line)
@@ -750,7 +757,12 @@ class Level1Connection(_LineConnection):
         self.resubscribe()
 
     def resubscribe(self) -> None:
-        """Re-watch every symbol (after a reconnect, or after DTN comes back)."""
+        """Re-watch every symbol (after a reconnect, or after DTN comes back).
+
+        A silent symbol's window stays open (``_silent`` is kept): a re-watch is no sign
+        that the symbol streams again, only its next data is, and forgetting the window
+        here would leave it open for good (no backfill, no later silences recorded).
+        """
         subs = self.subscriptions
         now = self._clock()
         with subs.lock:
@@ -758,7 +770,6 @@ class Level1Connection(_LineConnection):
             for symbol in symbols:
                 self._last_seen[symbol] = now
                 self._send_now(watch_command(symbol))
-        self._silent.clear()
         log.info("resubscribed", extra={"connection": self.name, "count": len(symbols)})
 
     def _on_data(self, event: Event, recv_ns: int, summary: bool) -> bool:
@@ -800,9 +811,20 @@ class Level1Connection(_LineConnection):
             self._next_silence_check = now + _SILENCE_CHECK_S
             self._check_silent_symbols(now)
 
+    def _silence_limit_s(self) -> float:
+        """The silence threshold of the session running at the feed's time (its latest heartbeat, which
+        in a replay is the replay's time): quiet symbols are normal outside the regular session."""
+        session = session_at(self._decoder.when.ns)
+        feed = self.settings
+        if session is Session.REGULAR:
+            return feed.symbol_silence_s
+        if session is Session.CLOSED:
+            return feed.symbol_silence_closed_s
+        return feed.symbol_silence_extended_s
+
     def _check_silent_symbols(self, now: float) -> None:
         """Open a window for, and re-watch, each symbol silent while the feed is otherwise live."""
-        limit = self.settings.symbol_silence_s
+        limit = self._silence_limit_s()
         if limit <= 0 or self._dtn_connected is False or now - self._last_data_mono > limit:
             return
         subs = self.subscriptions

@@ -3,8 +3,15 @@
 Nothing here does I/O, so every rule about the protocol can be tested line by line and
 reused by the connections, the decode CLI and the benchmark. The only state IQFeed
 itself makes us keep (the Level 1 update field list and the date of the latest ``T``
-heartbeat, because trade times carry no date) lives in :class:`Level1Decoder`; each
-per-line function takes that state as an argument and returns events.
+heartbeat, because quote times and, unless their date field is selected, trade times
+carry no date) lives in :class:`Level1Decoder`; each per-line function takes that
+state as an argument and returns events.
+
+Every number becomes an event value only if it fits the column that stores it
+(``storage/schema.py``): counts, sizes, volumes and ids 0..Int64 max, market centers
+0..Int32 max, prices finite, dates inside :data:`MIN_DATE`..:data:`MAX_DATE`. A value
+outside is a :class:`ProtocolError` for the whole line, which the connection counts and
+logs; passed on, it would make msgpack raise or fail every insert of its batch.
 
 Times: IQFeed sends US/Eastern wall clock. They become UTC epoch nanoseconds with
 ``zoneinfo("America/New_York")``. For speed the hot path never builds a ``datetime``:
@@ -41,7 +48,7 @@ from collectors.events import (
 EASTERN: Final = ZoneInfo("America/New_York")
 PROTOCOL_VERSION: Final = "6.2"
 
-DEFAULT_UPDATE_FIELDS: Final[tuple[str, ...]] = (
+IQFEED_DEFAULT_FIELDS: Final[tuple[str, ...]] = (
     "Most Recent Trade",
     "Most Recent Trade Size",
     "Most Recent Trade Time",
@@ -58,7 +65,19 @@ DEFAULT_UPDATE_FIELDS: Final[tuple[str, ...]] = (
     "Message Contents",
     "Most Recent Trade Conditions",
 )
-"""IQFeed's default Level 1 update fields (Symbol is always first and implied)."""
+"""IQFeed's default Level 1 update fields (Symbol is always first and implied): how ``Q``/``P``
+lines read on a fresh socket until a ``S,SELECT UPDATE FIELDS`` is answered."""
+
+DEFAULT_UPDATE_FIELDS: Final[tuple[str, ...]] = (
+    *IQFEED_DEFAULT_FIELDS[:3],
+    "Most Recent Trade Date",
+    *IQFEED_DEFAULT_FIELDS[3:],
+)
+"""The fields the Level 1 connection selects: IQFeed's defaults plus the trade's own date.
+
+Without the date a trade time is placed on the day of the latest heartbeat, which is
+wrong whenever that heartbeat is not the trade's day (a replay, the first lines of a
+socket, a summary of an older trade); ``MM/DD/YYYY`` costs 11 bytes a line."""
 
 SYMBOL_MAX_LEN: Final = 30
 _NS: Final = 1_000_000_000
@@ -66,6 +85,19 @@ _HALF_DAY_S: Final = 43_200
 _DAY_S: Final = 86_400
 _EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
 _CACHE_LIMIT: Final = 8192
+
+INT64_MAX: Final = (1 << 63) - 1
+"""Sizes, volumes, counts and tick ids are stored as Int64 (storage/schema.py)."""
+INT32_MAX: Final = (1 << 31) - 1
+"""Market centers are stored as Int32."""
+MIN_DATE: Final = date(1970, 1, 2)
+MAX_DATE: Final = date(2106, 2, 5)
+"""The dates a feed line may carry. Tables are partitioned by ``toDateTime`` of ts_ns,
+UInt32 seconds from 1970 to 2106-02-07; with a day of margin each side (a dateless time
+may be placed on the day before or after its heartbeat's, Eastern is up to 5 h behind
+UTC) every ts_ns made from these dates falls inside that range."""
+_MIN_ORDINAL: Final = MIN_DATE.toordinal()
+_MAX_ORDINAL: Final = MAX_DATE.toordinal()
 
 
 # --------------------------------------------------------------------------- errors
@@ -271,14 +303,27 @@ def _split_time(text: str) -> tuple[int, int]:
 _DATE_CACHE: dict[str, int] = {}
 
 
+def _ordinal(text: str, year: str, month: str, day: str) -> int:
+    """The day ordinal of a date's digits, which must be ASCII and inside MIN_DATE..MAX_DATE."""
+    if not (year + month + day).isdigit() or not text.isascii():
+        raise ValueError(f"bad date {text!r}")
+    try:
+        ordinal = date(int(year), int(month), int(day)).toordinal()
+    except ValueError:
+        raise ValueError(f"no such date {text!r}") from None
+    if not _MIN_ORDINAL <= ordinal <= _MAX_ORDINAL:
+        raise ValueError(f"date {text!r} outside {MIN_DATE}..{MAX_DATE}")
+    return ordinal
+
+
 def _iso_ordinal(text: str) -> int:
     """``YYYY-MM-DD`` -> day ordinal, memoised."""
     ordinal = _DATE_CACHE.get(text)
     if ordinal is not None:
         return ordinal
-    if len(text) != 10 or text[4] != "-" or text[7] != "-" or not (text[:4] + text[5:7] + text[8:]).isdigit():
+    if len(text) != 10 or text[4] != "-" or text[7] != "-":
         raise ValueError(f"bad date {text!r}")
-    ordinal = date(int(text[:4]), int(text[5:7]), int(text[8:])).toordinal()
+    ordinal = _ordinal(text, text[:4], text[5:7], text[8:])
     if len(_DATE_CACHE) >= _CACHE_LIMIT:
         _DATE_CACHE.clear()
     _DATE_CACHE[text] = ordinal
@@ -287,9 +332,29 @@ def _iso_ordinal(text: str) -> int:
 
 def _compact_ordinal(text: str) -> int:
     """``YYYYMMDD`` -> day ordinal."""
-    if len(text) != 8 or not text.isdigit():
+    if len(text) != 8:
         raise ValueError(f"bad date {text!r}")
-    return date(int(text[:4]), int(text[4:6]), int(text[6:])).toordinal()
+    return _ordinal(text, text[:4], text[4:6], text[6:])
+
+
+_TRADE_DAYS: dict[str, FeedDate] = {}
+
+
+def _trade_day(text: str) -> FeedDate:
+    """``MM/DD/YYYY`` (Level 1 "Most Recent Trade Date") -> the context that places a time on that day.
+
+    A context at noon puts every time of day on its own day (it is never more than
+    12 h away), so dated trades reuse :class:`FeedDate` and its per-second memo.
+    """
+    day = _TRADE_DAYS.get(text)
+    if day is None:
+        if len(text) != 10 or text[2] != "/" or text[5] != "/":
+            raise ValueError(f"bad trade date {text!r}, expected MM/DD/YYYY")
+        day = FeedDate.at(_ordinal(text, text[6:], text[:2], text[3:5]), _HALF_DAY_S)
+        if len(_TRADE_DAYS) >= _CACHE_LIMIT:
+            _TRADE_DAYS.clear()
+        _TRADE_DAYS[text] = day
+    return day
 
 
 def _iso_datetime_ns(text: str) -> int:
@@ -367,6 +432,24 @@ _CONNECTION_NAMES: Final[dict[str, bool]] = {
     "SERVER RECONNECT FAILED": False,
 }
 _STATS_STATUS_INDEX: Final = 12
+_STATS_COUNTS: Final = (
+    (3, "ServerPort", 65_535),
+    (4, "MaxSymbols", INT64_MAX),
+    (5, "NumberOfSymbols", INT64_MAX),
+    (6, "ClientsConnected", INT64_MAX),
+    (7, "SecondsSinceLastUpdate", INT64_MAX),
+    (8, "Reconnections", INT64_MAX),
+    (9, "AttemptedReconnections", INT64_MAX),
+)
+_STATS_AMOUNTS: Final = (
+    (15, "TotalKBsRecv"),
+    (16, "KBsPerSecRecv"),
+    (17, "AvgKBsPerSecRecv"),
+    (18, "TotalKBsSent"),
+    (19, "KBsPerSecSent"),
+    (20, "AvgKBsPerSecSent"),
+)
+"""Where ``S,STATS`` carries numbers (pyiqfeed reads the same positions as int and float)."""
 
 
 def parse_system(parts: list[str], line: str) -> System:
@@ -385,7 +468,31 @@ def parse_system(parts: list[str], line: str) -> System:
             connected = False
         else:
             raise ProtocolError(f"S,STATS with unknown status {status!r}", line)
+        _check_stats_numbers(parts, line)
     return System(name=name, fields=_strip_trailing_empty(parts[2:]), connected=connected)
+
+
+def _check_stats_numbers(parts: list[str], line: str) -> None:
+    """Counts must be integers in range and KB figures finite and not negative.
+
+    The fields are kept as text, but a dashboard or alert that reads them must be able
+    to trust them. Empty fields (``Not Connected`` leaves several empty) and missing
+    trailing ones are accepted, as before.
+    """
+    for index, what, limit in _STATS_COUNTS:
+        text = parts[index] if index < len(parts) else ""
+        try:
+            _optional_count(text, limit)
+        except ValueError as exc:
+            raise ProtocolError(f"S,STATS {what} is not a count ({exc})", line) from None
+    for index, what in _STATS_AMOUNTS:
+        text = parts[index] if index < len(parts) else ""
+        try:
+            value = _optional_float(text)
+        except ValueError as exc:
+            raise ProtocolError(f"S,STATS {what} is not a number ({exc})", line) from None
+        if value is not None and value < 0:
+            raise ProtocolError(f"S,STATS {what} {text[:30]!r} is negative", line)
 
 
 def parse_heartbeat(parts: list[str], line: str) -> Heartbeat:
@@ -468,11 +575,12 @@ _SLOT_FIELDS: Final = (
     "Message Contents",
     "Most Recent Trade Conditions",
     "TickID",
+    "Most Recent Trade Date",
     "Bid Time",
     "Ask Time",
 )
 
-DEFAULT_LAYOUT: Final = UpdateLayout(("Symbol", *DEFAULT_UPDATE_FIELDS))
+DEFAULT_LAYOUT: Final = UpdateLayout(("Symbol", *IQFEED_DEFAULT_FIELDS))
 
 _CONDITIONS_CACHE: dict[str, tuple[str, ...]] = {"": ()}
 _HEX: Final = frozenset("0123456789ABCDEFabcdef")
@@ -502,8 +610,16 @@ def _optional_float(text: str) -> float | None:
     return value
 
 
-def _optional_int(text: str) -> int | None:
-    return int(text) if text else None
+def _count(text: str, limit: int = INT64_MAX) -> int:
+    """A size, volume, count or id: an integer in 0..``limit`` (its column's range)."""
+    value = int(text)
+    if not 0 <= value <= limit:
+        raise ValueError(f"{text[:30]!r} outside 0..{limit}")
+    return value
+
+
+def _optional_count(text: str, limit: int = INT64_MAX) -> int | None:
+    return _count(text, limit) if text else None
 
 
 def decode_update(parts: list[str], layout: UpdateLayout, when: FeedDate, line: str) -> list[Event]:
@@ -514,8 +630,14 @@ def decode_update(parts: list[str], layout: UpdateLayout, when: FeedDate, line: 
     in the field list a line is a quote, plus a trade when it has a trade price. Quote
     time: the trade's when the line also has a trade, else the later of Bid/Ask Time
     when selected, else the latest heartbeat (the default fields give quotes no time).
-    This is the hot path (hundreds of thousands of lines a second), hence the locals
-    and the inlined conversions.
+    A trade's date is its Most Recent Trade Date when selected and not empty, else the
+    heartbeat's (see :class:`FeedDate`).
+
+    Every number must fit the column that stores it (sizes, volumes and tick ids
+    0..Int64 max, market center 0..Int32 max, prices finite): a value that does not
+    would fail every insert of its batch, or msgpack, downstream, so the whole line is
+    a :class:`ProtocolError` instead. This is the hot path (hundreds of thousands of
+    lines a second), hence the locals and the inlined conversions and checks.
     """
     if len(parts) < layout.width:
         raise ProtocolError(f"update has {len(parts) - 1} fields, the field list names {layout.width - 1}", line)
@@ -523,7 +645,8 @@ def decode_update(parts: list[str], layout: UpdateLayout, when: FeedDate, line: 
     if not symbol:
         raise ProtocolError("update without a symbol", line)
     parts.append("")  # what index -1 (a field not selected) reads
-    i_last, i_size, i_time, i_center, i_volume, i_bid, i_bid_size, i_ask, i_ask_size, i_contents, i_conditions, i_tick, _, _ = layout.slots
+    (i_last, i_size, i_time, i_center, i_volume, i_bid, i_bid_size, i_ask, i_ask_size, i_contents, i_conditions,
+     i_tick, i_date, _, _) = layout.slots
     contents = parts[i_contents] if layout.has_contents else ("C" if parts[i_last] else "") + "ba"
     if "C" in contents:
         basis = "C"
@@ -541,18 +664,28 @@ def decode_update(parts: list[str], layout: UpdateLayout, when: FeedDate, line: 
                 raise ProtocolError("trade flagged but the field list has no trade fields", line)
             price = float(parts[i_last])
             size = int(parts[i_size])
-            if price - price != 0.0 or size < 0:
-                raise ProtocolError("trade price not finite or size negative", line)
+            if price - price != 0.0 or not 0 <= size <= INT64_MAX:
+                raise ProtocolError(f"trade price not finite or size outside 0..{INT64_MAX}", line)
+            trade_date = parts[i_date]
+            day = (_TRADE_DAYS.get(trade_date) or _trade_day(trade_date)) if trade_date else when
             text = parts[i_time]
             frac = text[9:]
             if len(text) == 15 and text[8] == "." and frac.isdigit():
-                trade_ns = (when.seconds.get(text[:8]) or when.second_ns(text[:8])) + int(frac) * 1000
+                trade_ns = (day.seconds.get(text[:8]) or day.second_ns(text[:8])) + int(frac) * 1000
             else:
                 second, frac_ns = _split_time(text)
-                trade_ns = when.trade_ns(second, frac_ns)
+                trade_ns = day.trade_ns(second, frac_ns)
             center = parts[i_center]
             volume = parts[i_volume]
             tick = parts[i_tick]
+            market_center = int(center) if center else 0
+            total_volume = int(volume) if volume else 0
+            tick_id = int(tick) if tick else 0
+            if not (0 <= market_center <= INT32_MAX and 0 <= total_volume <= INT64_MAX and 0 <= tick_id <= INT64_MAX):
+                raise ProtocolError(
+                    f"trade market center outside 0..{INT32_MAX} or total volume or tick id outside 0..{INT64_MAX}",
+                    line,
+                )
             conditions = parts[i_conditions]
             events.append(
                 Trade(
@@ -561,9 +694,9 @@ def decode_update(parts: list[str], layout: UpdateLayout, when: FeedDate, line: 
                     size=size,
                     ts_ns=trade_ns,
                     conditions=_CONDITIONS_CACHE.get(conditions) or split_conditions(conditions),
-                    market_center=int(center) if center else None,
-                    tick_id=int(tick) if tick else None,
-                    total_volume=int(volume) if volume else None,
+                    market_center=market_center if center else None,
+                    tick_id=tick_id if tick else None,
+                    total_volume=total_volume if volume else None,
                     basis=basis,
                 )
             )
@@ -574,15 +707,19 @@ def decode_update(parts: list[str], layout: UpdateLayout, when: FeedDate, line: 
             ask_size = parts[i_ask_size]
             bid_price = float(bid) if bid else 0.0
             ask_price = float(ask) if ask else 0.0
+            bid_count = int(bid_size) if bid_size else 0
+            ask_count = int(ask_size) if ask_size else 0
             if bid_price - bid_price != 0.0 or ask_price - ask_price != 0.0:
                 raise ProtocolError("quote price not finite", line)
+            if not (0 <= bid_count <= INT64_MAX and 0 <= ask_count <= INT64_MAX):
+                raise ProtocolError(f"quote size outside 0..{INT64_MAX}", line)
             events.append(
                 Quote(
                     symbol=symbol,
                     bid=bid_price if bid else None,
-                    bid_size=int(bid_size) if bid_size else None,
+                    bid_size=bid_count if bid_size else None,
                     ask=ask_price if ask else None,
-                    ask_size=int(ask_size) if ask_size else None,
+                    ask_size=ask_count if ask_size else None,
                     ts_ns=trade_ns or _quote_ns(parts, layout, when),
                 )
             )
@@ -643,8 +780,10 @@ class Level1Decoder:
     """Turns Level 1 lines into events, keeping the state IQFeed makes a client keep.
 
     That state is the update field list (``S,CURRENT UPDATE FIELDNAMES`` changes how
-    every later ``Q``/``P`` line reads) and the latest heartbeat date (trade times have
-    none). Until the first heartbeat the wall clock (``clock``, epoch ns) stands in.
+    every later ``Q``/``P`` line reads) and the latest heartbeat date (quote times are
+    the heartbeat's, and a trade time has no date unless Most Recent Trade Date is
+    selected). Until the first heartbeat the wall clock (``clock``, epoch ns) stands in;
+    :meth:`new_socket` keeps the date context across reconnects.
 
     Fundamental, regional, news and trade-correction lines (F/R/N/C, see
     :data:`SKIPPED_LEVEL1`) yield no event. Each one is checked for its identifying
@@ -678,6 +817,18 @@ class Level1Decoder:
         self.on_skip = on_skip
         self.skipped: dict[str, int] = {}
         """Lines that yielded no event, per :attr:`SkippedKind.counter`, since construction."""
+
+    def new_socket(self) -> None:
+        """A new connection starts: IQFeed's default field list again, the date context kept.
+
+        IQFeed forgets a connection's field selection with the socket, so lines read
+        in the default layout until the selection is answered again. The latest
+        heartbeat stays the date context: it is the feed's own word on the date, and
+        the first lines of a socket can precede its first heartbeat; the wall clock
+        would date them wrongly whenever the feed is not live (a replay, a lagging
+        IQConnect). The next heartbeat replaces it within a second.
+        """
+        self.layout = DEFAULT_LAYOUT
 
     def decode(self, line: str) -> list[Event]:
         """Decode one line (without its line ending); raises only :class:`ProtocolError`."""
@@ -813,7 +964,7 @@ def decode_level2(line: str, on_skip: SkipHook | None = None) -> list[Event]:
                     action=_ORDER_ACTIONS[kind],
                     side=_side(parts[4]),
                     price=_optional_float(parts[5]),
-                    size=_optional_int(parts[6]),
+                    size=_optional_count(parts[6]),
                     order_id=parts[2],
                     mmid=parts[3],
                     ts_ns=_depth_ns(parts[9], parts[10]),
@@ -839,8 +990,8 @@ def decode_level2(line: str, on_skip: SkipHook | None = None) -> list[Event]:
                     action="summary" if kind == "7" else "update",
                     side=_side(parts[2]),
                     price=_optional_float(parts[3]),
-                    size=_optional_int(parts[4]),
-                    order_count=_optional_int(parts[5]),
+                    size=_optional_count(parts[4]),
+                    order_count=_optional_count(parts[5]),
                     ts_ns=_depth_ns(parts[7], parts[8]),
                 )
             ]
@@ -908,7 +1059,7 @@ def _decode_market_maker(parts: list[str], line: str) -> list[Event]:
                 action=action,
                 side="bid",
                 price=_optional_float(parts[3]),
-                size=_optional_int(parts[5]),
+                size=_optional_count(parts[5]),
                 mmid=mmid,
                 ts_ns=_depth_ns(parts[7], day),
             )
@@ -920,7 +1071,7 @@ def _decode_market_maker(parts: list[str], line: str) -> list[Event]:
                 action=action,
                 side="ask",
                 price=_optional_float(parts[4]),
-                size=_optional_int(parts[6]),
+                size=_optional_count(parts[6]),
                 mmid=mmid,
                 ts_ns=_depth_ns(parts[10], day),
             )
@@ -1009,13 +1160,13 @@ def _tick_row(data: list[str], symbol: str, request_id: str, line: str) -> Histo
         symbol=symbol,
         ts_ns=_iso_datetime_ns(data[0]),
         price=price,
-        size=int(data[2]),
-        total_volume=int(data[3]),
+        size=_count(data[2]),
+        total_volume=_count(data[3]),
         bid=_optional_float(data[4]),
         ask=_optional_float(data[5]),
-        tick_id=int(data[6]),
+        tick_id=_count(data[6]),
         basis=data[7],
-        market_center=_optional_int(data[8]),
+        market_center=_optional_count(data[8], INT32_MAX),
         conditions=split_conditions(data[9]),
         request_id=request_id,
     )
@@ -1031,9 +1182,9 @@ def _bar_row(data: list[str], symbol: str, request_id: str, line: str) -> Histor
         low=_finite(data[2]),
         open=_finite(data[3]),
         close=_finite(data[4]),
-        volume=int(data[5]),
-        period_volume=int(data[6]),
-        trades=_optional_int(data[7]),
+        volume=_count(data[5]),
+        period_volume=_count(data[6]),
+        trades=_optional_count(data[7]),
         request_id=request_id,
     )
 
@@ -1041,7 +1192,7 @@ def _bar_row(data: list[str], symbol: str, request_id: str, line: str) -> Histor
 def _daily_row(data: list[str], symbol: str, request_id: str, line: str) -> HistoryBar:
     if len(data) < 7:
         raise ProtocolError(f"daily row needs 7 fields, got {len(data)}", line)
-    volume = int(data[5])
+    volume = _count(data[5])
     return HistoryBar(
         symbol=symbol,
         ts_ns=eastern_to_ns(_iso_ordinal(data[0][:10]), 0),
@@ -1051,7 +1202,7 @@ def _daily_row(data: list[str], symbol: str, request_id: str, line: str) -> Hist
         close=_finite(data[4]),
         volume=volume,
         period_volume=volume,
-        open_interest=_optional_int(data[6]),
+        open_interest=_optional_count(data[6]),
         request_id=request_id,
     )
 

@@ -44,6 +44,12 @@ def settings_for(sim: IQFeedSimulator, **overrides: Any) -> FeedSettings:
     return FeedSettings(**values)
 
 
+def silence_in_every_session(seconds: float) -> dict[str, float]:
+    """Per-symbol silence thresholds for every market session, so a test that needs silence
+    detection does not depend on when it runs (the thresholds follow the NYSE calendar)."""
+    return {"symbol_silence_s": seconds, "symbol_silence_extended_s": seconds, "symbol_silence_closed_s": seconds}
+
+
 class Recorder:
     """A thread-safe sink that lets a test wait for the events it expects."""
 

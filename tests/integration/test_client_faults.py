@@ -21,6 +21,7 @@ from tests.integration._feed_support import (
     running_client,
     running_simulator,
     settings_for,
+    silence_in_every_session,
     wait_until,
 )
 
@@ -136,7 +137,7 @@ def test_refused_connections_are_retried_with_backoff_until_the_ports_reopen(sim
 
 def test_silent_symbol_gets_a_window_of_its_own_and_is_rewatched(sim: IQFeedSimulator) -> None:
     recorder = Recorder()
-    with running_client(settings_for(sim, symbol_silence_s=0.8), recorder) as client:
+    with running_client(settings_for(sim, **silence_in_every_session(0.8)), recorder) as client:
         assert not recorder.wait_market_data(SYMBOLS, 0)
         sim.faults.silence_symbol("MSFT", 2.5)
         assert wait_until(lambda: any(w.symbol == "MSFT" for w in client.outages), 5)
@@ -148,3 +149,25 @@ def test_silent_symbol_gets_a_window_of_its_own_and_is_rewatched(sim: IQFeedSimu
         assert window.end_ns - window.start_ns >= 2_000_000_000
         assert client.counters["silent_symbols"] >= 1
         assert client.state.level1.reconnects == 0  # one symbol's silence does not recycle the feed
+
+
+
+def test_a_silent_symbols_window_closes_on_its_next_data_even_after_a_reconnect(sim: IQFeedSimulator) -> None:
+    recorder = Recorder()
+    with running_client(settings_for(sim, **silence_in_every_session(1.0)), recorder) as client:
+        assert not recorder.wait_market_data(SYMBOLS, 0)
+        sim.faults.silence_symbol("MSFT")
+        assert wait_until(lambda: any(w.symbol == "MSFT" for w in client.outages), 5), "no window for the silence"
+        sim.faults.drop_connections()  # the reconnect re-watches every symbol
+        assert wait_until(lambda: closed_window(client, "level1") is not None, 10)
+        resumed = time.time_ns()
+        sim.faults.clear()  # MSFT trades again right after the reconnect, before any silence check
+        assert not recorder.wait_market_data(["MSFT"], resumed, timeout_s=10), "MSFT data did not come back"
+        assert wait_until(lambda: closed_window(client, "level1", "MSFT") is not None, 5), (
+            f"MSFT's window is still open after its data resumed: {client.outages}")
+        assert closed_window(client, "level1", "MSFT").end_ns >= resumed
+        # Later silences are recorded again: a second window of its own, which closes too.
+        sim.faults.silence_symbol("MSFT", 2.5)
+        assert wait_until(lambda: len([w for w in client.outages if w.symbol == "MSFT"]) == 2, 5)
+        assert wait_until(lambda: all(w.end_ns for w in client.outages if w.symbol == "MSFT"), 10)
+        assert client.counters["silent_symbols"] == 2

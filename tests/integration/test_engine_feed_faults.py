@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from collectors.backfill import BACKFILL_MARGIN_NS
 from collectors.engine import Engine
 from config import load_settings
 from tests.integration.pipeline import assert_stored_exactly_once, wait_until
@@ -84,9 +85,9 @@ def test_trades_missed_during_an_outage_are_backfilled_once_from_tick_history(ch
     finally:
         engine.stop()
     assert_stored_exactly_once(engine.store, ingested)
-    rows = engine.store.query(f"SELECT symbol, ts_ns, price, size, backfilled FROM {table}")
-    trades = [(s, t, p, z) for s, t, p, z, _ in rows]
+    rows = engine.store.query(f"SELECT symbol, ts_ns, total_volume, price, size, backfilled FROM {table}")
+    trades = [row[:5] for row in rows]
     assert len(trades) == len(set(trades)), "a backfilled trade duplicates a live one"
-    backfilled = [r for r in rows if r[4] == 1]
-    assert all(window.start_ns < r[1] <= window.end_ns for r in backfilled)
+    backfilled = [r for r in rows if r[5] == 1]
+    assert all(window.start_ns - BACKFILL_MARGIN_NS <= r[1] <= window.end_ns + BACKFILL_MARGIN_NS for r in backfilled)
     assert {r[0] for r in backfilled} <= {"AAPL", "MSFT", "SPY"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import urllib.error
 import urllib.request
 
@@ -69,3 +70,21 @@ def test_healthz_recovers_after_a_single_dropped_event_while_metrics_keep_the_co
         assert "tickops_producer_dropped_total 1.0" in _get(f"{base}/metrics")[1]
     finally:
         server.stop()
+
+
+@pytest.mark.timeout(30)
+def test_metrics_export_producer_rejects_spool_failures_and_the_bus_and_store_bounds():
+    status = idle_status()
+    spool = replace(status.producer.spool, write_failures=3, corrupt_bytes=40, failing=True)
+    status = replace(status, producer=replace(status.producer, rejected=2, spool=spool),
+                     bus_stats={"refused_bytes": 4, "bytes": 1000}, store_stats={"open": 2, "exhausted": 1})
+    server = start_monitoring(lambda: status, "127.0.0.1", 0)
+    assert server is not None
+    try:
+        metrics = _get(f"http://127.0.0.1:{server.port}/metrics")[1]
+    finally:
+        server.stop()
+    for line in ("tickops_producer_rejected_total 2.0", "tickops_spool_write_failures_total 3.0",
+                 "tickops_spool_corrupt_bytes_total 40.0", "tickops_spool_failing 1.0",
+                 'tickops_bus_resource{stat="refused_bytes"} 4.0', 'tickops_store_resource{stat="exhausted"} 1.0'):
+        assert line in metrics, line

@@ -40,8 +40,8 @@ def test_help_lists_the_flags() -> None:
                          capture_output=True, text=True, timeout=20)
     assert out.returncode == 0
     for flag in ("--host", "--level1-port", "--level2-port", "--admin-port", "--lookup-port", "--symbols", "--rate",
-                 "--replay", "--speed", "--seed", "--shift-to-today", "--watch-limit", "--wrong-login",
-                 "--exit-after", "--connect-delay"):
+                 "--replay", "--speed", "--seed", "--shift-to-today", "--watch-limit", "--watch-limit-per-connection", "--wrong-login",
+                 "--exit-after", "--connect-delay", "--history-ticks", "--trade-log"):
         assert flag in out.stdout
 
 
@@ -73,3 +73,19 @@ def test_a_bad_setting_is_a_usage_error() -> None:
     out = subprocess.run([sys.executable, "-m", "collectors.iqfeed.simulator", "--speed", "5000"], cwd=ROOT,
                          capture_output=True, text=True, timeout=20)
     assert out.returncode == 2 and "speed=5000" in out.stderr
+
+
+def test_watch_limit_per_connection_flag_gives_each_connection_its_own_limit() -> None:
+    proc, ports = _launch("--watch-limit", "1", "--watch-limit-per-connection")
+    try:
+        with connect(ports["level1"]) as one, connect(ports["level1"]) as two:
+            one.send("wAAPL")
+            one.expect("P,AAPL,")
+            two.send("wMSFT")
+            assert two.expect("P,").startswith("P,MSFT,")
+            one.send("wMSFT")
+            assert one.expect("S,SYMBOL") == "S,SYMBOL LIMIT REACHED,MSFT"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        proc.kill()

@@ -32,6 +32,7 @@ from tests.integration.pipeline import (
     stored_kinds,
     wait_until,
 )
+from tests.integration.test_writer_table_faults import WrappedStore
 
 
 @dataclass
@@ -131,13 +132,13 @@ def test_writer_restart_between_insert_and_commit_stores_each_event_once(pipelin
     assert_stored_exactly_once(pipeline.store, events)
 
 
-class LostAcknowledgementStore(Store):
+class LostAcknowledgementStore(WrappedStore):
     """The real store, except that chosen inserts fail: some after the server stored the rows (the
     acknowledgement was lost), some before. Reproduces an ambiguous outage deterministically."""
 
     def __init__(self, inner: Store, fail_after: set[int], fail_before: set[int]) -> None:
-        self.database = inner.database
-        self._inner, self._after, self._before = inner, fail_after, fail_before
+        super().__init__(inner)
+        self._after, self._before = fail_after, fail_before
         self.inserts = 0
         self.injected = {"before": 0, "after": 0}
         self._lock = threading.Lock()  # the writer inserts tables concurrently
@@ -156,15 +157,6 @@ class LostAcknowledgementStore(Store):
                 self.injected["after"] += 1
             raise StorageUnavailable("injected: connection reset after the insert was sent")
         return rows
-
-    def execute(self, sql: str) -> None:
-        self._inner.execute(sql)
-
-    def query(self, sql: str) -> list[tuple[Any, ...]]:
-        return self._inner.query(sql)
-
-    def close(self) -> None:
-        self._inner.close()
 
 
 @pytest.mark.timeout(120)

@@ -9,7 +9,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +34,34 @@ from tests.integration.pipeline import (
 )
 
 
-class SlowFlakyTrades(Store):
+class WrappedStore(Store):
+    """The real store, every call passed through; a test's subclass changes ``insert_columns`` to inject a fault."""
+
+    def __init__(self, inner: Store) -> None:
+        self.database = inner.database
+        self._inner = inner
+
+    def insert_columns(self, table: str, columns: Sequence[str], data: Sequence[Sequence[Any]]) -> int:
+        return self._inner.insert_columns(table, columns, data)
+
+    def execute(self, sql: str) -> None:
+        self._inner.execute(sql)
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        return self._inner.query(sql)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class SlowFlakyTrades(WrappedStore):
     """The real store, except that trades inserts are slow (the batch's other tables finish first) and the
     chosen ones fail: before storing, after storing (the acknowledgement lost), or with a non-storage error."""
 
     def __init__(self, inner: Store, fail_before: set[int], fail_after: set[int], delay_s: float = 0.03,
                  fail_other: set[int] = frozenset()) -> None:  # type: ignore[assignment]
-        self.database = inner.database
-        self._inner, self._before, self._after, self._delay_s = inner, fail_before, fail_after, delay_s
+        super().__init__(inner)
+        self._before, self._after, self._delay_s = fail_before, fail_after, delay_s
         self._other = fail_other
         self.trade_inserts = 0
         self._lock = threading.Lock()
@@ -62,23 +82,16 @@ class SlowFlakyTrades(Store):
             raise StorageUnavailable("injected: trades acknowledgement lost")
         return rows
 
-    def execute(self, sql: str) -> None:
-        self._inner.execute(sql)
-
-    def query(self, sql: str) -> list[tuple[Any, ...]]:
-        return self._inner.query(sql)
-
-    def close(self) -> None:
-        self._inner.close()
-
 
 class CheckedCommits(BusConsumer):
     """Wraps the writer's consumer: at every commit, each stored-kind record read below the committed
-    offset must already be in storage, and no committed offset may move backwards."""
+    offset must already be in storage (its row, or another copy of its event), or be acknowledged as a dead
+    letter (``dead_lettered()``), and no committed offset may move backwards."""
 
-    def __init__(self, inner: BusConsumer, store: Store, topics: TopicSet) -> None:
-        self._inner, self._store, self._topics = inner, store, topics
-        self.read: dict[TopicPartition, set[int]] = defaultdict(set)
+    def __init__(self, inner: BusConsumer, store: Store, topics: TopicSet,
+                 dead_lettered: Callable[[], Set[tuple[TopicPartition, int]]] = frozenset) -> None:
+        self._inner, self._store, self._topics, self._dead_lettered = inner, store, topics, dead_lettered
+        self.read: dict[TopicPartition, dict[int, tuple[str, int]]] = defaultdict(dict)  # offset -> (source, seq)
         self.committed: dict[TopicPartition, int] = {}
         self.commits = 0
         self.violations: list[str] = []
@@ -90,7 +103,7 @@ class CheckedCommits(BusConsumer):
         records = self._inner.poll_batch(max_records, timeout_s)
         for record in records:
             if isinstance(record, BusRecord) and table_for(record.event) == self._topics.table_for_topic(record.topic):
-                self.read[record.position].add(record.offset)
+                self.read[record.position][record.offset] = (record.event.source, record.event.seq)
         return records
 
     def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
@@ -101,11 +114,15 @@ class CheckedCommits(BusConsumer):
             below = {o for o in self.read[tp] if o < offset}
             if table is None or not below:
                 continue
-            stored = {int(o) for (o,) in self._store.query(
-                f"SELECT bus_offset FROM {self._store.table(table)} "
-                f"WHERE bus_partition = {tp.partition} AND bus_offset < {offset}")}
-            if below - stored:
-                self.violations.append(f"{tp} committed {offset} with {len(below - stored)} rows below it not stored")
+            rows = self._store.query(f"SELECT bus_offset, source, seq FROM {self._store.table(table)} "
+                                     f"WHERE bus_partition = {tp.partition} AND bus_offset < {offset}")
+            stored = {int(o) for o, _, _ in rows}
+            events = {(source, int(seq)) for _, source, seq in rows}
+            missing = {o for o in below - stored if self.read[tp][o] not in events}
+            missing -= {o for (p, o) in self._dead_lettered() if p == tp}
+            if missing:
+                self.violations.append(f"{tp} committed {offset} with {len(missing)} rows below it neither stored "
+                                       f"nor dead-lettered")
         self._inner.commit(offsets)
         self.committed.update(offsets)
         self.commits += 1
@@ -126,16 +143,23 @@ class CheckedCommits(BusConsumer):
         self._inner.close()
 
 
-@pytest.fixture(params=["memory", "kafka"])
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+def writer_settings(bus_kind: str, tmp_path: Path, bootstrap: str | None = None) -> Settings:
+    """Fresh topics (2 partitions) and consumer group; ``bootstrap`` for Kafka."""
     prefix = f"wp-{uuid.uuid4().hex[:10]}"
     kafka: dict[str, Any] = {"topic_prefix": prefix, "partitions": 2, "consumer_group": f"{prefix}-writer",
                              "session_timeout_ms": 6000}
-    if request.param == "kafka":
-        kafka["bootstrap_servers"] = request.getfixturevalue("kafka_bootstrap")
-    yield Settings(data_dir=tmp_path, bus={"kind": request.param}, kafka=kafka)
-    if request.param == "kafka":
-        delete_topics(kafka["bootstrap_servers"], prefix)
+    if bootstrap is not None:
+        kafka["bootstrap_servers"] = bootstrap
+    return Settings(data_dir=tmp_path, bus={"kind": bus_kind}, kafka=kafka)
+
+
+@pytest.fixture(params=["memory", "kafka"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    kafka = request.param == "kafka"
+    made = writer_settings(request.param, tmp_path, request.getfixturevalue("kafka_bootstrap") if kafka else None)
+    yield made
+    if kafka:
+        delete_topics(made.kafka.bootstrap_servers, made.kafka.topic_prefix)
 
 
 def run_writer(settings: Settings, store: Store, flaky: SlowFlakyTrades, events: list) -> tuple[Writer, CheckedCommits]:

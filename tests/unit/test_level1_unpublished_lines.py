@@ -45,7 +45,7 @@ def test_the_sample_log_is_once_per_kind_for_the_connection_not_per_socket(caplo
     line = UNPUBLISHED_LEVEL1["fundamentals_skipped"]
     with caplog.at_level(logging.DEBUG, logger="collectors.iqfeed.connections"):
         conn._handle_lines([line], recv_ns=2)
-        conn._begin_socket()  # a reconnect builds a new decoder
+        conn._begin_socket()  # a reconnect: a new socket, IQFeed's default field list again
         conn._handle_lines([FIELDNAMES, line], recv_ns=3)
     assert counters.snapshot()["fundamentals_skipped"] == 2
     assert sum(getattr(r, "counter", None) == "fundamentals_skipped" for r in caplog.records) == 1

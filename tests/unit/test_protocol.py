@@ -13,7 +13,7 @@ import pytest
 from collectors.events import Depth, FeedError, Heartbeat, HistoryBar, HistoryTick, Quote, SymbolNotFound, System, Trade
 from collectors.iqfeed import decode as decode_cli
 from collectors.iqfeed.protocol import (
-    DEFAULT_UPDATE_FIELDS,
+    IQFEED_DEFAULT_FIELDS,
     SKIPPED_LEVEL1_COUNTERS,
     FeedDate,
     InvalidSymbol,
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.timeout(30)
 
 NY = ZoneInfo("America/New_York")
 HISTORY = Path("/work/shared/iqfeed/samples/history_ticks_2021-03-01_to_03.csv")
-FIELDNAMES = "S,CURRENT UPDATE FIELDNAMES,Symbol," + ",".join(DEFAULT_UPDATE_FIELDS)
+FIELDNAMES = "S,CURRENT UPDATE FIELDNAMES,Symbol," + ",".join(IQFEED_DEFAULT_FIELDS)
 
 
 def eastern_ns(*args: int) -> int:

@@ -40,6 +40,8 @@ def test_symbol_count_generates_distinct_valid_names() -> None:
         ({"protocol_versions": ("6.3",)}, "protocol_versions"),
         ({"watch_limit": 0}, "watch_limit"),
         ({"client_buffer_bytes": 10}, "client_buffer_bytes"),
+        ({"trade_log": Path("/no/such/directory/trades.csv")}, "trade_log"),
+        ({"trade_log": Path("/tmp")}, "trade_log"),
     ],
 )
 def test_bad_settings_are_rejected_naming_the_setting(overrides: dict, named: str) -> None:

@@ -1,16 +1,20 @@
 """The writer's pure parts: batches close on size or age, routing covers every record's offset,
-and inserts split into runs that each land in one table partition."""
+inserts split into runs that each land in one table partition, values out of their column's range
+are named, and copies of an event are dropped within the bounds of the recent-key cache."""
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from bus.base import BusRecord, PoisonRecord, TopicPartition
 from bus.codec import decode
 from bus.topics import TopicSet
 from collectors.events import Heartbeat, Quote, Trade
-from storage.batching import BatchBuffer, route
+from storage.batching import BatchBuffer, InsertBatch, route
+from storage.dedup import DuplicateFilter, RecentKeys, identities, stored_identity
 from storage.inserter import _BUCKET_NS, _leading_run
+from storage.rows import out_of_range, to_batches
 
 TOPICS = TopicSet("p")
 
@@ -73,3 +77,64 @@ def test_insert_runs_stop_where_the_time_bucket_changes_so_each_insert_is_one_pa
     assert _leading_run(records) == 2
     assert _leading_run(records[2:]) == 1
     assert _leading_run([trade_record(i, ts_ns=i * (_BUCKET_NS // 10)) for i in range(10)]) == 10
+
+
+def test_values_a_column_cannot_hold_are_named_with_the_row_and_the_reason():
+    good = Trade(symbol="A", price=1.5, size=2**63 - 1, ts_ns=-(2**63), market_center=2**31 - 1, source="s", seq=2**64 - 1)
+    bad_size = msgspec.structs.replace(good, size=2**63)
+    bad_center = msgspec.structs.replace(good, market_center=2**31)
+    nan_price = msgspec.structs.replace(good, price=float("nan"))
+    batch = to_batches([good, bad_size, good, bad_center, nan_price], stored_ns=1)["trades"]
+    assert out_of_range(batch) == {
+        1: "trades.size = 9223372036854775808 does not fit its column type Int64",
+        3: "trades.market_center = 2147483648 does not fit its column type Int32",
+        4: "trades.price = nan does not fit its column type Float64 (finite)",
+    }
+    assert out_of_range(to_batches([good] * 3, stored_ns=1)["trades"]) == {}
+
+
+def test_missing_quote_sides_are_in_range_and_infinite_ones_are_not():
+    quote = Quote(symbol="A", bid=None, bid_size=None, ask=1.0, ask_size=5, ts_ns=1, seq=1)
+    infinite = msgspec.structs.replace(quote, ask=float("-inf"))
+    batch = to_batches([quote, infinite, quote], stored_ns=1)["quotes"]
+    assert out_of_range(batch) == {1: "quotes.ask = -inf does not fit its column type Nullable(Float64) (finite)"}
+
+
+def routed(*offsets_and_events: tuple[int, int, Trade]) -> InsertBatch:
+    return route([BusRecord(TOPICS.trades, p, o, b"A", e) for p, o, e in offsets_and_events], TOPICS)
+
+
+def test_a_copy_of_an_event_is_dropped_in_its_batch_and_in_later_batches_of_its_partition():
+    duplicates = DuplicateFilter(capacity=100)
+    duplicates.load([TopicPartition(TOPICS.trades, 0)], {})
+    a, b, c = (Trade(symbol="A", price=1.0, size=1, ts_ns=1, source="s", seq=seq) for seq in (1, 2, 3))
+    first = routed((0, 10, a), (0, 11, b), (0, 12, a))
+    assert duplicates.drop_duplicates(first) == 1
+    assert [r.offset for r in first.rows["trades"]] == [10, 11]
+    assert first.offsets == {TopicPartition(TOPICS.trades, 0): 13}  # the commit still moves past the copy
+    later = routed((0, 13, msgspec.structs.replace(b, recv_ns=99)), (0, 14, c))
+    assert duplicates.drop_duplicates(later) == 1 and [r.offset for r in later.rows["trades"]] == [14]
+    assert duplicates.duplicates == 2
+
+
+def test_keys_loaded_from_storage_catch_a_copy_after_a_restart():
+    stored = Trade(symbol="A", price=1.0, size=1, ts_ns=1, source="sim@1", seq=7)
+    duplicates = DuplicateFilter(capacity=100)
+    tp = TopicPartition(TOPICS.trades, 1)
+    duplicates.load([tp], {tp: [stored_identity(("sim@1", "7"))]})  # as a query returns it
+    batch = routed((1, 50, stored))
+    assert duplicates.drop_duplicates(batch) == 1 and batch.rows["trades"] == []
+    assert identities([stored]) == [stored_identity((stored.source, stored.seq))]
+
+
+def test_recent_keys_stay_within_their_capacity_and_count_what_they_forget():
+    keys = RecentKeys(capacity=3)
+    assert all(keys.admit(k) for k in "abcde")
+    keys.trim()
+    assert len(keys) == 3 and keys.evicted == 2
+    assert not keys.admit("e") and keys.admit("a")  # the oldest were forgotten first
+    duplicates = DuplicateFilter(capacity=2)
+    duplicates.load([TopicPartition(TOPICS.trades, 0)], {TopicPartition(TOPICS.trades, 0): ["x", "y", "z"]})
+    assert duplicates.evicted == 1
+    duplicates.forget()
+    assert duplicates.evicted == 1  # counted for good, not only while the partition is assigned

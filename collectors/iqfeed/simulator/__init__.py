@@ -24,6 +24,12 @@ symbols) or the replay of an IQFeed tick-history file (``replay``, ``speed``,
 ``shift_to_today``). A replay starts when a client first watches the replay symbol, so
 a test sees it from its first tick. Times are US/Eastern wall clock throughout.
 
+Watch limit: ``watch_limit`` distinct symbols over all Level 1 connections, as one
+IQConnect has; with ``watch_limit_per_connection`` each connection has its own (a fleet of
+collectors, each with its own IQConnect, against one market). ``trade_log`` records every
+trade the market makes to a CSV file (:mod:`~collectors.iqfeed.simulator.trade_log`,
+``read_trade_log``), so a test can compare what a pipeline stored with what was made.
+
 Fault control from a socket (admin port), the same faults as ``sim.faults``::
 
     S,SIM FAULT,DROP CONNECTIONS

@@ -48,6 +48,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     p.add_argument("--shift-to-today", action="store_true", help="move replayed dates so the first day is today")
     p.add_argument("--watch-limit", type=int, default=500, help="symbols watchable at once (default 500)")
+    p.add_argument("--watch-limit-per-connection", action="store_true",
+                   help="each Level 1 connection has its own --watch-limit, as if each client had its own "
+                        "IQConnect (one shared market); default: one limit over all connections")
+    p.add_argument("--history-ticks", type=int, default=500_000,
+                   help="trades kept in memory for lookups over all symbols (default 500000, at least 100 per "
+                        "symbol; about 300 bytes each): a backfill cannot reach further back")
+    p.add_argument("--trade-log", type=Path,
+                   help="append every trade the market makes to this CSV file (the simulator's own record; "
+                        "read it with collectors.iqfeed.simulator.trade_log.read_trade_log)")
     p.add_argument("--wrong-login", action="store_true", help="never connect to (simulated) DTN")
     p.add_argument("--connect-delay", type=float, default=0.0, help="seconds Not Connected before Connected")
     p.add_argument("--exit-after", type=float, help="die with exit code 3 after this many seconds")
@@ -83,9 +92,12 @@ def build_config(args: argparse.Namespace) -> SimulatorConfig:
         speed=args.speed or None,
         shift_to_today=args.shift_to_today,
         watch_limit=args.watch_limit,
+        watch_limit_per_connection=args.watch_limit_per_connection,
         login_ok=not args.wrong_login,
         login_id=args.iq_login or "",
         connect_delay=args.connect_delay,
+        history_ticks=args.history_ticks,
+        trade_log=args.trade_log,
         **_symbols(args.symbols),  # type: ignore[arg-type]
     )
 

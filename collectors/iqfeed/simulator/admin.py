@@ -120,7 +120,7 @@ class AdminSession(ClientSession):
         self.client_stats = False
 
     def welcome(self) -> None:
-        self.send(self.hub.stats_line())
+        self.send(self.hub.stats_line(self))
 
     def system(self, name: str, args: list[str], text: str) -> bool:
         hub = self.hub
@@ -142,7 +142,7 @@ class AdminSession(ClientSession):
         elif name in ("CLIENTSTATS ON", "CLIENTSTATS OFF"):
             self.client_stats = name == "CLIENTSTATS ON"
         elif name == "REQUEST STATS":
-            self.send(hub.stats_line())
+            self.send(hub.stats_line(self))
         elif name == "SIM FAULT":
             self._fault(args)
         else:

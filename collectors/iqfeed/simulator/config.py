@@ -63,6 +63,11 @@ class SimulatorConfig:
         speed: replay speed factor (1..1000); ``None`` or 0 = as fast as clients read.
         shift_to_today: move replayed dates so that the first replayed day is today.
         watch_limit: symbols IQConnect may watch at once (``S,SYMBOL LIMIT REACHED``).
+        watch_limit_per_connection: False (IQConnect's own rule): ``watch_limit`` counts
+            the distinct symbols of all Level 1 connections together. True: every Level 1
+            connection stands for an IQConnect of its own, with ``watch_limit`` distinct
+            symbols of its own, all of them sharing the one market (a collector fleet,
+            each collector with its own IQConnect, against one simulator).
         login_ok: False simulates a wrong login: the DTN status never becomes Connected.
         login_id: the login shown in ``S,STATS`` until a client sets one.
         connect_delay: seconds of ``Not Connected`` before the first DTN connection.
@@ -73,6 +78,8 @@ class SimulatorConfig:
             per symbol, and every tick of a replay file).
         client_buffer_bytes: bytes queued for one client before it is dropped as slow.
         book_depth: price levels per side of each simulated order book.
+        trade_log: append every trade the market makes to this file (the simulator's own
+            record, see :mod:`collectors.iqfeed.simulator.trade_log`); None = no log.
     """
 
     host: str = "127.0.0.1"
@@ -89,6 +96,7 @@ class SimulatorConfig:
     speed: float | None = 1.0
     shift_to_today: bool = False
     watch_limit: int = 500
+    watch_limit_per_connection: bool = False
     login_ok: bool = True
     login_id: str = ""
     connect_delay: float = 0.0
@@ -97,6 +105,7 @@ class SimulatorConfig:
     history_ticks: int = 500_000
     client_buffer_bytes: int = 32 * 1024 * 1024
     book_depth: int = 10
+    trade_log: Path | None = None
     universe: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -143,6 +152,8 @@ class SimulatorConfig:
             errors.append(f"client_buffer_bytes={self.client_buffer_bytes}: must be at least 65536")
         if not 1 <= self.book_depth <= 100:
             errors.append(f"book_depth={self.book_depth}: must be 1..100")
+        if self.trade_log is not None and (Path(self.trade_log).is_dir() or not Path(self.trade_log).parent.is_dir()):
+            errors.append(f"trade_log={self.trade_log}: must be a file in an existing directory")
         if errors:
             raise SimulatorConfigError("invalid simulator config: " + "; ".join(errors))
         object.__setattr__(self, "universe", universe)

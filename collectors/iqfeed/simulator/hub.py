@@ -21,6 +21,7 @@ import random
 import threading
 import time
 from collections.abc import Coroutine, Iterable
+from dataclasses import replace
 from itertools import repeat
 
 from collectors.iqfeed.simulator.admin import AdminSession, StatsFields, stats_line
@@ -35,6 +36,7 @@ from collectors.iqfeed.simulator.market import TRADE, SymbolState, SyntheticMark
 from collectors.iqfeed.simulator.replay import ReplayMarket, tick_precision
 from collectors.iqfeed.simulator.session import ClientSession
 from collectors.iqfeed.simulator.stats import PORTS, Counters, SimulatorStats
+from collectors.iqfeed.simulator.trade_log import FLUSH_INTERVAL_S, TradeLog
 from collectors.iqfeed.simulator.wire import US_PER_DAY, US_PER_SECOND, EasternClock, TimeText, heartbeat, stats_time
 
 log = logging.getLogger(__name__)
@@ -134,9 +136,12 @@ class Hub:
         self.watch_counts: dict[str, int] = {}
         per_symbol = config.history_per_symbol
         self.states: dict[str, SymbolState] = {}
+        self.trade_log = TradeLog(config.trade_log) if config.trade_log is not None else None
         for index, symbol in enumerate(config.universe):
             limit = max(per_symbol, len(replay_ticks)) if replay_ticks and symbol == config.replay_symbol else per_symbol
-            self.states[symbol] = SymbolState(symbol, index, self.text, limit)
+            st = self.states[symbol] = SymbolState(symbol, index, self.text, limit)
+            if self.trade_log is not None:
+                st.history = self.trade_log.history(symbol, limit)
         self.book_rng = random.Random(config.seed + 1)
         self.replay_ticks = replay_ticks
         self.replay_started = asyncio.Event()
@@ -159,6 +164,8 @@ class Hub:
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start the loops (called on the simulator loop once the ports listen)."""
+        if self.trade_log is not None:
+            self.trade_log.open()
         self.loop = loop
         self.loop_thread_id = threading.get_ident()
         self._started_mono = time.monotonic()
@@ -168,6 +175,8 @@ class Hub:
         self.spawn(self._stats_loop())
         self.spawn(self._housekeeping())
         self.spawn(self._replay() if self.replay_ticks else self._synthetic())
+        if self.trade_log is not None:
+            self.spawn(self._flush_trade_log(self.trade_log))
 
     def spawn(self, coro: Coroutine[object, object, None]) -> None:
         assert self.loop is not None
@@ -186,6 +195,8 @@ class Hub:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.trade_log is not None:
+            self.trade_log.close()
 
     # -- sessions and subscriptions -----------------------------------------------------------
 
@@ -210,11 +221,18 @@ class Hub:
         log.debug("client disconnected", extra={**_EXTRA, "port": session.port, "client_id": session.client_id})
 
     def watch_l1(self, session: Level1Session, st: SymbolState, trades_only: bool) -> bool:
-        """Add or change a Level 1 watch; False when the watch limit forbids a new symbol."""
+        """Add or change a Level 1 watch; False when the watch limit forbids a new symbol.
+
+        The limit counts distinct symbols over every connection (one IQConnect), or, with
+        ``watch_limit_per_connection``, over the session's own watches only.
+        """
         symbol = st.symbol
         if symbol not in session.watches:
             count = self.watch_counts.get(symbol, 0)
-            if count == 0 and len(self.watch_counts) >= self.config.watch_limit:
+            if self.config.watch_limit_per_connection:
+                if len(session.watches) >= self.config.watch_limit:
+                    return False
+            elif count == 0 and len(self.watch_counts) >= self.config.watch_limit:
                 return False
             self.watch_counts[symbol] = count + 1
         session.watches[symbol] = trades_only
@@ -344,7 +362,12 @@ class Hub:
             return self.replay_ticks[0].time_us + int((time.monotonic() - self._replay_t0) * speed * US_PER_SECOND)
         return self.market_time_us
 
-    def stats_line(self) -> str:
+    def stats_fields(self) -> StatsFields:
+        """The ``S,STATS`` values of the whole simulator (one IQConnect).
+
+        Each call moves the per-second byte rates on, so the once-a-second loop calls it
+        once for all admin connections.
+        """
         counters = self.stats
         uptime = max(1.0, time.monotonic() - self._started_mono)
         kb_sent = sum(counters.bytes.values()) / 1024
@@ -352,7 +375,7 @@ class Hub:
         last_sent, last_received = self._last_kb
         self._last_kb = (kb_sent, kb_received)
         link = self.link
-        return stats_line(StatsFields(
+        return StatsFields(
             connected=link.connected,
             max_symbols=self.config.watch_limit,
             symbols=len(self.watch_counts),
@@ -370,7 +393,32 @@ class Hub:
             kb_sent=kb_sent,
             kb_per_s_sent=max(0.0, kb_sent - last_sent),
             avg_kb_per_s_sent=kb_sent / uptime,
-        ))
+        )
+
+    def stats_line(self, session: ClientSession) -> str:
+        """``S,STATS`` for ``session`` (see :meth:`seen_by`)."""
+        return stats_line(self.seen_by(self.stats_fields(), session))
+
+    def seen_by(self, fields: StatsFields, session: ClientSession) -> StatsFields:
+        """``fields`` as the IQConnect that ``session`` talks to reports them.
+
+        With one IQConnect (the default) that is every connection. With a watch limit per
+        connection each Level 1 connection is an IQConnect of its own: its Symbols are its
+        own watches. Clients cannot say which IQConnect they mean, so the client name
+        (``S,SET CLIENT NAME``) ties them together: an admin connection reports the Level 1
+        connections with its name, and Clients counts the connections with that name (an
+        unnamed connection is alone). Byte counts stay the simulator's totals.
+        """
+        if not self.config.watch_limit_per_connection:
+            return fields
+        name = session.client_name
+        named = [s for s in self.all_sessions() if s.client_name == name] if name else [session]
+        if isinstance(session, Level1Session):
+            level1: list[Level1Session] = [session]
+        else:
+            level1 = [s for s in named if isinstance(s, Level1Session)]
+        symbols = len(set().union(*(s.watches for s in level1)))
+        return replace(fields, symbols=symbols, clients=len(named))
 
     def client_stats_lines(self) -> list[str]:
         lines = []
@@ -401,6 +449,8 @@ class Hub:
             replay_finished=c.replay_finished,
             dtn_connected=self.link.connected,
             watched_symbols=len(self.watch_counts),
+            trades_logged=self.trade_log.written if self.trade_log is not None else 0,
+            trade_log_failures=self.trade_log.failed if self.trade_log is not None else 0,
         )
 
     # -- the market stream -----------------------------------------------------------------
@@ -594,15 +644,20 @@ class Hub:
             await asyncio.sleep(1.0 - time.time() % 1.0 + 0.002)
             if self.faults.stalled() or not self.sessions["admin"]:
                 continue
-            line = self.stats_line()
+            fields = self.stats_fields()
             client_lines: list[str] | None = None
             for session in list(self.sessions["admin"]):
                 if not session.welcomed:
                     continue
-                session.send(line)
+                session.send(stats_line(self.seen_by(fields, session)))
                 if isinstance(session, AdminSession) and session.client_stats:
                     client_lines = client_lines or self.client_stats_lines()
                     session.send_lines(client_lines)
+
+    async def _flush_trade_log(self, trade_log: TradeLog) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_INTERVAL_S)
+            trade_log.flush()
 
     async def _housekeeping(self) -> None:
         """Fault timers and malformed lines, every 20 ms."""

@@ -96,7 +96,7 @@ class Level1Session(ClientSession):
         elif name == "REQUEST WATCHES":
             self.send(",".join(["S,WATCHES", *self.watches]) + "\r\n")
         elif name == "REQUEST STATS":
-            self.send(self.hub.stats_line())
+            self.send(self.hub.stats_line(self))
         elif name in ("TIMESTAMPSON", "TIMESTAMPSOFF"):
             self.timestamps = name == "TIMESTAMPSON"
         elif name not in ("NEWSON", "NEWSOFF"):

@@ -13,7 +13,9 @@ class SimulatorStats:
 
     ``messages_sent``/``bytes_sent``/``clients_connected``/``connections_accepted`` are
     per port (``level1``, ``level2``, ``admin``, ``lookup``); ``market_events`` counts
-    Level 1 market events generated (each becomes one ``Q`` per watching client).
+    Level 1 market events generated (each becomes one ``Q`` per watching client);
+    ``trades_logged``/``trade_log_failures`` count trades written to the trade log and
+    trades a failed write lost from it.
     """
 
     messages_sent: dict[str, int]
@@ -30,6 +32,8 @@ class SimulatorStats:
     replay_finished: bool
     dtn_connected: bool
     watched_symbols: int
+    trades_logged: int
+    trade_log_failures: int
 
 
 @dataclass

@@ -1,0 +1,83 @@
+"""An event the producer sent twice (a delivery timed out after the broker had it, the spool sent it again: same
+source and seq, a later offset of the same partition) is stored once, over the real broker and each store:
+``count()`` without FINAL and the 1-minute bars' volume count it once, whether the copy arrives in the same
+batch, a later batch, or after a writer restart (when the writer must learn the stored keys from storage)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from collectors.events import Event, Trade
+from storage.bars import query_bars
+from storage.migrate import migrate
+from tests.integration.pipeline import SYMBOLS, BASE_TS_NS, assert_stored_exactly_once, make_events, stored_count, stored_kinds
+from tests.integration.test_writer_bars import MINUTE, expected_bars
+from storage.writer import Writer
+from tests.integration.test_writer_poison import publish, settings, settle, start_writer  # noqa: F401 - fixture
+from tests.integration.test_writer_table_faults import CheckedCommits
+
+_CHECKED_FROM = BASE_TS_NS // MINUTE * MINUTE
+
+
+def copies_of(events: Sequence[Event], every: int) -> list[Event]:
+    """Every ``every``-th stored-kind event again, as the spool re-sends it: the same object, same source and seq."""
+    return [event for event in stored_kinds(events)[::every]]
+
+
+def interleaved(events: Sequence[Event], copies: Sequence[Event]) -> list[Event]:
+    """``events`` with each copy published a few events after its original (close enough to share a batch)."""
+    again = {id(copy) for copy in copies}
+    out: list[Event] = []
+    due: list[Event] = []
+    for event in events:
+        out.append(event)
+        out.extend(due)
+        due = [event] if id(event) in again else []
+    return out + due
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("copy_arrives", ["in the same batch", "in a later batch", "after a writer restart"])
+def test_an_event_sent_twice_is_stored_once_and_counted_once_in_the_bars(settings, store, copy_arrives):
+    migrate(store)
+    first, later = make_events(700), make_events(300, first_seq=701)
+    copies = copies_of(first, every=9)
+    unique = first + later
+    writers = []
+
+    def started() -> Writer:
+        writer, consumer, _ = start_writer(settings, store, batch_rows=5000, batch_age_s=0.2)
+        writers.append(writer)
+        checked.append(consumer)
+        writer.start()
+        return writer
+
+    checked: list[CheckedCommits] = []
+    try:
+        if copy_arrives == "in the same batch":
+            publish(settings, interleaved(first, copies) + later)
+            writer = started()
+        else:
+            publish(settings, first)
+            writer = started()
+            settle(writer, lambda: stored_count(store) >= len(stored_kinds(first)), "the originals to be stored")
+            if copy_arrives == "after a writer restart":
+                writer.stop()
+                writer = started()
+            publish(settings, [*copies, *later])
+        settle(writer, lambda: stored_count(store) >= len(stored_kinds(unique)), "every event to be stored")
+    finally:
+        for running in writers:
+            running.stop()
+
+    assert_stored_exactly_once(store, unique)  # count() without FINAL included
+    trades = [event for event in unique if isinstance(event, Trade)]
+    last_minute = max(t.ts_ns for t in trades) // MINUTE * MINUTE + MINUTE
+    for symbol in SYMBOLS:
+        assert query_bars(store, symbol, _CHECKED_FROM, last_minute) == expected_bars(trades, symbol), symbol
+    assert sum(w.stats().duplicates for w in writers) == len(copies)
+    if copy_arrives == "after a writer restart":
+        assert writers[0].stats().duplicates == 0 and writers[1].stats().stored == len(stored_kinds(later))
+    assert all(consumer.violations == [] for consumer in checked)
