@@ -172,6 +172,7 @@ def test_outage_bookkeeping_stays_bounded_by_the_outage_log_over_many_windows(ch
     caplog.set_level(logging.ERROR, logger="collectors.iqfeed.connections")  # two log lines per window
     settings = load_settings(data_dir=tmp_path, storage={"database": chdb_store.database})
     engine = Engine(settings, store=chdb_store)
+    engine.storage.step()  # migrations, as start() runs them: outages are stored once storage is ready
     engine.feed = FeedClient(settings.feed, sink=engine.ingest)  # never started: windows go into its log here
     outages = engine.feed.level1.outages
     total = MAX_OUTAGE_WINDOWS * 5 // 2
