@@ -61,7 +61,7 @@ def test_trade_log_holds_every_trade_the_market_made_exactly_as_level1_sent_it(t
         sim.stop()  # the market stops; what it made since the last periodic write is written now
         made = [(symbol, tick) for symbol, st in sim.hub.states.items() for tick in st.history]
     wire = _wire_trades(lines, "AAPL")
-    assert len(wire) > 50
+    assert len(wire) >= 20, "too few trades on the wire to compare"
     assert _logged_from_first_wire_trade(path, "AAPL", wire)[:len(wire)] == wire
     logged = read_trade_log(path)
     # every trade, watched or not: the same ones the tick history holds (it kept them all here)
