@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from collectors.iqfeed.protocol import InvalidSymbol
+from collectors.iqfeed.protocol import InvalidSymbol, SymbolLimitReached
 from config import ConfigError
 from dashboard import resources
 from dashboard.auth import authenticate, can_act, demo_mode
@@ -64,7 +64,7 @@ def symbol_controls() -> None:
         if st.form_submit_button("Start"):
             try:
                 spec = engine.start_symbol(raw, depth=depth, by=who.name)
-            except InvalidSymbol as exc:
+            except (InvalidSymbol, SymbolLimitReached) as exc:
                 st.error(str(exc))
             else:
                 st.toast(f"Started {spec.symbol}")

@@ -24,6 +24,7 @@ class Observation:
     # symbol -> recv_ns of its latest event (None: nothing since it was watched)
     watched: dict[str, int | None] = field(default_factory=dict)
     watched_since_ns: dict[str, int] = field(default_factory=dict)
+    unwatched: tuple[str, ...] = ()  # wanted, but beyond feed.watch_limit
     silent_override_s: dict[str, float] = field(default_factory=dict)
     heartbeat_age_s: float | None = None
     feed_connected: bool = True
@@ -88,6 +89,15 @@ def symbol_silent(obs: Observation, cfg: AlertSettings) -> list[Finding]:
                                     f"{symbol}: no data for {silent_s:.0f} s during the {obs.session} session",
                                     value=silent_s))
     return findings
+
+
+def symbols_over_limit(obs: Observation, cfg: AlertSettings) -> list[Finding]:
+    if obs.unwatched:
+        shown = ", ".join(obs.unwatched[:10]) + (" ..." if len(obs.unwatched) > 10 else "")
+        return [Finding("symbols_over_limit", "feed", "warning",
+                        f"{len(obs.unwatched)} wanted symbols are not watched (watch limit reached): {shown}",
+                        value=len(obs.unwatched))]
+    return []
 
 
 def heartbeat_missing(obs: Observation, cfg: AlertSettings) -> list[Finding]:
@@ -211,7 +221,7 @@ def job_failing(obs: Observation, cfg: AlertSettings) -> list[Finding]:
 
 
 RULES: tuple[Rule, ...] = (
-    symbol_silent, heartbeat_missing, iqconnect_disconnected, bus_trouble, storage_unavailable, storage_trouble,
+    symbol_silent, symbols_over_limit, heartbeat_missing, iqconnect_disconnected, bus_trouble, storage_unavailable, storage_trouble,
     error_rate, disk_free, memory_growth, live_latency, storage_freshness, backup_degraded, job_failing,
 )
 

@@ -262,12 +262,16 @@ class EventProducer:
                 return
             self._transport.poll(0)
 
+    def idle(self) -> bool:
+        """True when every published event is acknowledged: nothing in the transport, nothing unsent in the spool."""
+        return not self._transport.in_flight() and not self._spool.unsent
+
     def flush(self, timeout_s: float) -> bool:
         """Poll until every event is acknowledged (transport and spool empty); False on timeout."""
         deadline = self._clock() + timeout_s
         while True:
             self.poll(max(0.0, min(0.05, deadline - self._clock())))
-            if not self._transport.in_flight() and not self._spool.unsent:
+            if self.idle():
                 return True
             if self._clock() >= deadline:
                 return False

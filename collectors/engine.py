@@ -37,6 +37,7 @@ from collectors.backfill import Backfiller, BackfillStats, TradeIdentity
 from collectors.events import Event, Trade
 from collectors.iqfeed.client import FeedClient, FeedState
 from collectors.iqfeed.connections import OutageWindow
+from collectors.iqfeed.protocol import SymbolLimitReached, validate_symbol
 from collectors.jobs import JobRunner, JobStatus
 from collectors.live_state import LiveState
 from collectors.market_hours import load_calendar, session_at, session_start_ns
@@ -90,6 +91,7 @@ class EngineStatus:
     backfill: BackfillStats | None = None
     bus_stats: dict[str, int] = field(default_factory=dict)  # the bus's own bounds (in-process bus memory)
     store_stats: dict[str, int] = field(default_factory=dict)  # the store's own resources (connection pool)
+    unwatched: dict[str, str] = field(default_factory=dict)  # wanted but not watched (over feed.watch_limit) -> why
     storage: StorageState = StorageState()
 
 
@@ -126,6 +128,7 @@ class Engine:
         self._persisted_outages: dict[tuple[str, str, int], int | None] = {}
         self.backfill = Backfiller(fetch=self._trade_history, stored=self._stored_trades)
         self._watched_since: dict[str, int] = {}
+        self._unwatched: dict[str, str] = {}
         # Recent history of counters the alert rules judge over a window, never since start.
         keep_s = max(settings.alerts.dropped_window_s, 120.0)
         self._errors = CounterWindow(keep_s, start=0)
@@ -184,9 +187,10 @@ class Engine:
         self.jobs.shutdown()
         if self.feed is not None:
             self.feed.stop()
-        self.producer.flush(left())
-        if self.writer is not None:
-            self._drain_writer(left())
+        if self.writer is None:
+            self.producer.flush(left())
+        else:
+            self._drain(left())
             self.writer.close(flush_timeout_s=left())
         self.producer.close(left())
         if self.backup is not None:
@@ -202,19 +206,23 @@ class Engine:
             self.simulator.stop()
         log.info("engine stopped", extra={"source": self.source, "ingested": self._seq})
 
-    def _drain_writer(self, timeout_s: float) -> None:
-        """Store what is still on the bus: step until the writer has read nothing for DRAIN_QUIET_S and
-        has no lag left (the bus's end, read after the producer's flush), or until the deadline.
+    def _drain(self, timeout_s: float) -> None:
+        """Deliver and store what is in flight: poll the producer and step the writer together until the
+        producer has nothing unacknowledged, the writer has read nothing for DRAIN_QUIET_S and has no lag
+        left, or the deadline passes.
 
-        Three empty polls were not enough: a Kafka fetch can take up to its 500 ms wait to bring
-        the last events, and the writer closed with them unread.
+        Together, because each can wait for the other: a full in-process bus takes the spool's replay
+        only as fast as the writer makes room. Quiet for DRAIN_QUIET_S, because three empty polls were
+        not enough: a Kafka fetch can take up to its 500 ms wait to bring the last events.
         """
         deadline = time.monotonic() + timeout_s
         quiet_since = time.monotonic()
         while time.monotonic() < deadline:
+            self.producer.poll(0)
             if self.writer.step(timeout_s=0.1):
                 quiet_since = time.monotonic()
-            elif time.monotonic() - quiet_since >= DRAIN_QUIET_S and self.writer.stats().total_lag == 0:
+            elif (self.producer.idle() and time.monotonic() - quiet_since >= DRAIN_QUIET_S
+                  and self.writer.stats().total_lag == 0):
                 break
         self.writer.flush(max(0.0, deadline - time.monotonic()))
 
@@ -291,6 +299,14 @@ class Engine:
     # ------------------------------------------------------------------ symbols
 
     def start_symbol(self, symbol: str, *, depth: bool = False, by: str) -> SymbolSpec:
+        """Start watching ``symbol``; InvalidSymbol or SymbolLimitReached (nothing stored) when it cannot be."""
+        symbol = validate_symbol(symbol.strip())
+        started = {s.symbol for s in self.symbols.all() if s.level1}
+        limit = self.settings.feed.watch_limit
+        if symbol not in started and len(started) >= limit:
+            raise SymbolLimitReached(
+                f"cannot start {symbol}: {len(started)} symbols are started and feed.watch_limit is {limit}; "
+                "stop one first, or raise the limit (and the IQFeed account's)")
         spec = self.symbols.set(symbol, level1=True, depth=depth, by=by)
         self.alert_store.audit(by, "start_symbol", spec.symbol, f"depth={depth}")
         self._reconcile_symbols()
@@ -305,22 +321,40 @@ class Engine:
 
     def _reconcile_symbols(self) -> None:
         """Make the feed's watches match the desired state (in memory; the storage job takes in another
-        process's changes), so watches follow the operator while storage is down."""
+        process's changes), so watches follow the operator while storage is down.
+
+        Stops first, so that a stop always applies and frees room; then starts, in symbol order,
+        up to the watch limit. A desired state larger than the limit (another process's, or a limit
+        lowered since) is not an error of this job: the symbols beyond it are reported as unwatched.
+        """
         if self.feed is None:
             return
         wanted = self.symbols.all()
         level1 = {s.symbol for s in wanted if s.level1}
         depth = {s.symbol for s in wanted if s.depth}
-        for symbol in level1 - self.feed.watched():
-            if self.feed.watch(symbol):
-                self._watched_since[symbol] = time.time_ns()
-        for symbol in self.feed.watched() - level1:
+        for symbol in sorted(self.feed.watched() - level1):
             self.feed.unwatch(symbol)
             self._watched_since.pop(symbol, None)
-        for symbol in depth - self.feed.watched_depth():
-            self.feed.watch_depth(symbol)
-        for symbol in self.feed.watched_depth() - depth:
+        for symbol in sorted(self.feed.watched_depth() - depth):
             self.feed.unwatch_depth(symbol)
+        unwatched: dict[str, str] = {}
+        for symbol in sorted(level1 - self.feed.watched()):
+            try:
+                if self.feed.watch(symbol):
+                    self._watched_since[symbol] = time.time_ns()
+            except SymbolLimitReached as exc:
+                unwatched[symbol] = str(exc)
+        for symbol in sorted(depth - self.feed.watched_depth()):
+            try:
+                self.feed.watch_depth(symbol)
+            except SymbolLimitReached as exc:
+                unwatched.setdefault(symbol, f"depth: {exc}")
+        if unwatched.keys() != self._unwatched.keys():
+            level = logging.WARNING if unwatched else logging.INFO
+            log.log(level, "symbols over the watch limit", extra={
+                "unwatched": len(unwatched), "limit": self.settings.feed.watch_limit,
+                "sample": ", ".join(sorted(unwatched)[:10])})
+        self._unwatched = unwatched
 
     # ------------------------------------------------------------------ outages
 
@@ -421,6 +455,7 @@ class Engine:
             session_start_ns=session_start_ns(now_ns),
             watched={s: (live[s].last_event_recv_ns if s in live else None) for s in watched},
             watched_since_ns=dict(self._watched_since),
+            unwatched=tuple(sorted(status.unwatched)),
             silent_override_s=overrides,
             heartbeat_age_s=heartbeat_age,
             feed_connected=feed_connected,
@@ -479,6 +514,7 @@ class Engine:
             feed_counters=self.feed.counters if self.feed else {},
             outages=self.feed.outages if self.feed else [],
             rejected_symbols=self.feed.rejected_symbols() if self.feed else {},
+            unwatched=dict(self._unwatched),
             producer=self.producer.stats(),
             writer=self.writer.stats() if self.writer else None,
             backup=self.backup.health if self.backup else None,

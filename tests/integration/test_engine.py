@@ -109,3 +109,27 @@ def test_unreachable_broker_spools_events_turns_health_degraded_and_raises_an_al
         assert ("kafka_unreachable", "firing") in {(a.rule, a.state) for a in fired}
     finally:
         engine.stop(drain_timeout_s=2)
+
+
+@pytest.mark.timeout(120)
+def test_stop_drains_a_full_in_process_bus_into_storage_while_the_spool_replays(chdb_store, tmp_path):
+    """The writer held back until the in-process bus is full and events spool: at stop, the spool
+    replays only as fast as the writer makes room, so both must run together until both are empty."""
+    from tests.integration._backfill_support import WriterSwitch
+
+    settings = load_settings(
+        data_dir=tmp_path, feed={"symbols": ["AAPL", "MSFT"], "simulator_rate": 2000},
+        bus={"memory_capacity": 20}, storage={"database": chdb_store.database}, monitoring={"enabled": False},
+    )
+    engine = Engine(settings, store=chdb_store)
+    ingested = _record_ingest(engine)
+    writer = WriterSwitch(engine)
+    engine.start()
+    try:
+        wait_until(lambda: engine.writer is not None and engine.writer.stats().stored > 0, 60, "first rows stored")
+        writer.hold()
+        wait_until(lambda: engine.producer.stats().spool.unsent > 500, 60, "events spooled behind a full bus")
+    finally:
+        engine.stop()
+    assert engine.producer.stats().spool.unsent == 0, "events left in the spool for a next run"
+    assert_stored_exactly_once(chdb_store, ingested)

@@ -79,6 +79,7 @@ def test_extended_sessions_use_their_own_threshold_off_by_default():
         ({"spool_growth_bytes_per_s": 10.0}, "spool_growing"),
         ({"dropped_recent": 3}, "events_dropped"),
         ({"rejected_recent": 1}, "events_rejected"),
+        ({"unwatched": ("QQQ",)}, "symbols_over_limit"),
         ({"spool_write_error": "[Errno 28] No space left on device"}, "spool_write_failed"),
         ({"storage_write_failures_recent": 2}, "storage_write_failures"),
         ({"consumer_lag": 1_000_000}, "consumer_lag"),

@@ -104,3 +104,4 @@ def test_every_page_renders_while_clickhouse_is_down_and_the_app_shows_a_storage
     for page in ("pages/alerts.py", "pages/audit_log.py"):
         app = _run(page)
         assert any("storage unavailable" in w.value for w in app.warning), page
+
