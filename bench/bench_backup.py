@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from collectors.events import Event, Quote, Trade
+from events import Event, Quote, Trade
 from storage.backup import BackupConfig, BackupWriter
 from storage.segments import list_segments, verify_segment
 

@@ -22,8 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bus.latency import HistogramSnapshot  # noqa: E402
-from collectors.engine import Engine  # noqa: E402
 from config import load_settings  # noqa: E402
+from runtime.engine import Engine  # noqa: E402
 from storage.factory import open_store  # noqa: E402
 
 WARMUP_S = 5

@@ -33,15 +33,16 @@ _REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(_REPO))
 
 from bus.factory import build_producer, open_bus  # noqa: E402
-from collectors.events import Depth, Event, Heartbeat, Quote, System, Trade  # noqa: E402
 from config import Settings  # noqa: E402
+from events import Depth, Event, Heartbeat, Quote, System, Trade  # noqa: E402
+from events.kinds import TABLES  # noqa: E402
 from storage.migrate import migrate  # noqa: E402
 from storage.rows import table_for  # noqa: E402
 from storage.store import Store  # noqa: E402
 from storage.writer import build_writer  # noqa: E402
 
 TARGET_EVENTS_PER_S = 10_000
-_TABLES = ("trades", "quotes", "depth", "feed_status")
+_TABLES = tuple(TABLES)
 _SYMBOLS = tuple(f"SYM{n:02d}" for n in range(50))
 
 

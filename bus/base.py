@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from bus.codec import CodecError, decode
-from collectors.events import Event
+from events import Event
 
 
 class BusError(RuntimeError):

@@ -1,6 +1,6 @@
 """Event <-> bus payload: msgspec msgpack behind a one-byte schema version.
 
-The leading byte is :data:`collectors.events.SCHEMA_VERSION`, so a consumer can tell
+The leading byte is :data:`events.SCHEMA_VERSION`, so a consumer can tell
 "a future producer wrote this" (:class:`UnsupportedVersion`) from "this is garbage"
 (:class:`CodecError`) and send either to the dead-letter topic instead of crashing or
 blocking a partition. msgpack of a tagged Struct union is compact and, with a reused
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import msgspec
 
-from collectors.events import SCHEMA_VERSION, Event
+from events import SCHEMA_VERSION, Event
 
 SUPPORTED_VERSIONS: frozenset[int] = frozenset({SCHEMA_VERSION})
 _HEADER = bytes([SCHEMA_VERSION])

@@ -44,7 +44,7 @@ from bus.latency import HistogramSnapshot, LatencyHistogram
 from bus.spool import Spool, SpoolFull, SpoolRecord, SpoolStats, Ticket
 from bus.throttle import Throttle
 from bus.topics import TopicSet, event_key
-from collectors.events import Event
+from events import Event
 
 log = logging.getLogger(__name__)
 

@@ -13,18 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from collectors.events import Depth, Event, FeedError, Heartbeat, Quote, SymbolNotFound, System, Trade
-
-_FAMILY: dict[type, str] = {
-    Trade: "trades",
-    Quote: "quotes",
-    Depth: "depth",
-    System: "status",
-    Heartbeat: "status",
-    SymbolNotFound: "status",
-    FeedError: "status",
-}
-_TABLE: dict[str, str] = {"trades": "trades", "quotes": "quotes", "depth": "depth", "status": "feed_status"}
+from events import Event
+from events.kinds import BY_TYPE, FAMILIES, FAMILY_TABLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +72,7 @@ class TopicSet:
     @property
     def event_topics(self) -> tuple[str, ...]:
         """The topics the writer consumes."""
-        return tuple(f"{self.prefix}.{family}" for family in _TABLE)
+        return tuple(f"{self.prefix}.{family}" for family in FAMILIES if family in FAMILY_TABLE)
 
     @property
     def all_topics(self) -> tuple[str, ...]:
@@ -91,7 +81,7 @@ class TopicSet:
 
     @cached_property
     def _routes(self) -> dict[type, str]:
-        return {kind: f"{self.prefix}.{family}" for kind, family in _FAMILY.items()}
+        return {kind.type: f"{self.prefix}.{kind.family}" for kind in BY_TYPE.values()}
 
     def topic_for(self, event: Event) -> str:
         topic = self._routes.get(type(event))
@@ -104,7 +94,7 @@ class TopicSet:
     def table_for_topic(self, topic: str) -> str | None:
         """The table that stores ``topic``'s events, or None for topics that are not stored."""
         head, _, family = topic.rpartition(".")
-        return _TABLE.get(family) if head == self.prefix else None
+        return FAMILY_TABLE.get(family) if head == self.prefix else None
 
 
 def event_key(event: Event) -> bytes:

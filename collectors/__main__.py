@@ -1,55 +1,6 @@
-"""Headless engine: ``python -m collectors run`` (same Engine as the dashboard embeds).
+"""``python -m collectors run``: an alias of ``python -m runtime run``, kept for deployments that name it."""
 
-Runs until SIGTERM or SIGINT, then stops the feed and flushes producer, writer and
-backup so nothing received is lost. Exit code 2 for bad configuration.
-"""
-
-from __future__ import annotations
-
-import argparse
-import logging
-import signal
-import sys
-import threading
-
-from config import ConfigError, load_settings
-from monitoring.logs import configure_logging
-
-log = logging.getLogger("collectors")
-
-
-def run() -> int:
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    configure_logging(settings.log_level)
-    from collectors.engine import Engine
-    from monitoring.metrics import start_monitoring
-
-    engine = Engine(settings).start()
-    monitoring = None
-    if settings.monitoring.enabled:
-        monitoring = start_monitoring(engine.status, settings.monitoring.host, settings.monitoring.port)
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    log.info("headless engine running; SIGTERM or Ctrl-C stops it", extra={"source": engine.source})
-    stop.wait()
-    engine.stop()
-    if monitoring is not None:
-        monitoring.stop()
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m collectors", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("run", help="run the engine until SIGTERM/SIGINT (configuration: TICKOPS_* env, TOML)")
-    parser.parse_args(argv)
-    return run()
-
+from runtime.__main__ import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -11,11 +11,11 @@ import threading
 
 import streamlit as st
 
-from collectors.engine import Engine
 from config import Settings, load_settings
 from dashboard.auth import LOCAL, Operator, demo_mode
 from monitoring.logs import configure_logging
-from monitoring.metrics import start_monitoring
+from runtime.engine import Engine
+from runtime.metrics import start_monitoring
 
 
 @st.cache_resource

@@ -38,7 +38,7 @@ from typing import Literal
 
 import msgspec
 
-from collectors.events import Event
+from events import Event
 from config import Settings
 from storage.segments import (
     MANIFEST_SUFFIX,

@@ -22,7 +22,7 @@ from typing import Any
 
 from bus.base import TopicPartition
 from bus.topics import TopicSet
-from collectors.events import Event
+from events import Event
 from storage.batching import InsertBatch
 from storage.store import Store
 

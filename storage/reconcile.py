@@ -44,9 +44,9 @@ from pathlib import Path
 import msgspec
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from collectors.events import Event
+from events import Event
 from storage.restore import expand_paths, parse_time
-from storage.rows import TABLE_COLUMNS, event_key, table_for
+from storage.rows import TABLE_COLUMNS, event_key, symbol_column, table_for
 from storage.segments import ManifestMissing, SegmentError, iso_utc, verify_segment
 from storage.store import StorageError, Store, sql_string
 
@@ -236,7 +236,7 @@ def read_store(store: Store, *, since_ns: int | None = None, until_ns: int | Non
         for cell in cells:
             by_table.setdefault(cell[0], []).append(cell)
         for table, wanted in by_table.items():
-            symbol = "''" if table == "feed_status" else "symbol"
+            symbol = symbol_column(table)
             pairs = ", ".join(f"({sql_string(sym)}, {minute})" for _, sym, minute in wanted)
             rows = store.query(
                 f"SELECT {symbol} AS sym, intDiv(ts_ns, {MINUTE_NS}) AS minute, ts_ns, source, seq "
@@ -248,7 +248,7 @@ def read_store(store: Store, *, since_ns: int | None = None, until_ns: int | Non
 
     counts = Counts("clickhouse", key_source=keys)
     for table in TABLE_COLUMNS:
-        symbol = "''" if table == "feed_status" else "symbol"
+        symbol = symbol_column(table)
         rows = store.query(
             f"SELECT {symbol} AS sym, intDiv(ts_ns, {MINUTE_NS}) AS minute, count(), uniqExact(ts_ns, source, seq) "
             f"FROM {store.table(table)} {where} GROUP BY sym, minute"

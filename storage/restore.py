@@ -35,8 +35,8 @@ from typing import Literal
 
 from tqdm import tqdm
 
-from collectors.events import Event
-from storage.rows import EventKey, event_key, table_for, to_batches
+from events import Event
+from storage.rows import EventKey, event_key, symbol_column, table_for, to_batches
 from storage.segments import SegmentError, is_sealed, list_segments, read_manifest, verify_segment
 from storage.store import StorageError, Store, sql_string
 
@@ -196,7 +196,7 @@ def stored_keys(store: Store, table: str, keys: Iterable[EventKey]) -> set[Event
         ts_high = ts if ts_high is None else max(ts_high, ts)
     if not ranges:
         return set()
-    symbol = "''" if table == "feed_status" else "symbol"
+    symbol = symbol_column(table)
     per_source = " OR ".join(
         f"(source = {sql_string(source)} AND seq BETWEEN {low} AND {high})" for source, (low, high) in ranges.items()
     )

@@ -1,63 +1,32 @@
-"""Events to columnar table batches: the one mapping from event types to table columns.
+"""Events to columnar table batches, by the registry of event kinds (:mod:`events.kinds`).
 
-The writer, the backup restore and the tests all go through :func:`to_batches`, so a
-column added to the schema is added here once. ``bus_partition``/``bus_offset`` say
-where on the bus a row came from (-1 when it did not come from the bus, e.g. a restore).
+The writer, the backup restore and the tests all go through :func:`to_batches`.
+``bus_partition``/``bus_offset`` say where on the bus a row came from (-1 when it did not
+come from the bus, e.g. a restore).
 :func:`out_of_range` names the rows holding a value their column cannot store.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from math import isfinite
 from typing import Any
 
-from collectors.events import Depth, Event, Quote, System, Trade
+from events import Event
+from events.kinds import BY_TYPE, TABLES
 
 _ENVELOPE = ("source", "seq", "recv_ns", "stored_ns", "bus_partition", "bus_offset")
 
-TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "trades": (
-        "symbol", "ts_ns", "price", "size", "conditions", "market_center", "tick_id",
-        "total_volume", "basis", "backfilled", *_ENVELOPE,
-    ),
-    "quotes": ("symbol", "ts_ns", "bid", "bid_size", "ask", "ask_size", *_ENVELOPE),
-    "depth": (
-        "symbol", "ts_ns", "action", "side", "price", "size", "order_id", "mmid", "order_count", *_ENVELOPE,
-    ),
-    "feed_status": ("ts_ns", "name", "fields", "connected", *_ENVELOPE),
-}
+TABLE_COLUMNS: dict[str, tuple[str, ...]] = {name: (*spec.columns, *_ENVELOPE) for name, spec in TABLES.items()}
+"""Insert columns per table: the registry's event columns, then the envelope."""
+
+_ROW = {kind.type: (kind.table.name, kind.table.row) for kind in BY_TYPE.values() if kind.table is not None}
 
 
-def _trade(e: Trade) -> tuple[Any, ...]:
-    return (
-        e.symbol, e.ts_ns, e.price, e.size, list(e.conditions),
-        -1 if e.market_center is None else e.market_center,
-        -1 if e.tick_id is None else e.tick_id,
-        -1 if e.total_volume is None else e.total_volume,
-        e.basis, int(e.backfilled),
-    )
-
-
-def _quote(e: Quote) -> tuple[Any, ...]:
-    return (e.symbol, e.ts_ns, e.bid, e.bid_size, e.ask, e.ask_size)
-
-
-def _depth(e: Depth) -> tuple[Any, ...]:
-    return (e.symbol, e.ts_ns, e.action, e.side or "", e.price, e.size, e.order_id, e.mmid, e.order_count)
-
-
-def _system(e: System) -> tuple[Any, ...]:
-    return (e.ts_ns, e.name, list(e.fields), -1 if e.connected is None else int(e.connected))
-
-
-_ROW: dict[type, tuple[str, Callable[[Any], tuple[Any, ...]]]] = {
-    Trade: ("trades", _trade),
-    Quote: ("quotes", _quote),
-    Depth: ("depth", _depth),
-    System: ("feed_status", _system),
-}
+def symbol_column(table: str) -> str:
+    """The SQL for a table's symbol: the column, or '' for tables of events without one (feed status)."""
+    return "symbol" if TABLES[table].has_symbol else "''"
 
 
 EventKey = tuple[str, int, str, int]

@@ -28,7 +28,7 @@ from pathlib import Path
 import msgspec
 import zstandard
 
-from collectors.events import SCHEMA_VERSION, Event
+from events import SCHEMA_VERSION, Event
 
 log = logging.getLogger(__name__)
 

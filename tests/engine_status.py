@@ -8,9 +8,9 @@ from bus.breaker import BreakerSnapshot, BreakerState
 from bus.latency import HistogramSnapshot
 from bus.producer import ProducerStats
 from bus.spool import SpoolStats
-from collectors.engine import EngineStatus
+from runtime.status import EngineStatus
+from runtime.validation import ValidationSnapshot
 from storage.availability import StorageState
-from storage.validation import ValidationSnapshot
 
 
 def idle_status(*, feed_counters: dict[str, int] | None = None, dropped: int = 0,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 
-from collectors.events import Depth, Event, Heartbeat, Quote, System, Trade
+from events import Depth, Event, Heartbeat, Quote, System, Trade
 
 T0_NS = 1_795_000_000_000_000_000  # 2026-11-18, a fixed day so partitions are predictable
 SYMBOLS = ("AAPL", "MSFT", "SPY", "QQQ", "TSLA")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from collectors.events import Trade
+from events import Trade
 from collectors.iqfeed.connections import (
     AdminConnection,
     ConnectionState,

@@ -38,7 +38,7 @@ from collections import deque
 from dataclasses import dataclass, replace
 from typing import Callable, Final, Iterable
 
-from collectors.events import Depth, Event, FeedError, Heartbeat, Quote, SymbolNotFound, System, Trade
+from events import Depth, Event, FeedError, Heartbeat, Quote, SymbolNotFound, System, Trade
 from collectors.iqfeed.protocol import (
     DEFAULT_UPDATE_FIELDS,
     DepthBook,

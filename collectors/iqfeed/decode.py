@@ -19,7 +19,7 @@ from typing import BinaryIO, Callable
 
 import msgspec
 
-from collectors.events import Event
+from events import Event
 from collectors.iqfeed.protocol import (
     Level1Decoder,
     LookupKind,

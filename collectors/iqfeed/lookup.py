@@ -21,7 +21,7 @@ import threading
 import time
 from typing import Callable, Final
 
-from collectors.events import Event, FeedError, HistoryTick, Trade
+from events import Event, FeedError, HistoryTick, Trade
 from collectors.iqfeed.protocol import (
     LookupFailed,
     LookupKind,

@@ -32,7 +32,7 @@ from functools import lru_cache
 from typing import Callable, Final, Literal, Sequence
 from zoneinfo import ZoneInfo
 
-from collectors.events import (
+from events import (
     Depth,
     Event,
     FeedError,

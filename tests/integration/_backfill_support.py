@@ -18,13 +18,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from collectors.backfill import BACKFILL_MARGIN_NS, BACKFILL_SETTLE_NS
-from collectors.engine import BACKFILL_INTERVAL_S, Engine
-from collectors.events import Event
 from collectors.iqfeed.simulator import IQFeedSimulator
 from collectors.iqfeed.simulator.market import Tick
 from collectors.iqfeed.simulator.wire import EASTERN, PRICE_SCALE, EasternClock, TimeText
 from config import load_settings
+from events import Event
+from runtime.backfill import BACKFILL_MARGIN_NS, BACKFILL_SETTLE_NS
+from runtime.engine import BACKFILL_INTERVAL_S, Engine
 from storage.store import Store, sql_string
 from tests.integration._feed_support import running_simulator
 from tests.integration.pipeline import wait_until

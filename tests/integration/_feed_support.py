@@ -8,10 +8,10 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from collectors.events import Depth, Event, Quote, Trade
 from collectors.iqfeed.client import FeedClient
 from collectors.iqfeed.simulator import IQFeedSimulator, SimulatorConfig
 from config import FeedSettings
+from events import Depth, Event, Quote, Trade
 
 SYMBOLS = ("AAPL", "MSFT", "SPY")
 

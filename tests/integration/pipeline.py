@@ -12,11 +12,12 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-from collectors.events import Depth, Event, Heartbeat, Quote, System, Trade
+from events import Depth, Event, Heartbeat, Quote, System, Trade
+from events.kinds import TABLES
 from storage.rows import table_for
 from storage.store import StorageError, Store
 
-EVENT_TABLES = ("trades", "quotes", "depth", "feed_status")
+EVENT_TABLES = tuple(TABLES)
 SYMBOLS = ("AAPL", "MSFT", "SPY", "QQQ", "TSLA", "NVDA", "AMZN")
 BASE_TS_NS = 1_780_000_000_000_000_000
 

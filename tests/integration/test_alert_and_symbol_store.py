@@ -7,7 +7,7 @@ import pytest
 from alerts.lifecycle import AlertBook, Finding
 from alerts.store import AlertStore
 from collectors.iqfeed.protocol import InvalidSymbol
-from collectors.symbols import SymbolRegistry
+from runtime.symbols import SymbolRegistry
 from storage.availability import StorageMonitor
 from storage.migrate import migrate
 from storage.write_behind import WriteBehind

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from runtime.validation import Validator
 from storage.backup import BackupConfig, BackupWriter
 from storage.migrate import migrate
 from storage.reconcile import compare, read_backup, read_store
 from storage.rows import table_for, to_batches
 from storage.segments import is_sealed, list_segments, verify_segment
-from storage.validation import Validator
 from tests.events_factory import FakeClock, make_events
 
 

@@ -14,13 +14,13 @@ from bus.breaker import BreakerSnapshot, BreakerState
 from bus.latency import HistogramSnapshot
 from bus.producer import ProducerStats
 from bus.spool import SpoolStats
-from collectors.engine import EngineStatus
-from collectors.events import Depth, FeedError, Quote, Trade
+from runtime.status import EngineStatus
+from events import Depth, FeedError, Quote, Trade
 from collectors.iqfeed.client import FeedClient, InvalidSymbol, ProtocolVersionError, SymbolLimitReached
 from collectors.iqfeed.connections import Backoff, Counters, Level2Connection, OutageLog
 from config import FeedSettings
-from monitoring.metrics import start_monitoring
-from storage.validation import ValidationSnapshot
+from runtime.metrics import start_monitoring
+from runtime.validation import ValidationSnapshot
 from tests.integration._feed_support import (
     DEPTH,
     SYMBOLS,

@@ -9,10 +9,10 @@ import tracemalloc
 
 import pytest
 
-from collectors.events import Trade
 from collectors.iqfeed.client import LookupFailed, LookupTimeout, NoData
 from collectors.iqfeed.lookup import LookupClient, TokenBucket
 from config import FeedSettings
+from events import Trade
 from tests.integration._feed_support import Recorder, running_client, running_simulator, settings_for, wait_until
 
 pytestmark = pytest.mark.timeout(60)

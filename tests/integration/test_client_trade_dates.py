@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from collectors.events import Event, Heartbeat, Quote, System, Trade
 from collectors.iqfeed.connections import Level1Connection
+from events import Event, Heartbeat, Quote, System, Trade
 from tests.integration._feed_support import Recorder, running_simulator, settings_for, wait_until
 
 pytestmark = pytest.mark.timeout(90)

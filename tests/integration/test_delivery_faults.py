@@ -32,7 +32,7 @@ from bus.codec import encode
 from bus.factory import build_producer, open_bus
 from bus.producer import EventProducer
 from bus.topics import TopicSet
-from collectors.events import Event, Quote
+from events import Event, Quote
 from config import Settings
 from storage.migrate import migrate
 from storage.positions import StoredPositions

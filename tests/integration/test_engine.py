@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from collectors.engine import Engine
 from config import load_settings
+from runtime.engine import Engine
 from tests.conftest import unique_name
 from tests.integration.pipeline import assert_stored_exactly_once, wait_until
 
@@ -83,7 +83,7 @@ def test_engine_over_real_kafka_and_clickhouse_stores_exactly_once(kafka_bootstr
 def test_unreachable_broker_spools_events_turns_health_degraded_and_raises_an_alert(chdb_store, tmp_path):
     from alerts.rules import evaluate_rules
     from bus.breaker import BreakerState
-    from monitoring.health import HealthCheck
+    from runtime.health import HealthCheck
     from tests.e2e.conftest import free_port
 
     settings = load_settings(

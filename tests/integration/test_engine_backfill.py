@@ -16,12 +16,12 @@ from dataclasses import replace
 import pytest
 from prometheus_client import generate_latest
 
-from collectors.engine import BACKFILL_INTERVAL_S, Engine
-from collectors.events import Trade
+from runtime.engine import BACKFILL_INTERVAL_S, Engine
+from events import Trade
 from collectors.iqfeed.client import FeedClient
 from collectors.iqfeed.connections import MAX_OUTAGE_WINDOWS
 from config import load_settings
-from monitoring.metrics import engine_registry
+from runtime.metrics import engine_registry
 from tests.integration._backfill_support import (
     SAMPLE,
     US,

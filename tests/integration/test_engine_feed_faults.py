@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from collectors.backfill import BACKFILL_MARGIN_NS
-from collectors.engine import Engine
 from config import load_settings
+from runtime.backfill import BACKFILL_MARGIN_NS
+from runtime.engine import Engine
 from tests.integration.pipeline import assert_stored_exactly_once, wait_until
 from tests.integration.test_engine import _record_ingest
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 from alerts.rules import evaluate_rules
-from collectors.engine import Engine
 from config import load_settings
+from runtime.engine import Engine
 from tests.conftest import unique_name
 from tests.e2e.conftest import free_port
 from tests.integration.pipeline import wait_until

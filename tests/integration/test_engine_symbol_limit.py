@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from alerts.rules import evaluate_rules
-from collectors.engine import Engine
 from collectors.iqfeed.protocol import SymbolLimitReached
 from config import load_settings
+from runtime.engine import Engine
 from tests.integration.pipeline import wait_until
 
 pytestmark = pytest.mark.timeout(120)

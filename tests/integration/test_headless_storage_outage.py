@@ -21,7 +21,7 @@ import pytest
 from confluent_kafka import Consumer
 
 from bus.topics import TopicSet
-from collectors.events import Event
+from events import Event
 from storage.segments import list_segments, verify_segment
 from storage.server_store import ClickHouseServerStore
 from tests.conftest import unique_name

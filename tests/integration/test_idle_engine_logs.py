@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from collectors.engine import Engine
 from config import load_settings
+from runtime.engine import Engine
 from tests.log_capture import root_logging
 
 WATCH_S = 5.0

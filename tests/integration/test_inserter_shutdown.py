@@ -6,7 +6,7 @@ from bus.base import BusRecord
 from bus.deadletter import DeadLetterSink
 from bus.latency import LatencyHistogram
 from bus.memory import MemoryBus
-from collectors.events import Quote, Trade
+from events import Quote, Trade
 from storage.batching import InsertBatch
 from storage.inserter import Inserter
 from storage.migrate import migrate

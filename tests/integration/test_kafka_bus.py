@@ -21,8 +21,8 @@ from bus.factory import build_producer, open_bus, spool_directory
 from bus.kafka import KafkaBus
 from bus.spool import Spool
 from bus.topics import Retention, TopicSet
-from collectors.events import Trade
 from config import Settings
+from events import Trade
 from tests.integration.pipeline import delete_topics, make_events, wait_until
 
 pytestmark = pytest.mark.kafka

@@ -10,9 +10,9 @@ import urllib.request
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from monitoring.health import INCIDENT_WINDOW_S
 from monitoring.http import Health, MonitoringServer, combine
-from monitoring.metrics import start_monitoring
+from runtime.health import INCIDENT_WINDOW_S
+from runtime.metrics import start_monitoring
 from tests.engine_status import idle_status
 from tests.fake_clock import FakeClock
 

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from collectors.engine import Engine
 from config import load_settings
+from runtime.engine import Engine
 from tests.integration.pipeline import wait_until
 
 RUN_S = 180

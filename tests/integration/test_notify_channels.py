@@ -22,9 +22,9 @@ from prometheus_client import generate_latest
 
 from alerts.lifecycle import AlertBook, Finding
 from alerts.notify import ChannelStats, EmailChannel, Notifier, WebhookChannel
-from collectors.engine import Engine
 from config import load_settings
-from monitoring.metrics import engine_registry
+from runtime.engine import Engine
+from runtime.metrics import engine_registry
 from tests.e2e.conftest import free_port
 from tests.integration.pipeline import wait_until
 

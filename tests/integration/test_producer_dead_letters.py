@@ -11,7 +11,7 @@ from confluent_kafka import Consumer
 
 from bus.codec import decode
 from bus.factory import build_producer
-from collectors.events import Trade
+from events import Trade
 from tests.integration.test_kafka_bus import kafka, settings_for, topics  # noqa: F401 - shared fixtures
 
 pytestmark = pytest.mark.kafka

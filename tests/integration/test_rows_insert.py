@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from collectors.events import Depth, Heartbeat, Quote, System, Trade
+from events import Depth, Heartbeat, Quote, System, Trade
 from storage.migrate import migrate
 from storage.rows import TABLE_COLUMNS, to_batches
 

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from collectors.engine import Engine
 from config import load_settings
 from monitoring.logs import JsonFormatter
-from monitoring.metrics import start_monitoring
+from runtime.engine import Engine
+from runtime.metrics import start_monitoring
 from tests.conftest import unique_name
 from tests.e2e.conftest import free_port
 from tests.integration.pipeline import delete_topics, wait_until

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from alerts.store import AlertStore
-from collectors.engine import Engine
-from collectors.symbols import SymbolRegistry
 from config import Settings, load_settings
-from monitoring.health import HealthCheck
+from runtime.engine import Engine
+from runtime.health import HealthCheck
+from runtime.symbols import SymbolRegistry
 from storage.server_store import ClickHouseServerStore
 from tests.conftest import unique_name
 from tests.integration.pipeline import assert_stored_exactly_once, stored_count, stored_kinds, wait_until

@@ -18,7 +18,7 @@ from bus.deadletter import DeadLetterSink
 from bus.factory import build_producer, open_bus
 from bus.memory import MemoryBus
 from bus.topics import TopicSet
-from collectors.events import Trade
+from events import Trade
 from config import Settings
 from storage.migrate import migrate
 from storage.rows import to_batches

@@ -7,8 +7,8 @@ import pytest
 
 from bus.factory import build_producer
 from bus.memory import MemoryBus
-from collectors.events import Trade
 from config import Settings
+from events import Trade
 from storage.bars import Bar, query_bars
 from storage.migrate import migrate
 from storage.writer import build_writer

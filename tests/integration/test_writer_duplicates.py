@@ -9,12 +9,12 @@ from collections.abc import Sequence
 
 import pytest
 
-from collectors.events import Event, Trade
+from events import Event, Trade
 from storage.bars import query_bars
 from storage.migrate import migrate
+from storage.writer import Writer
 from tests.integration.pipeline import SYMBOLS, BASE_TS_NS, assert_stored_exactly_once, make_events, stored_count, stored_kinds
 from tests.integration.test_writer_bars import MINUTE, expected_bars
-from storage.writer import Writer
 from tests.integration.test_writer_poison import publish, settings, settle, start_writer  # noqa: F401 - fixture
 from tests.integration.test_writer_table_faults import CheckedCommits
 

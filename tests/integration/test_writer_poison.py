@@ -20,7 +20,7 @@ from bus.codec import decode
 from bus.deadletter import DeadLetterSink
 from bus.factory import build_producer, open_bus
 from bus.topics import TopicSet
-from collectors.events import Depth, Event, Quote, Trade
+from events import Depth, Event, Quote, Trade
 from config import Settings
 from storage.batching import InsertBatch
 from storage import rows, schema

@@ -1,5 +1,5 @@
 """The pure parts of the backfill: which history trades are missing, and the bounded record
-of what the engine ingested (collectors/backfill.py)."""
+of what the engine ingested (runtime/backfill.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from collectors.backfill import RecentTrades, missing_trades, trade_identity
-from collectors.events import Quote, Trade
+from events import Quote, Trade
+from runtime.backfill import RecentTrades, missing_trades, trade_identity
 
 SAMPLE = Path("/work/shared/iqfeed/samples/history_ticks_2021-03-01_to_03.csv")
 S = 1_000_000_000
@@ -68,7 +68,7 @@ def test_a_known_trade_without_total_volume_accounts_for_one_print_of_its_time_p
 def test_recent_trades_hold_at_most_max_entries_and_count_what_leaves_for_room(caplog):
     recent = RecentTrades(max_entries=100, max_age_ns=3600 * S)
     trades = [_trade(i, i) for i in range(250)]
-    with caplog.at_level(logging.WARNING, logger="collectors.backfill"):
+    with caplog.at_level(logging.WARNING, logger="runtime.backfill"):
         for start in range(0, 250, 10):
             recent.add([*trades[start:start + 10], Quote(symbol="A", bid=1, bid_size=1, ask=2, ask_size=1, ts_ns=0)],
                        now_ns=start)

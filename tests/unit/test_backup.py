@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from collectors.events import Trade
+from events import Trade
 from storage.backup import BackupConfig, BackupDirLocked, BackupWriter
 from storage.segments import (
     ChecksumMismatch,

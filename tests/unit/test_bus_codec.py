@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from bus.base import BusRecord, PoisonRecord, to_record
 from bus.codec import CodecError, UnsupportedVersion, decode, encode
-from collectors.events import (
+from events import (
     SCHEMA_VERSION,
     Depth,
     FeedError,

@@ -12,8 +12,8 @@ from bus.codec import encode
 from bus.factory import open_bus
 from bus.memory import MemoryBus
 from bus.topics import Retention, TopicSet
-from collectors.events import Trade
 from config import Settings
+from events import Trade
 
 
 def trade(symbol: str, seq: int) -> bytes:

@@ -19,7 +19,7 @@ from bus.memory import MemoryBus
 from bus.producer import EventProducer
 from bus.spool import Spool
 from bus.topics import TopicSet
-from collectors.events import HistoryBar, Quote, Trade
+from events import HistoryBar, Quote, Trade
 from tests.unit.file_size_limit import file_size_limit, run_in_child
 
 TOPICS = TopicSet("p")

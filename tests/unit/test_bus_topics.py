@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bus.topics import TopicSet, UnroutableEvent, event_key
-from collectors.events import Depth, FeedError, Heartbeat, HistoryBar, HistoryTick, Quote, SymbolNotFound, System, Trade
+from events import Depth, FeedError, Heartbeat, HistoryBar, HistoryTick, Quote, SymbolNotFound, System, Trade
 
 TOPICS = TopicSet("tickops")
 

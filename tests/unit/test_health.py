@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bus.breaker import BreakerState
-from monitoring.health import HealthCheck, RecentIncrease, assess
+from runtime.health import HealthCheck, RecentIncrease, assess
 from storage.availability import StorageState
 from tests.engine_status import idle_status
 from tests.fake_clock import FakeClock

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from collectors.jobs import JobRunner
+from runtime.jobs import JobRunner
 from tests.fake_clock import FakeClock
 
 

@@ -6,10 +6,10 @@ import logging
 
 import pytest
 
-from collectors.events import Event, FeedError
 from collectors.iqfeed.connections import Counters, Level1Connection
 from collectors.iqfeed.protocol import SKIPPED_LEVEL1_COUNTERS
 from config import FeedSettings
+from events import Event, FeedError
 from tests.unit.test_protocol import FIELDNAMES, UNPUBLISHED_LEVEL1
 
 pytestmark = pytest.mark.timeout(30)

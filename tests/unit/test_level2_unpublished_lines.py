@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from collectors.events import Depth, Event
+from events import Depth, Event
 from collectors.iqfeed.connections import Counters, Level2Connection
 from collectors.iqfeed.protocol import (
     EMPTY_MARKET_MAKER_QUOTES,

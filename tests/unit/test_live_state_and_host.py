@@ -1,5 +1,5 @@
-from collectors.events import Depth, Quote, Trade
-from collectors.live_state import LiveState
+from events import Depth, Quote, Trade
+from runtime.live_state import LiveState
 import pytest
 
 from monitoring.host import HostSample, HostSampler, rss_growth_after_warmup, rss_slope_bytes_per_hour

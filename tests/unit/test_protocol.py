@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from collectors.events import Depth, FeedError, Heartbeat, HistoryBar, HistoryTick, Quote, SymbolNotFound, System, Trade
+from events import Depth, FeedError, Heartbeat, HistoryBar, HistoryTick, Quote, SymbolNotFound, System, Trade
 from collectors.iqfeed import decode as decode_cli
 from collectors.iqfeed.protocol import (
     IQFEED_DEFAULT_FIELDS,

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collectors.events import Event, System
+from events import Event, System
 from collectors.iqfeed.protocol import (
     DEFAULT_UPDATE_FIELDS,
     Level1Decoder,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collectors.events import Quote, Trade
+from events import Quote, Trade
 from collectors.iqfeed.protocol import (
     DEFAULT_UPDATE_FIELDS,
     Level1Decoder,

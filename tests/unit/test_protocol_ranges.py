@@ -18,7 +18,7 @@ import msgspec
 import pytest
 
 from bus import codec
-from collectors.events import Depth, Event, HistoryBar, HistoryTick, Quote, System, Trade
+from events import Depth, Event, HistoryBar, HistoryTick, Quote, System, Trade
 from collectors.iqfeed.connections import Counters, Level1Connection
 from collectors.iqfeed.protocol import (
     Level1Decoder,

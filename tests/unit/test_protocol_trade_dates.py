@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from collectors.events import Event, Quote, Trade
+from events import Event, Quote, Trade
 from collectors.iqfeed.connections import Level1Connection
 from collectors.iqfeed.protocol import (
     DEFAULT_UPDATE_FIELDS,

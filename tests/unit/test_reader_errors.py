@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from collectors.events import (
+from events import (
     Event,
     FeedError,
     Heartbeat,

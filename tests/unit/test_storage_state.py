@@ -7,7 +7,7 @@ import logging
 from prometheus_client import generate_latest
 
 from dashboard.format import storage_banner
-from monitoring.metrics import engine_registry
+from runtime.metrics import engine_registry
 from storage.availability import StorageMonitor, StorageState
 from storage.store import StorageError, StorageUnavailable
 from tests.engine_status import idle_status

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from collectors.events import Depth, Heartbeat, HistoryTick, Quote, Trade
-from storage.validation import RULES, Tolerances, Validator, check_event
+from events import Depth, Heartbeat, HistoryTick, Quote, Trade
+from runtime.validation import RULES, Tolerances, Validator, check_event
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -10,7 +10,7 @@ import pytest
 from bus.base import BusRecord, PoisonRecord, TopicPartition
 from bus.codec import decode
 from bus.topics import TopicSet
-from collectors.events import Heartbeat, Quote, Trade
+from events import Heartbeat, Quote, Trade
 from storage.batching import BatchBuffer, InsertBatch, route
 from storage.dedup import DuplicateFilter, RecentKeys, identities, stored_identity
 from storage.inserter import _BUCKET_NS, _leading_run

@@ -32,8 +32,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from collectors.events import Event, Trade
 from collectors.iqfeed.client import LookupFailed, OutageWindow
+from events import Event, Trade
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ from prometheus_client.registry import Collector
 
 from bus.breaker import BreakerState
 from bus.latency import HistogramSnapshot
-from collectors.engine import EngineStatus
-from monitoring.health import HealthCheck
 from monitoring.http import MonitoringServer
+from runtime.health import HealthCheck
+from runtime.status import EngineStatus
 
 log = logging.getLogger(__name__)
 

@@ -5,11 +5,11 @@
                                                                   └─► EventProducer ──► bus
     JobRunner (APScheduler): producer poll loop │ writer loop (bus ──► store) │ backup rotation
                              retention │ host sample │ alert rules │ symbol reconcile │ outages
-                             │ backfill of closed Level 1 outages (lookup HTT, collectors/backfill.py)
-                             │ storage link (migrations, durable state, catch-up: collectors/storage_link.py)
+                             │ backfill of closed Level 1 outages (lookup HTT, runtime/backfill.py)
+                             │ storage link (migrations, durable state, catch-up: runtime/storage_link.py)
 
 The same object runs embedded in Streamlit (``st.cache_resource``) and headless
-(``python -m collectors run``). Durable state (desired symbols, alerts, audit log,
+(``python -m runtime run``). Durable state (desired symbols, alerts, audit log,
 outage windows) lives in the store, so a restart or a second process sees it; the
 engine keeps its own copy in memory and runs without storage (down at start or later),
 catching up when it answers.
@@ -23,35 +23,32 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
 
 from alerts.lifecycle import Alert, AlertBook
 from alerts.notify import Notifier
-from alerts.notify.notifier import NotifierStats
 from alerts.rules import Observation, evaluate_rules
 from bus.base import Bus, BusError
 from bus.breaker import BreakerState
 from bus.factory import build_producer, open_bus
-from bus.producer import EventProducer, ProducerStats
-from collectors.backfill import Backfiller, BackfillStats, TradeIdentity
-from collectors.events import Event, Trade
-from collectors.iqfeed.client import FeedClient, FeedState
-from collectors.iqfeed.connections import OutageWindow
+from bus.producer import EventProducer
+from collectors.iqfeed.client import FeedClient
 from collectors.iqfeed.protocol import SymbolLimitReached, validate_symbol
-from collectors.jobs import JobRunner, JobStatus
-from collectors.live_state import LiveState
 from collectors.market_hours import load_calendar, session_at, session_start_ns
-from collectors.storage_link import StorageLink
-from collectors.symbols import SymbolSpec
 from config import Settings
+from events import Event, Trade
 from monitoring.counter_window import CounterWindow
-from monitoring.host import HostSample, HostSampler, rss_growth_after_warmup
-from storage.availability import StorageState
-from storage.backup import BackupHealth, BackupWriter
+from monitoring.host import HostSampler, rss_growth_after_warmup
+from runtime.backfill import Backfiller, TradeIdentity
+from runtime.jobs import JobRunner
+from runtime.live_state import LiveState
+from runtime.status import EngineStatus
+from runtime.storage_link import StorageLink
+from runtime.symbols import SymbolSpec
+from runtime.validation import Validator
+from storage.backup import BackupWriter
 from storage.factory import open_store
 from storage.store import StorageError, Store, sql_string
-from storage.validation import ValidationSnapshot, Validator
-from storage.writer import Writer, WriterStats, build_writer
+from storage.writer import Writer, build_writer
 
 log = logging.getLogger(__name__)
 
@@ -67,32 +64,6 @@ BACKFILL_INTERVAL_S = 2.0
 # A stop's drain ends once the writer has read nothing for this long (longer than a Kafka fetch's
 # 500 ms wait, and than the writer's 1 s lag refresh) and has no lag left.
 DRAIN_QUIET_S = 1.2
-
-
-@dataclass(frozen=True)
-class EngineStatus:
-    """Everything the dashboard, metrics and alert rules read, taken at one moment."""
-
-    source: str
-    started_ns: int
-    feed: FeedState | None
-    feed_counters: dict[str, int]
-    outages: list[OutageWindow]
-    rejected_symbols: dict[str, str]
-    producer: ProducerStats
-    writer: WriterStats | None
-    backup: BackupHealth | None
-    validation: ValidationSnapshot
-    jobs: list[JobStatus]
-    host: HostSample | None
-    ingested: int
-    simulator_ports: dict[str, int] = field(default_factory=dict)
-    notifications: NotifierStats | None = None  # None when no notification channel is configured
-    backfill: BackfillStats | None = None
-    bus_stats: dict[str, int] = field(default_factory=dict)  # the bus's own bounds (in-process bus memory)
-    store_stats: dict[str, int] = field(default_factory=dict)  # the store's own resources (connection pool)
-    unwatched: dict[str, str] = field(default_factory=dict)  # wanted but not watched (over feed.watch_limit) -> why
-    storage: StorageState = StorageState()
 
 
 def _ms(ns: int | None) -> float | None:
@@ -384,7 +355,7 @@ class Engine:
     # ------------------------------------------------------------------ backfill
 
     def _backfill_outages(self) -> None:
-        """Recover the trades closed Level 1 outage windows missed (see collectors/backfill.py).
+        """Recover the trades closed Level 1 outage windows missed (see runtime/backfill.py).
 
         Each list is ingested before the next is computed, so that a trade recovered for
         one window is recognised by an overlapping one.

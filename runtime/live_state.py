@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from collectors.events import Depth, Event, Quote, Trade
+from events import Depth, Event, Quote, Trade
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from collectors.events import Depth, Event, HistoryBar, HistoryTick, Quote, Trade
+from events import Depth, Event, HistoryBar, HistoryTick, Quote, Trade
 
 RULES: tuple[str, ...] = (
     "price_positive",

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from alerts.lifecycle import AlertBook
 from alerts.store import AlertStore
-from collectors.symbols import SymbolRegistry
+from runtime.symbols import SymbolRegistry
 from storage.availability import StorageMonitor, StorageState
 from storage.migrate import migrate
 from storage.store import StorageError, Store

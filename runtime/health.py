@@ -14,8 +14,8 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 from bus.breaker import BreakerState
-from collectors.engine import EngineStatus
 from monitoring.http import Health, HealthState, combine
+from runtime.status import EngineStatus
 
 # How long one increase of an incident counter keeps health down: long enough for a poller
 # (every few seconds) to see it, short enough that the process is not restarted for the past.

@@ -1,0 +1,44 @@
+"""EngineStatus: one moment of a whole TickOps process, as the dashboard, metrics, health and alert
+rules read it. Its own module so that those readers depend on this snapshot, not on the engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from alerts.notify.notifier import NotifierStats
+from bus.producer import ProducerStats
+from collectors.iqfeed.client import FeedState
+from collectors.iqfeed.connections import OutageWindow
+from monitoring.host import HostSample
+from runtime.backfill import BackfillStats
+from runtime.jobs import JobStatus
+from runtime.validation import ValidationSnapshot
+from storage.availability import StorageState
+from storage.backup import BackupHealth
+from storage.writer import WriterStats
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    """Everything the dashboard, metrics and alert rules read, taken at one moment."""
+
+    source: str
+    started_ns: int
+    feed: FeedState | None
+    feed_counters: dict[str, int]
+    outages: list[OutageWindow]
+    rejected_symbols: dict[str, str]
+    producer: ProducerStats
+    writer: WriterStats | None
+    backup: BackupHealth | None
+    validation: ValidationSnapshot
+    jobs: list[JobStatus]
+    host: HostSample | None
+    ingested: int
+    simulator_ports: dict[str, int] = field(default_factory=dict)
+    notifications: NotifierStats | None = None  # None when no notification channel is configured
+    backfill: BackfillStats | None = None
+    bus_stats: dict[str, int] = field(default_factory=dict)  # the bus's own bounds (in-process bus memory)
+    store_stats: dict[str, int] = field(default_factory=dict)  # the store's own resources (connection pool)
+    unwatched: dict[str, str] = field(default_factory=dict)  # wanted but not watched (over feed.watch_limit) -> why
+    storage: StorageState = StorageState()
