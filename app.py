@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from bus.base import BusError
 from collectors.iqfeed.protocol import InvalidSymbol, SymbolLimitReached
 from config import ConfigError
 from dashboard import resources
@@ -52,29 +53,36 @@ def login_box() -> None:
 def symbol_controls() -> None:
     st.sidebar.header("Symbols")
     who = resources.operator()
-    specs = engine.symbols.all()
+    specs = engine.desired_symbols()
     running = [s.symbol for s in specs if s.level1]
-    st.sidebar.caption(f"{len(running)} watched · limit {config.feed.watch_limit}")
+    st.sidebar.caption(f"{len(running)} started · limit {config.feed.watch_limit}"
+                       + (" per collector" if engine.fleet is not None else ""))
     if not can_act(who):
         st.sidebar.caption("Sign in as an operator to start or stop symbols.")
         return
     with st.sidebar.form("start_symbol"):
         raw = st.text_input("Start symbol", placeholder="e.g. NVDA")
         depth = st.checkbox("with Level 2 depth")
+        # in a fleet, a collector over its watch limit watches critical symbols first
+        critical = st.checkbox("critical") if engine.fleet is not None else False
         if st.form_submit_button("Start"):
             try:
-                spec = engine.start_symbol(raw, depth=depth, by=who.name)
-            except (InvalidSymbol, SymbolLimitReached) as exc:
+                spec = engine.start_symbol(raw, depth=depth, critical=critical, by=who.name)
+            except (InvalidSymbol, SymbolLimitReached, BusError) as exc:
                 st.error(str(exc))
             else:
                 st.toast(f"Started {spec.symbol}")
     with st.sidebar.form("stop_symbols"):
         chosen = st.multiselect("Stop symbols", running)
         if st.form_submit_button("Stop") and chosen:
-            for symbol in chosen:
-                engine.stop_symbol(symbol, by=who.name)
-            st.toast(f"Stopped {', '.join(chosen)}")
-            st.rerun()
+            try:
+                for symbol in chosen:
+                    engine.stop_symbol(symbol, by=who.name)
+            except BusError as exc:
+                st.error(str(exc))
+            else:
+                st.toast(f"Stopped {', '.join(chosen)}")
+                st.rerun()
 
 
 def outage_banner() -> None:
@@ -95,6 +103,7 @@ symbol_controls()
 navigation = st.navigation([
     st.Page("pages/overview.py", title="Overview", icon=":material/home:", default=True),
     st.Page("pages/live_feeds.py", title="Live feeds", icon=":material/show_chart:"),
+    st.Page("pages/fleet.py", title="Fleet", icon=":material/hub:"),
     st.Page("pages/alerts.py", title="Alerts", icon=":material/notifications_active:"),
     st.Page("pages/latency.py", title="Latency", icon=":material/timer:"),
     st.Page("pages/host_health.py", title="Host health", icon=":material/monitor_heart:"),

@@ -179,6 +179,30 @@ class KafkaSettings(_Section):
     _breaker_order = _relative_to("breaker_reset_max_s", "at least", "breaker_reset_s")
 
 
+class FleetSettings(_Section):
+    """The collector fleet on Kafka (docs/HA.md); used only with ``bus.kind = "kafka"``.
+
+    Instances share the desired symbols through consumer-group membership of
+    ``<kafka.topic_prefix>-collectors`` over the compacted ``<prefix>.symbols`` topic, which has
+    ``assignment_partitions`` partitions (many more than instances, so hashing spreads symbols
+    evenly; an existing topic keeps its own count, because re-partitioning would move symbols).
+    Each instance publishes its status to ``<prefix>.fleet`` every ``status_interval_s`` and at
+    every change; a status older than ``stale_after_s`` is shown as unresponsive and leaves the
+    fleet's capacity. An instance that has not joined the group ``join_timeout_s`` after its start
+    (Kafka unreachable) watches the stored desired set on its own, up to its limit, rather than
+    nothing. ``run_writer`` false leaves storing to ``python -m storage.writer`` processes.
+    """
+
+    enabled: bool = True
+    assignment_partitions: int = Field(64, ge=1, le=10_000)
+    status_interval_s: float = Field(5.0, ge=0.5, le=300)
+    stale_after_s: float = Field(20.0, gt=0, le=3600)
+    join_timeout_s: float = Field(30.0, gt=0, le=3600)
+    run_writer: bool = True
+
+    _stale_after_interval = _relative_to("stale_after_s", "greater than", "status_interval_s")
+
+
 class StorageSettings(_Section):
     backend: Literal["chdb", "server"] = "chdb"
     database: str = "tickops"
@@ -386,6 +410,7 @@ class Settings(BaseSettings):
     bus: BusSettings = Field(default_factory=BusSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    fleet: FleetSettings = Field(default_factory=FleetSettings)
     backup: BackupSettings = Field(default_factory=BackupSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
@@ -403,6 +428,13 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml_path = Path(os.environ.get("TICKOPS_CONFIG", "tickops.toml"))
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+
+    @model_validator(mode="after")
+    def _someone_stores_the_bus(self) -> Settings:
+        if not self.fleet.run_writer and self.bus.kind != "kafka":
+            raise ValueError('fleet.run_writer = false needs bus.kind = "kafka": only the engine reads the '
+                             "in-process bus, so nothing would store the events; set run_writer = true")
+        return self
 
     def redacted(self) -> dict[str, Any]:
         """A loggable view: pydantic's JSON dump masks every ``SecretStr`` value."""
@@ -425,6 +457,9 @@ def load_settings(**overrides: Any) -> Settings:
 def _describe(exc: ValidationError) -> str:
     lines = ["invalid TickOps configuration:"]
     for error in exc.errors():
+        if not error["loc"]:  # a rule between sections names its settings in the message
+            lines.append(f"  {error['msg']}")
+            continue
         dotted = ".".join(str(part) for part in error["loc"])
         env_name = "TICKOPS_" + "__".join(str(part) for part in error["loc"]).upper()
         lines.append(f"  {dotted} (env {env_name}): {error['msg']}")

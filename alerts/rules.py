@@ -52,6 +52,13 @@ class Observation:
     storage_down_since_ns: int | None = None
     storage_error: str = ""
     storage_pending_writes: int = 0
+    # Collector fleet, filled only by the instance that evaluates fleet-wide rules (0 instances: not judged):
+    # responsive collectors, symbols the desired set wants watched, the sum of the collectors' watch limits,
+    # and that sum without the largest (None with fewer than two collectors).
+    fleet_instances: int = 0
+    fleet_wanted: int = 0
+    fleet_capacity: int = 0
+    fleet_capacity_after_loss: int | None = None
 
 
 Rule = Callable[[Observation, AlertSettings], list[Finding]]
@@ -97,6 +104,24 @@ def symbols_over_limit(obs: Observation, cfg: AlertSettings) -> list[Finding]:
         return [Finding("symbols_over_limit", "feed", "warning",
                         f"{len(obs.unwatched)} wanted symbols are not watched (watch limit reached): {shown}",
                         value=len(obs.unwatched))]
+    return []
+
+
+def fleet_capacity(obs: Observation, cfg: AlertSettings) -> list[Finding]:
+    """The desired set against the responsive collectors' watch limits: short now, or one failure away."""
+    if not obs.fleet_instances:
+        return []
+    wanted, capacity, after = obs.fleet_wanted, obs.fleet_capacity, obs.fleet_capacity_after_loss
+    if wanted > capacity:
+        return [Finding("fleet_capacity", "fleet", "critical",
+                        f"{wanted} symbols wanted but the {obs.fleet_instances} responsive collectors watch at most "
+                        f"{capacity}: {wanted - capacity} stay unwatched; add a collector or stop symbols",
+                        value=wanted - capacity, for_s=30)]
+    if after is not None and wanted > after:
+        return [Finding("fleet_capacity", "fleet", "warning",
+                        f"if one of the {obs.fleet_instances} collectors fails, the others can watch only {after} of "
+                        f"the {wanted} symbols wanted; add a collector before one fails",
+                        value=wanted - after, for_s=60)]
     return []
 
 
@@ -221,7 +246,7 @@ def job_failing(obs: Observation, cfg: AlertSettings) -> list[Finding]:
 
 
 RULES: tuple[Rule, ...] = (
-    symbol_silent, symbols_over_limit, heartbeat_missing, iqconnect_disconnected, bus_trouble, storage_unavailable, storage_trouble,
+    symbol_silent, symbols_over_limit, fleet_capacity, heartbeat_missing, iqconnect_disconnected, bus_trouble, storage_unavailable, storage_trouble,
     error_rate, disk_free, memory_growth, live_latency, storage_freshness, backup_degraded, job_failing,
 )
 

@@ -39,6 +39,11 @@ from events import Event, Trade
 from monitoring.counter_window import CounterWindow
 from monitoring.host import HostSampler, rss_growth_after_warmup
 from runtime.backfill import Backfiller, TradeIdentity
+from runtime.capacity import plan_watches
+from runtime.fleet import Fleet
+from runtime.fleet_alerts import scope_findings, takes_in
+from runtime.fleet_status import FleetView, InstanceState, InstanceStatus, describe_instance
+from runtime.health import HealthCheck
 from runtime.jobs import JobRunner
 from runtime.live_state import LiveState
 from runtime.status import EngineStatus
@@ -91,6 +96,15 @@ class Engine:
         self.alert_store = self.storage.alert_store
         self.alert_book: AlertBook = self.storage.alert_book
         self.notifier = Notifier.from_settings(settings)  # None unless [notify] names a channel
+        # With the Kafka bus, the desired symbols live on the assignment topic and the collector group shares
+        # them out (runtime/fleet.py, docs/HA.md); with the in-process bus this process watches them all.
+        self.fleet: Fleet | None = None
+        if settings.bus.kind == "kafka" and settings.fleet.enabled:
+            self.fleet = Fleet(settings, stored=self.symbols.all, audit=self._audit_fleet)
+            self.storage.take_in_alerts(self._takes_in)
+        self._rules_owner = self.fleet is None
+        self._health = HealthCheck()
+        self._reconcile_lock = threading.Lock()
         self.jobs = JobRunner()
         self.simulator = None
         self.feed: FeedClient | None = None
@@ -120,11 +134,13 @@ class Engine:
         load_calendar()  # a second of pandas under the interpreter lock: before events flow, not in a rule
         if feed_settings.mode == "simulator":
             feed_settings = self._start_simulator()
+        if self.fleet is not None:
+            self.fleet.start()
         self.feed = FeedClient(feed_settings, sink=self.ingest)
         self.feed.start()
         self._reconcile_symbols()
         try:
-            if self.storage.ready:  # otherwise the writer job builds it once migrations have run
+            if self.storage.ready and self.settings.fleet.run_writer:  # else the writer job builds it later
                 self._try_build_writer()
         except BusError as exc:
             log.warning("bus unreachable at start; the writer job retries with backoff",
@@ -156,8 +172,12 @@ class Engine:
         if self.writer is not None:
             self.writer.stop()  # ends a retry loop waiting for storage (an assignment while it is down)
         self.jobs.shutdown()
+        if self.fleet is not None:
+            self.fleet.leave()  # the others take this instance's symbols over while its feed still runs
         if self.feed is not None:
             self.feed.stop()
+        if self.fleet is not None:
+            self.fleet.close(self._instance_status("stopped"))
         if self.writer is None:
             self.producer.flush(left())
         else:
@@ -236,7 +256,10 @@ class Engine:
     def _add_jobs(self) -> None:
         add = self.jobs.add
         add("producer", self._producer_step, interval_s=1, loop=True)
-        add("writer", self._writer_step, interval_s=1, loop=True)
+        if self.settings.fleet.run_writer:
+            add("writer", self._writer_step, interval_s=1, loop=True)
+        if self.fleet is not None:
+            add("fleet", self._fleet_step, interval_s=1, loop=True)
         if self.backup is not None:
             add("backup_rotation", self.backup.rotate_if_due, interval_s=0.25)
             add("backup_retention", self.backup.enforce_retention, interval_s=60)
@@ -269,63 +292,128 @@ class Engine:
 
     # ------------------------------------------------------------------ symbols
 
-    def start_symbol(self, symbol: str, *, depth: bool = False, by: str) -> SymbolSpec:
-        """Start watching ``symbol``; InvalidSymbol or SymbolLimitReached (nothing stored) when it cannot be."""
+    def start_symbol(self, symbol: str, *, depth: bool = False, critical: bool = False, by: str) -> SymbolSpec:
+        """Start watching ``symbol``; InvalidSymbol or SymbolLimitReached (nothing stored) when it cannot be.
+
+        In a fleet the change goes to the assignment topic (BusUnavailable when Kafka does not take it: nothing
+        changed), and the limit is the fleet's: the responsive collectors' watch limits added up.
+        """
         symbol = validate_symbol(symbol.strip())
-        started = {s.symbol for s in self.symbols.all() if s.level1}
-        limit = self.settings.feed.watch_limit
+        started = {s.symbol for s in self.desired_symbols() if s.level1}
+        limit, whose = self.settings.feed.watch_limit, "feed.watch_limit is"
+        if self.fleet is not None:
+            view = self.fleet.view()
+            if view.live:
+                limit = view.capacity().capacity
+                whose = f"the {len(view.live)} responsive collectors' watch limits add up to"
         if symbol not in started and len(started) >= limit:
             raise SymbolLimitReached(
-                f"cannot start {symbol}: {len(started)} symbols are started and feed.watch_limit is {limit}; "
-                "stop one first, or raise the limit (and the IQFeed account's)")
+                f"cannot start {symbol}: {len(started)} symbols are started and {whose} {limit}; "
+                "stop one first, or raise the limit (and the IQFeed account's)"
+                + (", or add a collector" if self.fleet is not None else ""))
+        if self.fleet is not None:
+            self.fleet.put(SymbolSpec(symbol, True, depth, 0.0, time.time_ns(), by, critical))
         spec = self.symbols.set(symbol, level1=True, depth=depth, by=by)
-        self.alert_store.audit(by, "start_symbol", spec.symbol, f"depth={depth}")
+        self.alert_store.audit(by, "start_symbol", spec.symbol, f"depth={depth}" + (", critical" if critical else ""))
         self._reconcile_symbols()
         return spec
 
     def stop_symbol(self, symbol: str, *, by: str) -> SymbolSpec:
+        if self.fleet is not None:
+            self.fleet.put(SymbolSpec(validate_symbol(symbol.strip()), False, False, 0.0, time.time_ns(), by))
         spec = self.symbols.set(symbol, level1=False, depth=False, by=by)
         self.alert_store.audit(by, "stop_symbol", spec.symbol)
         self._reconcile_symbols()
         self.live.forget(spec.symbol)
         return spec
 
+    def desired_symbols(self) -> list[SymbolSpec]:
+        """The whole desired set: the assignment topic's in a fleet, else the stored one (from memory)."""
+        return self.fleet.desired() if self.fleet is not None else self.symbols.all()
+
+    def _wanted_specs(self) -> list[SymbolSpec]:
+        """What this instance should watch: its share of the fleet's desired set, or all of it."""
+        return self.fleet.wanted() if self.fleet is not None else self.symbols.all()
+
     def _reconcile_symbols(self) -> None:
         """Make the feed's watches match the desired state (in memory; the storage job takes in another
-        process's changes), so watches follow the operator while storage is down.
+        process's changes, the fleet job this instance's share), so watches follow the operator while
+        storage is down.
 
-        Stops first, so that a stop always applies and frees room; then starts, in symbol order,
-        up to the watch limit. A desired state larger than the limit (another process's, or a limit
-        lowered since) is not an error of this job: the symbols beyond it are reported as unwatched.
+        Stops first, so that a stop always applies and frees room; then starts up to the watch limit,
+        critical symbols first (runtime/capacity.py). A desired state larger than the limit (a fleet share,
+        another process's, or a limit lowered since) is not an error of this job: the symbols beyond it
+        are reported as unwatched.
         """
         if self.feed is None:
             return
-        wanted = self.symbols.all()
-        level1 = {s.symbol for s in wanted if s.level1}
-        depth = {s.symbol for s in wanted if s.depth}
-        for symbol in sorted(self.feed.watched() - level1):
-            self.feed.unwatch(symbol)
-            self._watched_since.pop(symbol, None)
-        for symbol in sorted(self.feed.watched_depth() - depth):
-            self.feed.unwatch_depth(symbol)
-        unwatched: dict[str, str] = {}
-        for symbol in sorted(level1 - self.feed.watched()):
-            try:
-                if self.feed.watch(symbol):
-                    self._watched_since[symbol] = time.time_ns()
-            except SymbolLimitReached as exc:
-                unwatched[symbol] = str(exc)
-        for symbol in sorted(depth - self.feed.watched_depth()):
-            try:
-                self.feed.watch_depth(symbol)
-            except SymbolLimitReached as exc:
-                unwatched.setdefault(symbol, f"depth: {exc}")
-        if unwatched.keys() != self._unwatched.keys():
-            level = logging.WARNING if unwatched else logging.INFO
-            log.log(level, "symbols over the watch limit", extra={
-                "unwatched": len(unwatched), "limit": self.settings.feed.watch_limit,
-                "sample": ", ".join(sorted(unwatched)[:10])})
-        self._unwatched = unwatched
+        with self._reconcile_lock:
+            wanted = self._wanted_specs()
+            plan = plan_watches(wanted, self.feed.watched(), self.settings.feed.watch_limit)
+            chosen = set(plan.watch)
+            depth = {s.symbol for s in wanted if s.depth}
+            for symbol in sorted(self.feed.watched() - chosen):
+                self.feed.unwatch(symbol)
+                self._watched_since.pop(symbol, None)
+            for symbol in sorted(self.feed.watched_depth() - depth):
+                self.feed.unwatch_depth(symbol)
+            unwatched = dict(plan.over_limit)
+            watched = self.feed.watched()
+            # Depends on gap-free restart (issue 11): a symbol taken over from a dead instance is to be caught
+            # up from its stored watermark (Engine.catch_up) once that exists; until then its takeover gap is lost.
+            for symbol in (s for s in plan.watch if s not in watched):
+                try:
+                    if self.feed.watch(symbol):
+                        self._watched_since[symbol] = time.time_ns()
+                except SymbolLimitReached as exc:
+                    unwatched[symbol] = str(exc)
+            for symbol in sorted(depth - self.feed.watched_depth()):
+                try:
+                    self.feed.watch_depth(symbol)
+                except SymbolLimitReached as exc:
+                    unwatched.setdefault(symbol, f"depth: {exc}")
+            if unwatched.keys() != self._unwatched.keys():
+                level = logging.WARNING if unwatched else logging.INFO
+                log.log(level, "symbols over the watch limit", extra={
+                    "unwatched": len(unwatched), "limit": self.settings.feed.watch_limit,
+                    "sample": ", ".join(sorted(unwatched)[:10])})
+            self._unwatched = unwatched
+
+    # ------------------------------------------------------------------ fleet
+
+    def _fleet_step(self) -> None:
+        """Serve the collector group (a loop job): watch this instance's share as soon as it changes, and
+        publish the status the Fleet page and the other instances read."""
+        assert self.fleet is not None
+        changed = self.fleet.poll()
+        if changed:
+            self._reconcile_symbols()
+        owner = self.fleet.rules_owner
+        if owner != self._rules_owner:
+            self._rules_owner = owner
+            log.info("fleet-wide alert rules %s", "taken over" if owner else "handed over",
+                     extra={"instance": self.settings.instance_id})
+            self.storage.take_in_alerts(self._takes_in)  # the fleet-wide alerts a previous owner left
+        self.fleet.publish(lambda: self._instance_status("running"), force=changed)
+
+    def fleet_view(self) -> FleetView:
+        """The fleet as this process sees it; embedded (no fleet) it is this one instance, as the Fleet page shows."""
+        if self.fleet is not None:
+            return self.fleet.view()
+        wanted = sum(1 for spec in self.symbols.all() if spec.level1)
+        return FleetView(None, (self._instance_status("running"),), wanted, time.time_ns(),
+                         self.settings.fleet.stale_after_s)
+
+    def _instance_status(self, state: InstanceState) -> InstanceStatus:
+        status = self.status()
+        return describe_instance(self.settings.instance_id, status, self._health(status),
+                                 watch_limit=self.settings.feed.watch_limit, state=state, now_ns=time.time_ns())
+
+    def _takes_in(self, alert: Alert) -> bool:
+        return takes_in(alert, self.settings.instance_id, rules_owner=self._rules_owner)
+
+    def _audit_fleet(self, action: str, subject: str, details: str) -> None:
+        self.alert_store.audit(self.settings.instance_id, action, subject, details)
 
     # ------------------------------------------------------------------ outages
 
@@ -406,7 +494,7 @@ class Engine:
         cfg = self.settings.alerts
         status = self.status()
         live = self.live.snapshot()
-        overrides = {s.symbol: s.silent_after_s for s in self.symbols.all() if s.silent_after_s > 0}
+        overrides = {s.symbol: s.silent_after_s for s in self._wanted_specs() if s.silent_after_s > 0}
         watched = self.feed.watched() if self.feed else frozenset()
         heartbeat_age = None
         feed_connected = True
@@ -420,6 +508,7 @@ class Engine:
         live_window = self.producer.latency.window(cfg.latency_window_s)
         fresh_window = self.writer.latency.window(cfg.latency_window_s) if self.writer else None
         host = status.host
+        capacity = status.fleet.capacity() if status.fleet is not None and self._rules_owner else None
         return Observation(
             now_ns=now_ns,
             session=session_at(now_ns).value,
@@ -453,6 +542,10 @@ class Engine:
             storage_down_since_ns=None if status.storage.ready else (status.storage.down_since_ns or self.started_ns),
             storage_error=status.storage.last_error,
             storage_pending_writes=status.storage.pending_writes,
+            fleet_instances=capacity.instances if capacity else 0,
+            fleet_wanted=capacity.wanted if capacity else 0,
+            fleet_capacity=capacity.capacity if capacity else 0,
+            fleet_capacity_after_loss=capacity.after_one_loss if capacity else None,
         )
 
     def _record_counters(self, status: EngineStatus) -> None:
@@ -463,7 +556,10 @@ class Engine:
         self._rejected.record(status.producer.rejected)
 
     def evaluate_alerts(self) -> list[Alert]:
-        changed = self.alert_book.evaluate(evaluate_rules(self.observe(), self.settings.alerts), time.time_ns())
+        findings = evaluate_rules(self.observe(), self.settings.alerts)
+        if self.fleet is not None:
+            findings = scope_findings(findings, self.settings.instance_id, rules_owner=self._rules_owner)
+        changed = self.alert_book.evaluate(findings, time.time_ns())
         self.alert_store.save(changed)
         for alert in changed:
             level = logging.WARNING if alert.state == "firing" else logging.INFO
@@ -486,6 +582,8 @@ class Engine:
             outages=self.feed.outages if self.feed else [],
             rejected_symbols=self.feed.rejected_symbols() if self.feed else {},
             unwatched=dict(self._unwatched),
+            watched=self.feed.watched() if self.feed else frozenset(),
+            fleet=self.fleet.view() if self.fleet is not None else None,
             producer=self.producer.stats(),
             writer=self.writer.stats() if self.writer else None,
             backup=self.backup.health if self.backup else None,

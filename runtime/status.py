@@ -11,6 +11,7 @@ from collectors.iqfeed.client import FeedState
 from collectors.iqfeed.connections import OutageWindow
 from monitoring.host import HostSample
 from runtime.backfill import BackfillStats
+from runtime.fleet_status import FleetView
 from runtime.jobs import JobStatus
 from runtime.validation import ValidationSnapshot
 from storage.availability import StorageState
@@ -41,4 +42,6 @@ class EngineStatus:
     bus_stats: dict[str, int] = field(default_factory=dict)  # the bus's own bounds (in-process bus memory)
     store_stats: dict[str, int] = field(default_factory=dict)  # the store's own resources (connection pool)
     unwatched: dict[str, str] = field(default_factory=dict)  # wanted but not watched (over feed.watch_limit) -> why
+    watched: frozenset[str] = frozenset()  # Level 1 symbols the feed watches now
+    fleet: FleetView | None = None  # with the Kafka bus: this instance's membership and the fleet's statuses
     storage: StorageState = StorageState()

@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from alerts.lifecycle import AlertBook
+from alerts.lifecycle import Alert, AlertBook
 from alerts.store import AlertStore
 from runtime.symbols import SymbolRegistry
 from storage.availability import StorageMonitor, StorageState
@@ -45,6 +45,7 @@ class StorageLink:
         self._delay = 0.0
         self._retry_at = float("-inf")
         self._alerts_merged = False  # stored alerts taken in since storage last answered
+        self._keep_alert: Callable[[Alert], bool] = lambda alert: True
 
     def step(self) -> None:
         """One attempt to bring memory and storage in step; never raises a storage error (backs off instead)."""
@@ -72,8 +73,14 @@ class StorageLink:
             self.symbols.refresh()
         self.writes.flush()
         if not self._alerts_merged:
-            self.alert_book.merge(self.alert_store.active())
+            self.alert_book.merge([alert for alert in self.alert_store.active() if self._keep_alert(alert)])
             self._alerts_merged = True
+
+    def take_in_alerts(self, keep: Callable[[Alert], bool]) -> None:
+        """Take in only the stored alerts ``keep`` accepts (in a fleet: this instance's own), again at the next
+        step: another instance's alert, taken in and not found here, would be resolved by this one."""
+        self._keep_alert = keep
+        self._alerts_merged = False
 
     @property
     def ready(self) -> bool:

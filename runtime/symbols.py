@@ -31,6 +31,9 @@ class SymbolSpec:
     silent_after_s: float  # 0 = the global default
     updated_ns: int  # 0: configured, not stored yet (storage has not answered since the start)
     updated_by: str
+    # Watched first when an instance's share of a fleet exceeds its watch limit (runtime/capacity.py).
+    # Kept on the fleet's assignment topic only: the symbols table has no column for it yet.
+    critical: bool = False
 
 
 class SymbolRegistry:

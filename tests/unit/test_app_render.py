@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from tests.conftest import unique_name
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
-PAGES = ["pages/overview.py", "pages/live_feeds.py", "pages/alerts.py", "pages/latency.py",
+PAGES = ["pages/overview.py", "pages/live_feeds.py", "pages/fleet.py", "pages/alerts.py", "pages/latency.py",
          "pages/host_health.py", "pages/data_integrity.py", "pages/audit_log.py"]
 
 

@@ -1,0 +1,227 @@
+"""One collector's membership in the fleet: its share of the desired symbols, and the fleet it sees.
+
+    <prefix>.symbols (P partitions, compacted, key = symbol) ── KeyedTopicMember, group <prefix>-collectors
+        the partitions the group assigns this instance, each read from its beginning to its end,
+        then followed: wanted() = the specs of those symbols ─► Engine._reconcile_symbols (capacity.py)
+    <prefix>.symbols, every partition ── KeyedTopicReader: the whole desired set (sidebar, capacity, seeding)
+    <prefix>.fleet (compacted, key = instance id) ── KeyedTopicReader: every instance's latest status
+        ◄── publish(): this instance's status every fleet.status_interval_s and at each change
+
+Kafka decides who watches what: a join, a clean leave or a crash (after the group's session
+timeout) rebalances the partitions, and each symbol is watched by the one instance that owns its
+partition. Nothing here needs Kafka to be up: topics are created and the group joined from the
+``fleet`` job, retried while the broker is down; an instance that has not joined within
+``fleet.join_timeout_s`` of its start watches the stored desired set alone (standalone) until it
+joins. The desired set is seeded once, into a topic that never held a record, from the stored
+desired set (configured symbols on a first start).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+from bus.base import BusError
+from bus.keyed_topic import KeyedTopicMember, KeyedTopicReader, KeyedTopicWriter, ensure_compacted_topic
+from config import Settings
+from runtime.assignment import assignment_topic, collector_group, decode_table, encode_spec, status_topic
+from runtime.fleet_status import FleetStatusError, FleetView, InstanceStatus, Membership, decode_status, encode_status
+from runtime.symbols import SymbolSpec
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.2
+# The status topic rolls segments often so that compaction keeps it small for a reader starting from its beginning.
+STATUS_TOPIC_CONFIGS = {"segment.ms": "600000", "min.cleanable.dirty.ratio": "0.1", "delete.retention.ms": "3600000"}
+AuditSink = Callable[[str, str, str], None]  # (action, subject, details)
+
+
+class Fleet:
+    """This instance in the collector fleet (module doc); ``poll`` from one thread, the rest from any."""
+
+    def __init__(self, settings: Settings, *, stored: Callable[[], list[SymbolSpec]], audit: AuditSink,
+                 clock: Callable[[], float] = time.monotonic, clock_ns: Callable[[], int] = time.time_ns) -> None:
+        kafka, fleet = settings.kafka, settings.fleet
+        self.instance_id = settings.instance_id
+        self.settings = fleet
+        self._bootstrap = kafka.bootstrap_servers
+        self._replication = kafka.replication_factor
+        self.topic = assignment_topic(kafka.topic_prefix)
+        self.status_topic = status_topic(kafka.topic_prefix)
+        self._stored = stored
+        self._audit = audit
+        self._clock = clock
+        self._clock_ns = clock_ns
+        self.member = KeyedTopicMember(self._bootstrap, self.topic, collector_group(kafka.topic_prefix),
+                                       client_id=self.instance_id, session_timeout_ms=kafka.session_timeout_ms,
+                                       on_rebalance=self._rebalanced)
+        self.desired_view = KeyedTopicReader(self._bootstrap, self.topic, client_id=f"{self.instance_id}-desired")
+        self.status_view = KeyedTopicReader(self._bootstrap, self.status_topic, client_id=f"{self.instance_id}-fleet")
+        self.writer = KeyedTopicWriter(self._bootstrap, client_id=self.instance_id)
+        self.partitions = 0  # of the assignment topic, once known
+        self._seeded: bool | None = None  # None: not decided yet
+        self._started_at: float | None = None
+        self._standalone = False
+        self._published_at = float("-inf")
+        self._setup_error = ""
+        self._rejected: dict[str, str] = {}  # assignment records of this instance's partitions it cannot read
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Start the join-timeout clock; everything that needs Kafka happens in :meth:`poll`."""
+        self._started_at = self._clock()
+
+    def _set_up(self) -> bool:
+        """Create the topics and start reading them; False (retried at the next poll) while Kafka is down."""
+        if self.partitions:
+            return True
+        try:
+            partitions = ensure_compacted_topic(self._bootstrap, self.topic, self.settings.assignment_partitions,
+                                                replication_factor=self._replication)
+            ensure_compacted_topic(self._bootstrap, self.status_topic, 1, configs=STATUS_TOPIC_CONFIGS,
+                                   replication_factor=self._replication)
+        except BusError as exc:
+            if str(exc) != self._setup_error:
+                log.warning("fleet topics not reachable; retrying", extra={"error": str(exc)})
+            self._setup_error = str(exc)
+            return False
+        self.desired_view.start(partitions)
+        self.status_view.start(1)
+        self.member.subscribe()
+        self.partitions = partitions
+        log.info("fleet joined", extra={"instance": self.instance_id, "topic": self.topic, "partitions": partitions,
+                                        "group": self.member.group_id})
+        return True
+
+    def poll(self) -> bool:
+        """Serve the group and read the topics; True when this instance's wanted symbols may have changed."""
+        if not self._set_up():
+            return self._check_standalone()
+        changed = self.member.poll(POLL_S)
+        self.desired_view.poll(0)
+        self.status_view.poll(0)
+        self._seed_if_new()
+        return self._check_standalone() or changed
+
+    def _check_standalone(self) -> bool:
+        """Switch to or from standalone; True when that switched."""
+        overdue = (not self.member.joined and self._started_at is not None
+                   and self._clock() - self._started_at > self.settings.join_timeout_s)
+        if overdue == self._standalone:
+            return False
+        self._standalone = overdue
+        if overdue:
+            log.warning("not in the collector group after fleet.join_timeout_s: watching the stored desired set "
+                        "alone until Kafka answers", extra={"join_timeout_s": self.settings.join_timeout_s})
+        else:
+            log.info("joined the collector group; leaving standalone mode", extra={"instance": self.instance_id})
+        self._audit("fleet_standalone" if overdue else "fleet_joined", self.instance_id, "")
+        return True
+
+    def _seed_if_new(self) -> None:
+        """Seed the desired set into a topic that never held a record (its first start on Kafka)."""
+        if self._seeded is not None or not self.desired_view.caught_up:
+            return
+        self._seeded = False
+        if self.desired_view.entries() or self.desired_view.ever_written():
+            return
+        specs = [spec for spec in self._stored() if spec.level1 or spec.depth]
+        if not specs:
+            return
+        try:
+            self.writer.put(self.topic, {spec.symbol: encode_spec(spec) for spec in specs}, timeout_s=10)
+        except BusError as exc:
+            self._seeded = None  # decided again at the next poll
+            log.warning("seeding the desired set failed; retrying", extra={"error": str(exc)})
+            return
+        self._seeded = True
+        self._audit("fleet_seed", self.topic, f"{len(specs)} symbols from the stored desired set")
+        log.info("desired set seeded into the assignment topic", extra={"topic": self.topic, "symbols": len(specs)})
+
+    def _rebalanced(self, what: str, partitions: Sequence[int]) -> None:
+        details = f"{what} {len(partitions)} partitions: {','.join(map(str, partitions))}"
+        log.info("fleet partitions %s", what, extra={"instance": self.instance_id, "partitions": len(partitions),
+                                                     "list": ",".join(map(str, partitions))})
+        self._audit(f"fleet_{what}", self.topic, details)
+
+    def leave(self) -> None:
+        """Leave the group so the others take this instance's symbols over now (not after the session timeout)."""
+        self.member.close()
+
+    def close(self, final: InstanceStatus | None) -> None:
+        """Publish the last status (state ``stopped``) and close the readers; after :meth:`leave`."""
+        if final is not None and self.partitions:
+            self.writer.send(self.status_topic, self.instance_id, encode_status(final))
+        self.writer.close()
+        self.desired_view.close()
+        self.status_view.close()
+
+    # ------------------------------------------------------------------ what to watch
+
+    @property
+    def standalone(self) -> bool:
+        return self._standalone
+
+    @property
+    def rules_owner(self) -> bool:
+        """Evaluates the fleet-wide alert rules: owns partition 0, or runs standalone (nobody else may)."""
+        return self._standalone or 0 in self.member.owned()
+
+    def wanted(self) -> list[SymbolSpec]:
+        """The specs of the symbols this instance should watch: its partitions' (standalone: every stored one)."""
+        if self._standalone:
+            return self._stored()
+        specs, errors = decode_table(self.member.entries())
+        self._log_rejected(errors)
+        return sorted(specs.values(), key=lambda spec: spec.symbol)
+
+    def desired(self) -> list[SymbolSpec]:
+        """The whole desired set, from the topic once read to its end (before that, the stored one)."""
+        if not self.desired_view.caught_up:
+            return self._stored()
+        specs, _ = decode_table(self.desired_view.entries())
+        return sorted(specs.values(), key=lambda spec: spec.symbol)
+
+    def _log_rejected(self, errors: dict[str, str]) -> None:
+        new = errors.keys() - self._rejected.keys()
+        for key in sorted(new):
+            log.error("assignment record rejected; that symbol is not watched until it is rewritten",
+                      extra={"key": key, "error": errors[key]})
+        self._rejected = errors
+
+    def put(self, spec: SymbolSpec) -> None:
+        """Write an operator's change to the desired set; raises :class:`bus.base.BusUnavailable` if it did not land."""
+        self.writer.put(self.topic, {spec.symbol: encode_spec(spec)})
+
+    # ------------------------------------------------------------------ status
+
+    def publish(self, describe: Callable[[], InstanceStatus], *, force: bool = False) -> None:
+        """Send this instance's status when it is due (``fleet.status_interval_s``) or ``force``d by a change."""
+        now = self._clock()
+        if not self.partitions or not (force or now - self._published_at >= self.settings.status_interval_s):
+            return
+        self._published_at = now
+        self.writer.send(self.status_topic, self.instance_id, encode_status(describe()))
+
+    def membership(self) -> Membership:
+        owned = self.member.owned()
+        return Membership(
+            group=self.member.group_id, partitions=tuple(sorted(owned)), partitions_total=self.partitions,
+            unread=tuple(sorted(self.member.unread())), held=tuple(sorted(self.member.held())),
+            joined=self.member.joined, standalone=self._standalone, rules_owner=self.rules_owner,
+            wanted=sum(1 for spec in self.wanted() if spec.level1), rejected=dict(self._rejected),
+        )
+
+    def view(self, membership: Membership | None = None) -> FleetView:
+        statuses: list[InstanceStatus] = []
+        rejected: dict[str, str] = {}
+        for key, payload in sorted(self.status_view.entries().items()):
+            try:
+                statuses.append(decode_status(key, payload))
+            except FleetStatusError as exc:
+                rejected[key] = str(exc)
+        desired = sum(1 for spec in self.desired() if spec.level1) if self.desired_view.caught_up else None
+        return FleetView(membership or self.membership(), tuple(statuses), desired, self._clock_ns(),
+                         self.settings.stale_after_s, rejected)

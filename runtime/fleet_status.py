@@ -1,0 +1,153 @@
+"""The fleet status channel: each instance's status on ``<prefix>.fleet``, and the fleet as a reader sees it.
+
+Every collector publishes an :class:`InstanceStatus`, keyed by its instance id, every
+``fleet.status_interval_s`` and whenever what it owns or watches changes. The topic is compacted, so a
+reader that starts later (the dashboard attached to a headless fleet) reads each instance's latest
+status from the topic's beginning. The status carries what the Fleet page and the capacity rule need:
+health, owned partitions, symbols watched and not, writer lag. It is JSON, readable with any Kafka tool.
+
+Liveness is judged by age: an instance killed with SIGKILL says nothing more, its last status just
+grows old, and past ``fleet.stale_after_s`` it no longer counts as responsive (nor in the capacity).
+A clean stop publishes a last status in state ``stopped``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from monitoring.http import Health
+from runtime.capacity import FleetCapacity, assess_capacity
+
+if TYPE_CHECKING:  # EngineStatus carries a FleetView: a run-time import would be circular
+    from runtime.status import EngineStatus
+
+STATUS_VERSION = 1
+InstanceState = Literal["running", "stopped"]
+
+
+class FleetStatusError(ValueError):
+    """A record of the fleet status topic cannot be read; the message names the key and what is wrong."""
+
+
+@dataclass(frozen=True)
+class Membership:
+    """This instance's place in the collector group."""
+
+    group: str
+    partitions: tuple[int, ...]  # assignment partitions it owns (or holds since a lost session)
+    partitions_total: int
+    unread: tuple[int, ...] = ()  # owned but not yet read to their end: their symbols are not watched yet
+    held: tuple[int, ...] = ()  # kept since the group session was lost, until the next assignment
+    joined: bool = False
+    standalone: bool = False  # not joined within fleet.join_timeout_s: watching the stored desired set alone
+    rules_owner: bool = False  # owns partition 0: evaluates the fleet-wide alert rules
+    wanted: int = 0  # level1 symbols of its partitions
+    rejected: dict[str, str] = field(default_factory=dict)  # assignment records it could not read -> why
+
+
+@dataclass(frozen=True)
+class InstanceStatus:
+    instance_id: str
+    source: str
+    state: InstanceState
+    health: str  # ok / degraded / down (runtime/health.py)
+    reasons: tuple[str, ...]
+    partitions: tuple[int, ...]
+    partitions_total: int
+    rules_owner: bool
+    standalone: bool
+    watch_limit: int
+    wanted: int
+    watched: tuple[str, ...]
+    unwatched: dict[str, str]
+    writer_lag: int | None  # None when the instance runs no writer
+    started_ns: int
+    updated_ns: int
+
+    def age_s(self, now_ns: int) -> float:
+        return max(0.0, (now_ns - self.updated_ns) / 1e9)
+
+
+def describe_instance(instance_id: str, status: EngineStatus, health: Health, *, watch_limit: int,
+                      state: InstanceState, now_ns: int) -> InstanceStatus:
+    """This instance's status from its engine's snapshot (embedded, it is the whole fleet)."""
+    membership = status.fleet.membership if status.fleet is not None else None
+    return InstanceStatus(
+        instance_id=instance_id, source=status.source, state=state, health=health.state, reasons=health.reasons,
+        partitions=membership.partitions if membership else (),
+        partitions_total=membership.partitions_total if membership else 0,
+        rules_owner=membership.rules_owner if membership else True,
+        standalone=membership.standalone if membership else False,
+        watch_limit=watch_limit,
+        wanted=membership.wanted if membership else len(status.watched) + len(status.unwatched),
+        watched=tuple(sorted(status.watched)), unwatched=dict(status.unwatched),
+        writer_lag=status.writer.total_lag if status.writer is not None else None,
+        started_ns=status.started_ns, updated_ns=now_ns,
+    )
+
+
+def encode_status(status: InstanceStatus) -> bytes:
+    return json.dumps({"v": STATUS_VERSION, **asdict(status)}, separators=(",", ":")).encode()
+
+
+def decode_status(key: str, payload: bytes) -> InstanceStatus:
+    try:
+        data = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FleetStatusError(f"status of {key!r} is not JSON ({exc})") from None
+    if not isinstance(data, dict) or data.pop("v", None) != STATUS_VERSION:
+        raise FleetStatusError(f"status of {key!r} is not a version {STATUS_VERSION} status: {payload[:80]!r}")
+    try:
+        status = InstanceStatus(**{**data, "reasons": tuple(data["reasons"]), "partitions": tuple(data["partitions"]),
+                                   "watched": tuple(data["watched"])})
+    except (TypeError, KeyError) as exc:
+        raise FleetStatusError(f"status of {key!r} lacks or mistypes a field ({exc})") from None
+    if status.instance_id != key:
+        raise FleetStatusError(f"status keyed {key!r} names instance {status.instance_id!r}")
+    return status
+
+
+@dataclass(frozen=True)
+class FleetView:
+    """The fleet as one process sees it: its own membership and every instance's latest status."""
+
+    membership: Membership | None  # None when this process is not a member (embedded, or only a dashboard)
+    instances: tuple[InstanceStatus, ...]  # by instance id
+    desired: int | None  # level1 symbols of the desired set; None until the topic was read to its end
+    now_ns: int
+    stale_after_s: float
+    rejected: dict[str, str] = field(default_factory=dict)  # status records that could not be read -> why
+
+    def responsive(self, status: InstanceStatus) -> bool:
+        return status.state == "running" and status.age_s(self.now_ns) <= self.stale_after_s
+
+    @property
+    def live(self) -> tuple[InstanceStatus, ...]:
+        return tuple(s for s in self.instances if self.responsive(s))
+
+    @property
+    def partitions_total(self) -> int:
+        totals = [s.partitions_total for s in self.live] + ([self.membership.partitions_total] if self.membership else [])
+        return max(totals, default=0)
+
+    @property
+    def orphaned(self) -> tuple[int, ...]:
+        """Assignment partitions no responsive instance reports owning (their symbols are watched by nobody)."""
+        owned = {p for s in self.live for p in s.partitions}
+        return tuple(p for p in range(self.partitions_total) if p not in owned)
+
+    @property
+    def double_owned(self) -> tuple[int, ...]:
+        """Partitions two responsive instances report (a rebalance in progress, or statuses of different ages)."""
+        seen: set[int] = set()
+        twice: set[int] = set()
+        for status in self.live:
+            twice |= seen & set(status.partitions)
+            seen |= set(status.partitions)
+        return tuple(sorted(twice))
+
+    def capacity(self) -> FleetCapacity:
+        wanted = self.desired if self.desired is not None else sum(s.wanted for s in self.live)
+        return assess_capacity(wanted, [s.watch_limit for s in self.live])

@@ -1,0 +1,49 @@
+"""Alerts in a fleet: an instance's own carry its id, fleet-wide ones come from the rules owner only,
+and an instance takes in from storage only the alerts it would itself raise or resolve."""
+
+from __future__ import annotations
+
+from alerts.lifecycle import Alert, Finding
+from alerts.rules import Observation, evaluate_rules
+from config import AlertSettings
+from runtime.fleet_alerts import scope_findings, takes_in
+
+S = 1_000_000_000
+FINDINGS = [Finding("heartbeat_missing", "level1", "critical", "no heartbeat"),
+            Finding("storage_unavailable", "storage", "critical", "down"),
+            Finding("symbol_silent", "AAPL", "warning", "silent")]
+
+
+def test_an_instances_own_findings_carry_its_id_and_fleet_wide_ones_come_from_the_rules_owner_only():
+    owner = scope_findings(FINDINGS, "c-1", rules_owner=True)
+    assert [(f.rule, f.subject) for f in owner] == [
+        ("heartbeat_missing", "c-1/level1"), ("storage_unavailable", "storage"), ("symbol_silent", "c-1/AAPL")]
+    other = scope_findings(FINDINGS, "c-2", rules_owner=False)
+    assert [(f.rule, f.subject) for f in other] == [("heartbeat_missing", "c-2/level1"), ("symbol_silent", "c-2/AAPL")]
+
+
+def alert(rule: str, subject: str) -> Alert:
+    return Alert(rule, subject, "critical", "firing", "x", started_ns=1, updated_ns=1)
+
+
+def test_an_instance_takes_in_its_own_stored_alerts_and_the_fleet_wide_ones_only_as_rules_owner():
+    assert takes_in(alert("heartbeat_missing", "c-1/level1"), "c-1", rules_owner=False)
+    assert not takes_in(alert("heartbeat_missing", "c-10/level1"), "c-1", rules_owner=True)
+    assert not takes_in(alert("heartbeat_missing", "level1"), "c-1", rules_owner=True)
+    assert takes_in(alert("storage_unavailable", "storage"), "c-1", rules_owner=True)
+    assert not takes_in(alert("storage_unavailable", "storage"), "c-1", rules_owner=False)
+
+
+def rule(obs: Observation) -> list[Finding]:
+    return [f for f in evaluate_rules(obs, AlertSettings()) if f.rule == "fleet_capacity"]
+
+
+def test_fleet_capacity_fires_when_short_warns_one_failure_ahead_and_is_silent_with_headroom():
+    short = rule(Observation(now_ns=S, fleet_instances=1, fleet_wanted=800, fleet_capacity=500))
+    assert [(f.severity, f.value) for f in short] == [("critical", 300)] and "add a collector" in short[0].summary
+    ahead = rule(Observation(now_ns=S, fleet_instances=2, fleet_wanted=800, fleet_capacity=1000,
+                             fleet_capacity_after_loss=500))
+    assert [(f.severity, f.value) for f in ahead] == [("warning", 300)]
+    assert rule(Observation(now_ns=S, fleet_instances=3, fleet_wanted=800, fleet_capacity=1500,
+                            fleet_capacity_after_loss=1000)) == []
+    assert rule(Observation(now_ns=S, fleet_wanted=800)) == []  # not in a fleet, or not the rules owner
