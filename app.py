@@ -55,7 +55,7 @@ def symbol_controls() -> None:
     who = resources.operator()
     specs = engine.desired_symbols()
     running = [s.symbol for s in specs if s.level1]
-    st.sidebar.caption(f"{len(running)} started · limit {config.feed.watch_limit}"
+    st.sidebar.caption(f"{len(running)} watched · limit {config.feed.watch_limit}"
                        + (" per collector" if engine.fleet is not None else ""))
     if not can_act(who):
         st.sidebar.caption("Sign in as an operator to start or stop symbols.")

@@ -222,6 +222,15 @@ class KeyedTopicReader:
         """Every partition was read to its end at least once."""
         return self._unread is not None and not self._unread
 
+    def note(self, key: str, value: bytes | None) -> None:
+        """Show a row this process wrote (and the broker acknowledged) before it is read back, so a caller
+        that checks the table right after writing sees its own write."""
+        with self._lock:
+            if value is None:
+                self._table.pop(key, None)
+            else:
+                self._table[key] = value
+
     def ever_written(self) -> bool:
         """Some partition's end lies beyond offset 0: the topic held records, even if all are deleted now."""
         return any(end > 0 for end in self._ends.values())

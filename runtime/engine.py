@@ -177,7 +177,7 @@ class Engine:
         if self.feed is not None:
             self.feed.stop()
         if self.fleet is not None:
-            self.fleet.close(self._instance_status("stopped"))
+            self.fleet.close(self._instance_status("stopped"), timeout_s=min(2.0, left()))
         if self.writer is None:
             self.producer.flush(left())
         else:
@@ -296,17 +296,18 @@ class Engine:
         """Start watching ``symbol``; InvalidSymbol or SymbolLimitReached (nothing stored) when it cannot be.
 
         In a fleet the change goes to the assignment topic (BusUnavailable when Kafka does not take it: nothing
-        changed), and the limit is the fleet's: the responsive collectors' watch limits added up.
+        changed), and the limit is the fleet's: the responsive collectors' watch limits added up (not judged
+        before a status has been read; the collectors then report what they cannot watch).
         """
         symbol = validate_symbol(symbol.strip())
         started = {s.symbol for s in self.desired_symbols() if s.level1}
-        limit, whose = self.settings.feed.watch_limit, "feed.watch_limit is"
+        limit: int | None = self.settings.feed.watch_limit
+        whose = "feed.watch_limit is"
         if self.fleet is not None:
-            view = self.fleet.view()
-            if view.live:
-                limit = view.capacity().capacity
-                whose = f"the {len(view.live)} responsive collectors' watch limits add up to"
-        if symbol not in started and len(started) >= limit:
+            live = self.fleet.view().live
+            limit = sum(s.watch_limit for s in live) if live else None
+            whose = f"the {len(live)} responsive collectors' watch limits add up to"
+        if limit is not None and symbol not in started and len(started) >= limit:
             raise SymbolLimitReached(
                 f"cannot start {symbol}: {len(started)} symbols are started and {whose} {limit}; "
                 "stop one first, or raise the limit (and the IQFeed account's)"

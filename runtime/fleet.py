@@ -32,6 +32,9 @@ from runtime.symbols import SymbolSpec
 log = logging.getLogger(__name__)
 
 POLL_S = 0.2
+# A metadata request waits this long while Kafka is down: short, so the fleet job stays responsive (standalone
+# switch, shutdown) and simply retries at its next run.
+SETUP_TIMEOUT_S = 1.0
 # The status topic rolls segments often so that compaction keeps it small for a reader starting from its beginning.
 STATUS_TOPIC_CONFIGS = {"segment.ms": "600000", "min.cleanable.dirty.ratio": "0.1", "delete.retention.ms": "3600000"}
 AuditSink = Callable[[str, str, str], None]  # (action, subject, details)
@@ -79,9 +82,9 @@ class Fleet:
             return True
         try:
             partitions = ensure_compacted_topic(self._bootstrap, self.topic, self.settings.assignment_partitions,
-                                                replication_factor=self._replication)
+                                                replication_factor=self._replication, timeout_s=SETUP_TIMEOUT_S)
             ensure_compacted_topic(self._bootstrap, self.status_topic, 1, configs=STATUS_TOPIC_CONFIGS,
-                                   replication_factor=self._replication)
+                                   replication_factor=self._replication, timeout_s=SETUP_TIMEOUT_S)
         except BusError as exc:
             if str(exc) != self._setup_error:
                 log.warning("fleet topics not reachable; retrying", extra={"error": str(exc)})
@@ -150,11 +153,12 @@ class Fleet:
         """Leave the group so the others take this instance's symbols over now (not after the session timeout)."""
         self.member.close()
 
-    def close(self, final: InstanceStatus | None) -> None:
-        """Publish the last status (state ``stopped``) and close the readers; after :meth:`leave`."""
+    def close(self, final: InstanceStatus | None, timeout_s: float = 5.0) -> None:
+        """Publish the last status (state ``stopped``, waiting up to ``timeout_s`` for it) and close the
+        readers; after :meth:`leave`."""
         if final is not None and self.partitions:
             self.writer.send(self.status_topic, self.instance_id, encode_status(final))
-        self.writer.close()
+        self.writer.close(timeout_s)
         self.desired_view.close()
         self.status_view.close()
 
@@ -193,7 +197,9 @@ class Fleet:
 
     def put(self, spec: SymbolSpec) -> None:
         """Write an operator's change to the desired set; raises :class:`bus.base.BusUnavailable` if it did not land."""
-        self.writer.put(self.topic, {spec.symbol: encode_spec(spec)})
+        record = encode_spec(spec)
+        self.writer.put(self.topic, {spec.symbol: record})
+        self.desired_view.note(spec.symbol, record)
 
     # ------------------------------------------------------------------ status
 

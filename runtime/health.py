@@ -67,6 +67,14 @@ def assess(s: EngineStatus, *, dropping: bool, window_s: float = INCIDENT_WINDOW
         checks.append(("degraded" if s.backup.state == "degraded" else "ok", f"backup failing: {s.backup.last_error}"))
     for job in s.jobs:
         checks.append(("degraded" if job.consecutive_failures >= 3 else "ok", f"job {job.name}: {job.last_error}"))
+    membership = s.fleet.membership if s.fleet is not None else None
+    if membership is not None:
+        checks.append(("degraded" if membership.standalone else "ok",
+                       "not in the collector group (Kafka unreachable since start): watching the stored desired set "
+                       "alone"))
+        checks.append(("degraded" if membership.held else "ok",
+                       f"collector group session lost: keeping partitions {list(membership.held)} until Kafka "
+                       "assigns again"))
     health = combine(checks)
     return Health(health.state, health.reasons, {"source": s.source, "ingested": s.ingested})
 

@@ -114,6 +114,19 @@ class EngineCollector(Collector):
         if s.feed is not None:
             yield GaugeMetricFamily("tickops_feed_connected", "1 when Level 1 is up and DTN is not down",
                                     value=int(s.feed.connected))
+        yield GaugeMetricFamily("tickops_symbols_watched", "Level 1 symbols watched now", value=len(s.watched))
+        yield GaugeMetricFamily("tickops_symbols_unwatched", "Wanted symbols beyond the watch limit",
+                                value=len(s.unwatched))
+        membership = s.fleet.membership if s.fleet is not None else None
+        if membership is not None:
+            yield GaugeMetricFamily("tickops_fleet_partitions_owned", "Assignment partitions this collector owns",
+                                    value=len(membership.partitions))
+            yield GaugeMetricFamily("tickops_fleet_rules_owner", "1 while this collector evaluates fleet-wide rules",
+                                    value=int(membership.rules_owner))
+            yield GaugeMetricFamily("tickops_fleet_standalone", "1 while not in the collector group (Kafka down "
+                                    "since start)", value=int(membership.standalone))
+            yield GaugeMetricFamily("tickops_fleet_collectors", "Responsive collectors in the fleet",
+                                    value=len(s.fleet.live))
         if s.notifications is not None:
             yield GaugeMetricFamily("tickops_notifications_queued", "Alert notifications waiting for delivery",
                                     value=s.notifications.queued)

@@ -105,3 +105,16 @@ def test_every_page_renders_while_clickhouse_is_down_and_the_app_shows_a_storage
         app = _run(page)
         assert any("storage unavailable" in w.value for w in app.warning), page
 
+
+
+@pytest.mark.timeout(120)
+def test_fleet_page_shows_the_embedded_process_as_the_one_instance_with_its_capacity(dashboard_env):
+    from dashboard import resources
+
+    app = _run("pages/fleet.py")
+    assert not app.exception
+    table = app.dataframe[0].value
+    assert list(table["instance"]) == [resources.settings().instance_id]
+    assert list(table["wanted"]) == [2]
+    assert any(m.label == "Symbols wanted" and m.value == "2" for m in app.metric)
+    assert any("Embedded" in c.value for c in app.caption)

@@ -1,0 +1,103 @@
+"""Engines in a fleet on the real broker: the sidebar's start and stop go to the assignment topic and are
+refused beyond the fleet's capacity; an instance whose share exceeds its watch limit watches up to it,
+critical symbols first, reports the rest and alerts under its own name; an instance that cannot reach
+Kafka at start watches the stored desired set alone rather than nothing."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from collectors.iqfeed.protocol import SymbolLimitReached
+from config import load_settings
+from runtime.engine import Engine
+from runtime.health import HealthCheck
+from tests.conftest import unique_name
+from tests.e2e.conftest import free_port
+from tests.integration.pipeline import delete_topics, wait_until
+
+pytestmark = pytest.mark.timeout(180)
+LIMIT = 5
+CRITICAL = {"TSLA", "SPY"}
+PLAIN = ["AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "QQQ", "IWM"]
+
+
+def _engine(name: str, prefix: str, bootstrap: str, store, tmp_path, **fleet: object) -> Engine:
+    settings = load_settings(
+        data_dir=tmp_path / name, instance_id=name,
+        feed={"symbols": [], "watch_limit": LIMIT, "simulator_rate": 50},
+        bus={"kind": "kafka"},
+        kafka={"bootstrap_servers": bootstrap, "topic_prefix": prefix, "consumer_group": f"{prefix}-writer",
+               "partitions": 2, "session_timeout_ms": 6000},
+        fleet={"assignment_partitions": 8, "status_interval_s": 0.5, "stale_after_s": 4, **fleet},
+        storage={"backend": "server", "database": store.database}, monitoring={"enabled": False},
+    )
+    return Engine(settings, store=store).start()
+
+
+def _watched(*engines: Engine) -> list[str]:
+    return sorted(s for engine in engines for s in engine.feed.watched())
+
+
+def test_an_instance_over_its_limit_watches_critical_symbols_first_and_alerts_under_its_own_name(
+        kafka_bootstrap, server_store, tmp_path):
+    prefix = unique_name("fleng")
+    a = _engine("a", prefix, kafka_bootstrap, server_store, tmp_path)
+    b = _engine("b", prefix, kafka_bootstrap, server_store, tmp_path)
+    try:
+        wait_until(lambda: len(a.fleet_view().live) == len(b.fleet_view().live) == 2, 60,
+                   "both collectors on the fleet status topic, as each sees it")
+        for symbol in PLAIN:
+            a.start_symbol(symbol, by="ops")
+        for symbol in sorted(CRITICAL):
+            b.start_symbol(symbol, critical=True, by="ops")
+        wanted = sorted(CRITICAL | set(PLAIN))
+        wait_until(lambda: sorted(s.symbol for s in a.desired_symbols()) == wanted, 10, "b's starts read by a")
+        with pytest.raises(SymbolLimitReached, match="2 responsive collectors' watch limits add up to 10"):
+            a.start_symbol("IBM", by="ops")
+        # Hashing, not the limit, splits the ten: a share over 5 is watched up to 5 and the rest reported.
+        wait_until(lambda: sorted(_watched(a, b) + [s for e in (a, b) for s in e.status().unwatched]) == wanted, 30,
+                   "each of the ten symbols watched or reported unwatched by exactly one collector")
+        assert all(len(engine.feed.watched()) <= LIMIT for engine in (a, b))
+        assert {s.symbol: s.critical for s in b.desired_symbols()} == {s: s in CRITICAL for s in wanted}
+
+        b.stop()  # a clean leave: a owns every partition now, twice its limit
+        wait_until(lambda: len(a.status().unwatched) == len(wanted) - LIMIT, 30, "a over its limit")
+        assert CRITICAL <= a.feed.watched() and len(a.feed.watched()) == LIMIT
+        a.evaluate_alerts()  # the alerts job runs it every second too
+        active = {(x.rule, x.subject): x for x in a.alert_book.active()}
+        assert active[("symbols_over_limit", "a/feed")].state == "firing"
+        assert "fleet_capacity" in {rule for rule, _ in active}  # a is the rules owner now: the fleet is short
+        assert not [key for key in active if key[1].startswith("b/")]
+        assert a.fleet_view().capacity().short_by == len(wanted) - LIMIT
+
+        a.stop_symbol("TSLA", by="ops")  # through the topic, back to the owner
+        wait_until(lambda: "TSLA" not in a.feed.watched() and len(a.feed.watched()) == LIMIT, 30, "TSLA stopped")
+        audit = {(e.actor, e.action) for e in a.alert_store.audit_log(1000)}
+        assert {("ops", "start_symbol"), ("ops", "stop_symbol"), ("a", "fleet_assigned"), ("b", "fleet_revoked")} \
+            <= audit
+    finally:
+        a.stop()
+        b.stop()
+        delete_topics(kafka_bootstrap, prefix)
+
+
+def test_an_instance_that_cannot_reach_kafka_at_start_watches_the_stored_set_alone_and_stops_in_time(
+        chdb_store, tmp_path):
+    settings = load_settings(
+        data_dir=tmp_path, instance_id="lonely", feed={"symbols": ["AAPL", "MSFT"], "simulator_rate": 50},
+        bus={"kind": "kafka"}, kafka={"bootstrap_servers": f"127.0.0.1:{free_port()}", "message_timeout_ms": 2000},
+        fleet={"join_timeout_s": 1}, storage={"database": chdb_store.database}, monitoring={"enabled": False},
+    )
+    engine = Engine(settings, store=chdb_store).start()
+    try:
+        wait_until(lambda: engine.feed.watched() == {"AAPL", "MSFT"}, 30, "the stored symbols watched alone")
+        membership = engine.status().fleet.membership
+        assert membership.standalone and membership.rules_owner and not membership.joined
+        health = HealthCheck()(engine.status())
+        assert health.state == "degraded" and any("not in the collector group" in r for r in health.reasons)
+    finally:
+        started = time.monotonic()
+        engine.stop(drain_timeout_s=2)
+        assert time.monotonic() - started < 20, "stopping with Kafka down took too long"

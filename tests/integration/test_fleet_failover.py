@@ -1,0 +1,231 @@
+"""Fleet: one simulator process (one shared market, a watch limit of 500 per client connection, a trade
+log), 3 headless collectors (``python -m runtime run``, Kafka bus, ClickHouse server, feed.mode iqconnect,
+a limit of 500 each) sharing 800 desired symbols, and 2 writer processes (``python -m storage.writer``).
+One collector and one writer are SIGKILLed mid-stream.
+
+Proved against the simulator's own record of every trade it made: the survivors take the dead
+collector's symbols over within the group's session timeout plus a few seconds, no trade is stored
+twice, nothing is stored that the market did not make, and every trade of the comparison window is
+stored except those the dead collector's symbols printed during the takeover gap. Those are lost until
+gap-free restart (``Engine.catch_up``) backfills a symbol taken over; the test measures them (printed
+with the other figures; docs/HA.md) and the assertion marked GAP below is to be tightened to "none"
+once that lands.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from bus.keyed_topic import KeyedTopicReader, KeyedTopicWriter, ensure_compacted_topic
+from collectors.iqfeed.simulator.config import generated_symbols
+from collectors.iqfeed.simulator.trade_log import read_trade_log
+from runtime.assignment import assignment_topic, encode_spec, status_topic
+from runtime.fleet import STATUS_TOPIC_CONFIGS
+from runtime.fleet_status import InstanceStatus, decode_status
+from runtime.symbols import SymbolSpec
+from storage.migrate import migrate
+from tests.conftest import CLICKHOUSE_PORT, unique_name
+from tests.integration.pipeline import delete_topics, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+LISTENING = re.compile(r"listening on \S+: level1=(\d+) level2=(\d+) admin=(\d+) lookup=(\d+)")
+SYMBOLS = generated_symbols(800)
+LIMIT = 500
+SESSION_TIMEOUT_S = 6.0
+COLLECTORS = ("c1", "c2", "c3")
+WRITERS = ("w1", "w2")
+S = 1_000_000_000
+
+Identity = tuple[str, int, int, str, int]  # symbol, ts_ns, total_volume, price (4 decimals), size
+
+
+@dataclass
+class Fleet:
+    prefix: str
+    tmp: Path
+    env: dict[str, str]
+    processes: dict[str, subprocess.Popen]
+
+    def start(self, name: str, module: str, **env: str) -> None:
+        log = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115 - the child writes to it until it ends
+        self.processes[name] = subprocess.Popen([sys.executable, "-m", module, *(["run"] if module == "runtime" else [])],
+                                                cwd=ROOT, env={**self.env, **env}, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+
+    def log(self, name: str) -> str:
+        return (self.tmp / f"{name}.log").read_text(errors="replace")[-4000:]
+
+    def alive(self) -> None:
+        for name, proc in self.processes.items():
+            assert proc.poll() is None or proc.returncode == -signal.SIGKILL, (name, self.log(name))
+
+
+def _simulator(tmp: Path, trade_log: Path) -> tuple[subprocess.Popen, dict[str, int]]:
+    log_path = tmp / "simulator.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "collectors.iqfeed.simulator", "--level1-port", "0", "--level2-port", "0",
+             "--admin-port", "0", "--lookup-port", "0", "--symbols", str(len(SYMBOLS)), "--rate", "400",
+             "--watch-limit", str(LIMIT), "--watch-limit-per-connection", "--trade-log", str(trade_log),
+             "--history-ticks", "2000000"],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        match = LISTENING.search(log_path.read_text(errors="replace"))
+        if match:
+            return proc, dict(zip(("level1", "level2", "admin", "lookup"), (int(g) for g in match.groups())))
+        assert proc.poll() is None, log_path.read_text()
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("the simulator did not start listening")
+
+
+class StatusWatch:
+    """The fleet status topic, as the dashboard reads it."""
+
+    def __init__(self, bootstrap: str, prefix: str) -> None:
+        self.reader = KeyedTopicReader(bootstrap, status_topic(prefix), client_id=unique_name("test"))
+        self.reader.start(1)
+
+    def latest(self) -> dict[str, InstanceStatus]:
+        self.reader.poll(0.2)
+        return {key: decode_status(key, payload) for key, payload in self.reader.entries().items()}
+
+    def watched_by(self, names: tuple[str, ...], since_ns: int = 0) -> Counter[str]:
+        statuses = self.latest()
+        return Counter(symbol for name in names if name in statuses and statuses[name].updated_ns >= since_ns
+                       for symbol in statuses[name].watched)
+
+
+def _identities(rows) -> list[Identity]:
+    return [(str(symbol), int(ts), int(volume), f"{float(price):.4f}", int(size))
+            for symbol, ts, volume, price, size in rows]
+
+
+@pytest.mark.timeout(420)
+def test_a_collector_and_a_writer_sigkilled_mid_stream_are_taken_over_and_each_trade_is_stored_once(
+        kafka_bootstrap, server_store, tmp_path):
+    prefix = unique_name("ha")
+    migrate(server_store)
+    trade_log = tmp_path / "trades.csv"
+    simulator, ports = _simulator(tmp_path, trade_log)
+    # The operator's desired set, as the dashboard writes it: 800 symbols on a 64-partition assignment topic.
+    ensure_compacted_topic(kafka_bootstrap, assignment_topic(prefix), 64)
+    ensure_compacted_topic(kafka_bootstrap, status_topic(prefix), 1, configs=STATUS_TOPIC_CONFIGS)
+    control = KeyedTopicWriter(kafka_bootstrap, client_id="test-dashboard")
+    control.put(assignment_topic(prefix), {s: encode_spec(SymbolSpec(s, True, False, 0.0, time.time_ns(), "test"))
+                                           for s in SYMBOLS}, timeout_s=30)
+    control.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKOPS_")}
+    env.update({
+        "TICKOPS_BUS__KIND": "kafka", "TICKOPS_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "TICKOPS_KAFKA__TOPIC_PREFIX": prefix, "TICKOPS_KAFKA__CONSUMER_GROUP": f"{prefix}-writer",
+        "TICKOPS_KAFKA__SESSION_TIMEOUT_MS": str(int(SESSION_TIMEOUT_S * 1000)),
+        "TICKOPS_STORAGE__BACKEND": "server", "TICKOPS_STORAGE__PORT": str(CLICKHOUSE_PORT),
+        "TICKOPS_STORAGE__DATABASE": server_store.database, "TICKOPS_MONITORING__ENABLED": "false",
+        "TICKOPS_FEED__MODE": "iqconnect", "TICKOPS_FEED__HOST": "127.0.0.1",
+        "TICKOPS_FEED__LEVEL1_PORT": str(ports["level1"]), "TICKOPS_FEED__LEVEL2_PORT": str(ports["level2"]),
+        "TICKOPS_FEED__ADMIN_PORT": str(ports["admin"]), "TICKOPS_FEED__LOOKUP_PORT": str(ports["lookup"]),
+        "TICKOPS_FEED__WATCH_LIMIT": str(LIMIT), "TICKOPS_FEED__SYMBOLS": "[]",
+        "TICKOPS_FLEET__RUN_WRITER": "false", "TICKOPS_FLEET__STATUS_INTERVAL_S": "1",
+        "TICKOPS_FLEET__STALE_AFTER_S": "5",
+    })
+    fleet = Fleet(prefix, tmp_path, env, {})
+    watch = StatusWatch(kafka_bootstrap, prefix)
+    try:
+        for name in WRITERS:
+            fleet.start(name, "storage.writer", TICKOPS_INSTANCE_ID=name, TICKOPS_DATA_DIR=str(tmp_path / name))
+        for name in COLLECTORS:
+            fleet.start(name, "runtime", TICKOPS_INSTANCE_ID=name, TICKOPS_FEED__CLIENT_NAME=name,
+                        TICKOPS_DATA_DIR=str(tmp_path / name))
+
+        def all_watched_once(names: tuple[str, ...], since_ns: int = 0) -> bool:
+            fleet.alive()
+            return watch.watched_by(names, since_ns) == Counter(SYMBOLS)
+
+        wait_until(lambda: all_watched_once(COLLECTORS), 120, "800 symbols watched once over 3 collectors", 0.2)
+        window_start_ns = time.time_ns() + 2 * S
+        shares = {name: len(status.watched) for name, status in watch.latest().items()}
+        assert all(0 < share <= LIMIT for share in shares.values()), shares
+        time.sleep(8)
+
+        victim = "c2"
+        doomed_symbols = set(watch.latest()[victim].watched)
+        killed_ns = time.time_ns()
+        fleet.processes[victim].send_signal(signal.SIGKILL)
+        survivors = tuple(name for name in COLLECTORS if name != victim)
+        time.sleep(2)
+        writer_killed = datetime.now(timezone.utc)
+        fleet.processes["w1"].send_signal(signal.SIGKILL)  # a writer too, while the takeover is under way
+        wait_until(lambda: all_watched_once(survivors, killed_ns), SESSION_TIMEOUT_S + 30,
+                   "the survivors watching every symbol", 0.1)
+        takeover_s = (time.time_ns() - killed_ns) / S
+        time.sleep(10)
+        window_end_ns = time.time_ns() - 2 * S
+        for name in survivors:
+            fleet.processes[name].send_signal(signal.SIGTERM)
+        for name in survivors:
+            assert fleet.processes[name].wait(60) == 0, fleet.log(name)
+
+        def settled_count() -> int:
+            return server_store.query(f"SELECT count() FROM {server_store.table('trades')}")[0][0]
+
+        last = [-1, time.monotonic()]
+
+        def stored_everything() -> bool:  # the surviving writer has stored the bus's backlog
+            count = settled_count()
+            if count != last[0]:
+                last[:] = [count, time.monotonic()]
+            return time.monotonic() - last[1] > 4
+
+        wait_until(stored_everything, 90, "the surviving writer to store the backlog", 0.5)
+        fleet.processes["w2"].send_signal(signal.SIGTERM)
+        assert fleet.processes["w2"].wait(30) == 0, fleet.log("w2")
+        assignments = [json.loads(line) for line in (tmp_path / "w2.log").read_text().splitlines()
+                       if '"partitions assigned"' in line]
+        assert any(a["count"] == 4 * 6 and datetime.fromisoformat(a["ts"].replace("Z", "+00:00")) > writer_killed
+                   for a in assignments), f"the surviving writer did not take all 24 data partitions over: {assignments}"
+    finally:
+        for proc in fleet.processes.values():
+            if proc.poll() is None:
+                proc.kill()
+        simulator.send_signal(signal.SIGTERM)
+        simulator.wait(30)
+        watch.reader.close()
+        delete_topics(kafka_bootstrap, prefix)
+
+    made = [(t.symbol, t.ts_ns, t.total_volume, f"{t.price:.4f}", t.size) for t in read_trade_log(trade_log)
+            if window_start_ns <= t.ts_ns <= window_end_ns]
+    stored = _identities(server_store.query(
+        f"SELECT symbol, ts_ns, total_volume, price, size FROM {server_store.table('trades')} "
+        f"WHERE ts_ns >= {window_start_ns} AND ts_ns <= {window_end_ns}"))
+    doubled = {key: n for key, n in Counter(stored).items() if n > 1}
+    assert not doubled, f"{len(doubled)} trades stored more than once, e.g. {list(doubled)[:3]}"
+    invented = set(stored) - set(made)
+    assert not invented, f"{len(invented)} stored trades the market never made, e.g. {sorted(invented)[:3]}"
+    missing = sorted(set(made) - set(stored), key=lambda key: key[1])
+    gap = [m for m in missing if m[0] in doomed_symbols and killed_ns - S <= m[1] <= killed_ns + takeover_s * S + S]
+    print(f"\nFLEET FIGURES: symbols {len(SYMBOLS)}, shares {shares}, takeover {takeover_s:.1f} s "
+          f"(session timeout {SESSION_TIMEOUT_S:.0f} s), trades in window {len(made)}, stored {len(stored)}, "
+          f"lost in the takeover gap {len(gap)} of the victim's {len(doomed_symbols)} symbols"
+          + (f" ({(gap[-1][1] - gap[0][1]) / S:.1f} s of prints)" if gap else ""))
+    assert len(made) > 1000, "too few trades in the comparison window to prove anything"
+    assert takeover_s <= SESSION_TIMEOUT_S + 8, f"takeover took {takeover_s:.1f} s"
+    # Every trade outside the dead collector's takeover gap is stored.
+    assert missing == gap, f"{len(missing) - len(gap)} trades lost outside the takeover gap, e.g. " \
+                           f"{[m for m in missing if m not in gap][:3]}"
+    # GAP: until gap-free restart (Engine.catch_up on takeover) backfills a taken-over symbol, its prints during
+    # the takeover are lost; tighten this to `assert not gap` once catch_up is called on takeover.
+    assert len(gap) < len(made) // 10
