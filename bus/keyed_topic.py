@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -159,9 +160,44 @@ class KeyedTopicWriter:
             self._producer.flush(timeout_s)
 
 
-def _key(message: Message) -> str | None:
-    key = message.key()
-    return None if key is None else key.decode("utf-8", "replace")
+class _Consumed(NamedTuple):
+    """What one consumed message means for a table: a row (value None deletes it) or the partition's end."""
+
+    partition: int
+    offset: int
+    end: bool
+    key: str = ""
+    value: bytes | None = None
+
+
+def _consumed(messages: list[Message], topic: str) -> tuple[list[_Consumed], int]:
+    """The rows and partition ends among ``messages`` (transport errors logged), and how many records had
+    no key: those are not rows of a table and are skipped, counted and logged."""
+    items: list[_Consumed] = []
+    keyless = 0
+    for message in messages:
+        error = message.error()
+        if error is not None:
+            if error.code() == KafkaError._PARTITION_EOF:
+                items.append(_Consumed(message.partition(), message.offset(), True))
+            else:
+                _client_error(error)
+            continue
+        key = message.key()
+        if key is None:
+            keyless += 1
+            log.warning("keyless record on a keyed topic skipped", extra={"topic": topic, "offset": message.offset()})
+            continue
+        items.append(_Consumed(message.partition(), message.offset(), False, key.decode("utf-8", "replace"),
+                               message.value()))
+    return items, keyless
+
+
+def _apply(table: dict[str, bytes], row: _Consumed) -> None:
+    if row.value is None:
+        table.pop(row.key, None)
+    else:
+        table[row.key] = row.value
 
 
 class KeyedTopicReader:
@@ -192,28 +228,17 @@ class KeyedTopicReader:
         """Apply the records that arrive within ``timeout_s``; True when the table changed."""
         if self._unread is None:
             return False
+        items, keyless = _consumed(self._consumer.consume(_MAX_RECORDS, timeout_s), self.topic)
+        self.keyless += keyless
         changed = False
-        for message in self._consumer.consume(_MAX_RECORDS, timeout_s):
-            error = message.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    changed |= message.partition() in self._unread
-                    self._unread.discard(message.partition())
-                    self._ends[message.partition()] = message.offset()
+        with self._lock:
+            for item in items:
+                if item.end:
+                    changed |= item.partition in self._unread
+                    self._unread.discard(item.partition)
+                    self._ends[item.partition] = item.offset
                 else:
-                    _client_error(error)
-                continue
-            key = _key(message)
-            if key is None:
-                self.keyless += 1
-                log.warning("keyless record on a keyed topic skipped", extra={"topic": self.topic,
-                                                                             "offset": message.offset()})
-                continue
-            with self._lock:
-                if message.value() is None:
-                    changed |= self._table.pop(key, None) is not None
-                else:
-                    self._table[key] = message.value()
+                    _apply(self._table, item)
                     changed = True
         return changed
 
@@ -327,32 +352,22 @@ class KeyedTopicMember:
         self.subscribe()
         served_before = self._served_partitions()
         try:
-            messages = self._consumer.consume(_MAX_RECORDS, timeout_s)
+            items, keyless = _consumed(self._consumer.consume(_MAX_RECORDS, timeout_s), self.topic)
         except KafkaException as exc:
             raise BusUnavailable(f"consuming {self.topic} failed: {exc}") from exc
+        self.keyless += keyless
         changed = False
         with self._lock:
-            for message in messages:
-                share = self._shares.get(message.partition())
+            for item in items:
+                share = self._shares.get(item.partition)
                 if share is None or not share.assigned:
                     continue  # revoked meanwhile
-                error = message.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        changed |= share.served is not share.reading
-                        share.served = share.reading
-                    else:
-                        _client_error(error)
-                    continue
-                key = _key(message)
-                if key is None:
-                    self.keyless += 1
-                    continue
-                if message.value() is None:
-                    share.reading.pop(key, None)
+                if item.end:
+                    changed |= share.served is not share.reading
+                    share.served = share.reading
                 else:
-                    share.reading[key] = message.value()
-                changed |= share.served is share.reading
+                    _apply(share.reading, item)
+                    changed |= share.served is share.reading
         return changed or self._served_partitions() != served_before
 
     def _served_partitions(self) -> frozenset[int]:
