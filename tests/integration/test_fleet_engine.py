@@ -40,6 +40,30 @@ def _watched(*engines: Engine) -> list[str]:
     return sorted(s for engine in engines for s in engine.feed.watched())
 
 
+def test_two_collectors_on_kafka_watch_each_desired_symbol_once_not_both_every_one(kafka_bootstrap, server_store,
+                                                                                   tmp_path):
+    """Before the fleet, two instances on one Kafka bus both watched every symbol and stored both copies."""
+    prefix = unique_name("fltwo")
+    symbols = ["AAPL", "MSFT", "SPY", "QQQ", "TSLA", "NVDA", "AMZN", "META"]
+    engines = []
+    try:
+        for name in ("one", "two"):
+            settings = load_settings(
+                data_dir=tmp_path / name, instance_id=name, feed={"symbols": symbols, "simulator_rate": 50},
+                bus={"kind": "kafka"}, kafka={"bootstrap_servers": kafka_bootstrap, "topic_prefix": prefix,
+                                              "consumer_group": f"{prefix}-writer", "partitions": 2},
+                storage={"backend": "server", "database": server_store.database}, monitoring={"enabled": False})
+            engines.append(Engine(settings, store=server_store).start())
+        time.sleep(3)  # both started, both watching what they will watch
+        wait_until(lambda: _watched(*engines) == sorted(symbols), 60,
+                   f"each symbol watched by one instance; watched: {_watched(*engines)}")
+        assert all(engine.feed.watched() for engine in engines), "both instances got a share"
+    finally:
+        for engine in engines:
+            engine.stop()
+        delete_topics(kafka_bootstrap, prefix)
+
+
 def test_an_instance_over_its_limit_watches_critical_symbols_first_and_alerts_under_its_own_name(
         kafka_bootstrap, server_store, tmp_path):
     prefix = unique_name("fleng")
