@@ -125,3 +125,39 @@ def test_an_instance_that_cannot_reach_kafka_at_start_watches_the_stored_set_alo
         started = time.monotonic()
         engine.stop(drain_timeout_s=2)
         assert time.monotonic() - started < 20, "stopping with Kafka down took too long"
+
+
+def test_an_instance_never_resolves_another_instances_alert_it_reads_from_storage(kafka_bootstrap, server_store,
+                                                                                  tmp_path):
+    """Alerts of all instances share one table; an instance that took in another's and did not find its
+    condition itself resolved it there, while the condition still held on the other instance."""
+    prefix = unique_name("flalert")
+    symbols = ["AAPL", "MSFT", "SPY", "QQQ", "TSLA", "NVDA", "AMZN", "META"]
+
+    def start(name: str, limit: int) -> Engine:
+        settings = load_settings(
+            data_dir=tmp_path / name, instance_id=name,
+            feed={"symbols": symbols, "simulator_rate": 50, "watch_limit": limit},
+            bus={"kind": "kafka"}, kafka={"bootstrap_servers": kafka_bootstrap, "topic_prefix": prefix,
+                                          "consumer_group": f"{prefix}-writer", "partitions": 2},
+            storage={"backend": "server", "database": server_store.database}, monitoring={"enabled": False})
+        return Engine(settings, store=server_store).start()
+
+    def stored(rule: str) -> list[tuple[str, str]]:
+        return [(a.subject, a.state) for a in a_.alert_store.history() if a.rule == rule]
+
+    a_ = start("a", 1)  # alone, every symbol is its share: over its limit of 1
+    b_ = None
+    try:
+        wait_until(lambda: [state for _, state in stored("symbols_over_limit")] == ["firing"], 60,
+                   "a's over-limit alert stored")
+        b_ = start("b", 500)  # reads the stored alerts when it starts; it is not over any limit itself
+        wait_until(lambda: b_.storage.ready and len(b_.feed.watched()) > 0, 60, "b running with a share")
+        wait_until(lambda: len(a_.status().unwatched) > 0, 30, "a still over its limit with its share")
+        time.sleep(4)  # b's storage job merged the stored alerts, its alerts job ran several times
+        assert [state for _, state in stored("symbols_over_limit")] == ["firing"], stored("symbols_over_limit")
+    finally:
+        for engine in (a_, b_):
+            if engine is not None:
+                engine.stop()
+        delete_topics(kafka_bootstrap, prefix)
