@@ -44,6 +44,7 @@ def live() -> None:
                    f"dropped {status.producer.dropped}"},
         {"stage": "writer", "state": "retrying" if status.writer and status.writer.retrying else "ok",
          "detail": (status.writer.last_error or "—") if status.writer
+         else "separate writer processes (fleet.run_writer = false)" if not engine.settings.fleet.run_writer
          else "not connected to the bus yet" if status.storage.migrated else "waiting for storage"},
         {"stage": "storage", "state": "ok" if status.storage.ready else "unavailable",
          "detail": f"{status.storage.pending_writes} writes pending, {status.storage.dropped_writes} dropped"
