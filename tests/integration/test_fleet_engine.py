@@ -16,6 +16,7 @@ from runtime.health import HealthCheck
 from tests.conftest import unique_name
 from tests.e2e.conftest import free_port
 from tests.integration.pipeline import delete_topics, wait_until
+from tests.integration.test_delivery_faults import PrivateService, private_kafka  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.timeout(180)
 LIMIT = 5
@@ -161,3 +162,31 @@ def test_an_instance_never_resolves_another_instances_alert_it_reads_from_storag
             if engine is not None:
                 engine.stop()
         delete_topics(kafka_bootstrap, prefix)
+
+
+def test_a_collector_keeps_watching_its_symbols_through_a_broker_outage_longer_than_its_session(
+        private_kafka: PrivateService, chdb_store, tmp_path):  # noqa: F811 - fixture
+    """Nobody can take a collector's symbols over while Kafka is down: the group session expires, and
+    the collector keeps them (held) instead of stopping, then rejoins when the broker is back."""
+    symbols = {"AAPL", "MSFT", "SPY", "QQQ"}
+    settings = load_settings(
+        data_dir=tmp_path, instance_id="steady", feed={"symbols": sorted(symbols), "simulator_rate": 50},
+        bus={"kind": "kafka"}, kafka={"bootstrap_servers": f"127.0.0.1:{private_kafka.port}",
+                                      "session_timeout_ms": 6000, "message_timeout_ms": 5000},
+        storage={"database": chdb_store.database}, monitoring={"enabled": False},
+    )
+    engine = Engine(settings, store=chdb_store).start()
+    try:
+        wait_until(lambda: engine.feed.watched() == symbols and engine.status().fleet.membership.joined, 60,
+                   "the configured symbols seeded and watched through the group")
+        private_kafka.down()
+        wait_until(lambda: engine.status().fleet.membership.held, 60, "the group session lost")
+        assert engine.feed.watched() == symbols, "the collector stopped watching while nobody could take over"
+        assert any("collector group session lost" in r for r in HealthCheck()(engine.status()).reasons)
+        private_kafka.up()
+        wait_until(lambda: not engine.status().fleet.membership.held and engine.status().fleet.membership.partitions,
+                   90, "the group assigning again")
+        wait_until(lambda: engine.feed.watched() == symbols, 30, "the symbols watched under the new assignment")
+        assert ("steady", "fleet_lost") in {(e.actor, e.action) for e in engine.alert_store.audit_log(1000)}
+    finally:
+        engine.stop(drain_timeout_s=5)
