@@ -354,8 +354,9 @@ def read_manifest(segment: Path) -> Manifest:
         raise SegmentError(f"{path} is not a valid manifest: {exc}") from exc
 
 
-def write_manifest(segment: Path, manifest: Manifest) -> Path:
-    """Atomically write the manifest (temp file, fsync, rename, fsync the directory): it seals the segment."""
+def write_manifest(segment: Path, manifest: msgspec.Struct) -> Path:
+    """Atomically write the manifest (temp file, fsync, rename, fsync the directory): it seals the segment
+    (or any other backup file: operator snapshots use the same sealing)."""
     path = manifest_path(segment)
     tmp = path.with_name(path.name + _TMP_SUFFIX)
     body = msgspec.json.format(msgspec.json.encode(manifest), indent=2) + b"\n"
