@@ -229,11 +229,12 @@ def restore_snapshot(store: Store, path: Path, report: SnapshotRestore | None = 
     return report
 
 
-def restore_latest(store: Store, directory: Path) -> SnapshotRestore:
-    """Restore the newest snapshot in ``directory`` that verifies; a bad one is reported and the next older
-    one is tried. ``snapshot`` stays None when there is none to restore."""
+def restore_latest(store: Store, directories: Sequence[Path]) -> SnapshotRestore:
+    """Restore the newest snapshot in ``directories`` (a backup's and its mirror's) that verifies; a bad one is
+    reported and the next older one is tried. ``snapshot`` stays None when there is none to restore."""
     report = SnapshotRestore()
-    for path in reversed(list_snapshots(directory)):
+    found = [path for directory in directories for path in list_snapshots(directory)]
+    for path in sorted(found, key=lambda p: p.name, reverse=True):  # names start with their UTC stamp
         try:
             return restore_snapshot(store, path, report)
         except SnapshotError as exc:
