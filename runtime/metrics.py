@@ -171,10 +171,9 @@ class EngineCollector(Collector):
                 yield CounterMetricFamily(f"tickops_backup_mirror_{name}", doc, value=value)
         if s.operator_snapshots is not None:
             o = s.operator_snapshots
-            yield CounterMetricFamily("tickops_operator_snapshots_written", "Operator table snapshots written",
-                                      value=o.written)
-            yield CounterMetricFamily("tickops_operator_snapshot_failures", "Operator table snapshots that failed",
-                                      value=o.failures)
+            for name, value, doc in (("snapshots_written", o.written, "Operator table snapshots written"),
+                                     ("snapshot_failures", o.failures, "Operator table snapshots that failed")):
+                yield CounterMetricFamily(f"tickops_operator_{name}", doc, value=value)
             if o.last_ok_ns is not None:
                 yield GaugeMetricFamily("tickops_operator_snapshot_last_success_seconds",
                                         "Unix time of the last operator table snapshot", value=o.last_ok_ns / 1e9)

@@ -36,7 +36,7 @@ from typing import Literal
 import msgspec
 
 from storage.operator_backup import SUBDIRECTORY as SNAPSHOTS
-from storage.segments import MANIFEST_SUFFIX, fsync_directory, manifest_path
+from storage.segments import MANIFEST_SUFFIX, manifest_path, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -160,10 +160,7 @@ class BackupMirror:
                 raise MirrorError(f"copy of {path.name} in {self.target} reads back with sha256 {written_digest}, "
                                   f"not {expected}: the mirror disk corrupted it; retried next pass")
             os.replace(tmp, destination)
-            manifest_tmp = manifest_path(destination).with_name(manifest_path(destination).name + ".tmp")
-            manifest_tmp.write_bytes(manifest_path(path).read_bytes())
-            os.replace(manifest_tmp, manifest_path(destination))
-            fsync_directory(destination.parent)
+            write_atomically(manifest_path(destination), manifest_path(path).read_bytes())
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -37,10 +36,10 @@ import zstandard
 
 from storage.segments import (
     MANIFEST_SUFFIX,
-    fsync_directory,
     iso_utc,
     manifest_path,
     safe_instance,
+    write_atomically,
     write_manifest,
 )
 from storage.store import StorageError, Store
@@ -136,17 +135,7 @@ def export_snapshot(store: Store, directory: Path, *, instance_id: str, now_ns: 
     body = zstandard.ZstdCompressor(level=level, write_checksum=True).compress(bytes(lines))
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / snapshot_name(instance_id, now_ns)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with tmp.open("wb") as handle:
-            handle.write(body)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_directory(directory)
+    write_atomically(path, body)
     write_manifest(path, SnapshotManifest(
         snapshot=path.name, instance_id=instance_id, database=store.database, created_ns=now_ns,
         created=iso_utc(now_ns), tables=infos, bytes=len(body), sha256=hashlib.sha256(body).hexdigest(),
@@ -250,6 +239,8 @@ def prune_snapshots(directory: Path, instance_id: str, keep: int) -> list[Path]:
     for path in removed:
         path.unlink(missing_ok=True)  # the data first: a crash leaves a manifest alone, never an unsealed file
         manifest_path(path).unlink(missing_ok=True)
+    for stale in directory.glob(f"*-{safe_instance(instance_id)}{SUFFIX}.tmp"):
+        stale.unlink(missing_ok=True)  # an export that died before its rename
     for orphan in directory.glob(f"*{SUFFIX}{MANIFEST_SUFFIX}"):
         if not orphan.with_name(orphan.name[: -len(MANIFEST_SUFFIX)]).exists():
             orphan.unlink(missing_ok=True)

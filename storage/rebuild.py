@@ -35,6 +35,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bus.topics import TopicSet
+from config import Settings, load_settings
+from monitoring.logs import configure_logging
+from storage.backup import BackupConfig
+from storage.factory import open_store
 from storage.kafka_read import KafkaReadError
 from storage.kafka_replay import KafkaReplayReport, replay_kafka
 from storage.migrate import migrate
@@ -180,24 +184,22 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _kafka_source(settings: Settings) -> KafkaSource | None:
+    if settings.bus.kind != "kafka":
+        return None
+    kafka = settings.kafka
+    return KafkaSource(kafka.bootstrap_servers, TopicSet(kafka.topic_prefix), kafka.consumer_group)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from config import load_settings
-    from monitoring.logs import configure_logging
-    from storage.backup import BackupConfig
-    from storage.factory import open_store
-
     settings = load_settings()
     configure_logging(settings.log_level)
     backup_dirs = args.backup or [BackupConfig.from_settings(settings).directory]
-    absent = [str(path) for path in backup_dirs if not path.is_dir()]
-    if absent:
-        print(f"error: {', '.join(absent)} is not a directory", file=sys.stderr)
+    if not all(path.is_dir() for path in backup_dirs):
+        print(f"error: not a directory: {', '.join(str(p) for p in backup_dirs if not p.is_dir())}", file=sys.stderr)
         return 2
-    kafka = None
-    if settings.bus.kind == "kafka" and not args.no_kafka:
-        kafka = KafkaSource(settings.kafka.bootstrap_servers, TopicSet(settings.kafka.topic_prefix),
-                            settings.kafka.consumer_group)
+    kafka = None if args.no_kafka else _kafka_source(settings)
     store = open_store(settings)
     try:
         report = rebuild(store, backup_dirs, kafka=kafka, force=args.force)
