@@ -200,19 +200,19 @@ class BackupMirror:
                     orphan.unlink(missing_ok=True)
 
     def _finish(self, errors: list[str], pending: int, now: int) -> None:
+        """Record the pass; log when failing starts or changes, and when it ends."""
         with self._lock:
+            was, previous_error = self._state, self._last_error
             self._pending = pending
+            self._failures += len(errors)
             if errors:
-                self._failures += len(errors)
-                started = self._state == "ok" or errors[0] != self._last_error
                 self._state, self._last_error = "failing", errors[0]
             else:
-                recovered = self._state == "failing"
                 self._state, self._last_error, self._last_ok_ns = "ok", "", now
-        if errors and started:
+        if errors and (was == "ok" or errors[0] != previous_error):
             log.error("backup mirror failing; the backup itself goes on", extra={
                 "directory": str(self.target), "error": errors[0], "files_failed": len(errors), "pending": pending})
-        elif not errors and recovered:
+        elif not errors and was == "failing":
             log.info("backup mirror copying again", extra={"directory": str(self.target)})
 
     @property

@@ -131,3 +131,11 @@ def test_files_older_than_the_retention_leave_the_mirror_and_are_not_copied_agai
     assert mirror.sync() == 0
     assert list_segments(target) == [] and mirror.health.files_removed == copied
     assert list(target.iterdir()) == []
+
+
+def test_a_mirror_on_the_backup_directory_itself_is_refused_when_settings_load(tmp_path):
+    from config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match="backup.mirror_directory .*must be another disk or mount"):
+        load_settings(backup={"directory": tmp_path / "b", "mirror_directory": tmp_path / "b" / "."})
+    assert load_settings(backup={"directory": tmp_path / "b", "mirror_directory": tmp_path / "m"}).backup.mirror_directory
