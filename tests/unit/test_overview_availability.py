@@ -1,4 +1,5 @@
-"""The Overview shows availability per component once the engine has sampled its health (AppTest, real engine)."""
+"""The Overview shows availability per component once the engine has sampled its health, and the backup mirror's
+state in the pipeline table (AppTest, real engine)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from tests.unit.test_app_render import APP, dashboard_env  # noqa: F401 - the pe
 
 
 @pytest.mark.timeout(120)
-def test_the_overview_shows_availability_and_the_budget_left_per_component(dashboard_env):
+def test_the_overview_shows_availability_the_budget_left_and_the_backup_mirror(dashboard_env, monkeypatch, tmp_path):
+    monkeypatch.setenv("TICKOPS_BACKUP__MIRROR_DIRECTORY", str(tmp_path))
     app = AppTest.from_file(APP, default_timeout=60)
     app.run()
     from dashboard import resources
@@ -23,3 +25,5 @@ def test_the_overview_shows_availability_and_the_budget_left_per_component(dashb
     table = next(frame.value for frame in app.dataframe if "30 d budget left" in frame.value.columns)
     assert list(table["component"]) == ["feed", "bus", "storage", "writer"]
     assert all(cell.endswith("of 43.2 min") for cell in table["30 d budget left"])
+    pipeline = next(frame.value for frame in app.dataframe if "stage" in frame.value.columns)
+    assert "backup mirror" in list(pipeline["stage"])
