@@ -15,6 +15,7 @@ in the mirror; an action taken after that snapshot is lost, which is the snapsho
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -102,9 +103,7 @@ def _watermarks(site: Site) -> dict[tuple[str, int], int]:
         consumer.close()
 
 
-def _quiet():
-    import logging
-
+def _quiet() -> logging.Logger:
     logger = logging.getLogger("tests.dr.kafka")
     logger.addHandler(logging.NullHandler())
     logger.propagate = False
