@@ -111,6 +111,17 @@ class EngineCollector(Collector):
                 yield CounterMetricFamily(f"tickops_backfill_{name}", doc, value=value)
             yield GaugeMetricFamily("tickops_backfill_recent_trades", "Ingested trade identities held for dedup",
                                     value=b.recent_trades)
+        if s.catch_up is not None:
+            c = s.catch_up
+            for name, value, doc in (
+                ("symbols", c.symbols_done, "Newly watched symbols caught up from their watermark"),
+                ("symbols_failed", c.symbols_failed, "Newly watched symbols whose catch-up was given up"),
+                ("trades", c.trades_recovered, "Trades recovered by catch-ups"),
+                ("restart_gaps", c.gaps_recorded, "Restart gaps (quotes, depth lost) recorded in feed_outages"),
+            ):
+                yield CounterMetricFamily(f"tickops_catch_up_{name}", doc, value=value)
+            yield GaugeMetricFamily("tickops_catch_up_pending", "Newly watched symbols waiting for their catch-up",
+                                    value=c.symbols_pending)
         if s.feed is not None:
             yield GaugeMetricFamily("tickops_feed_connected", "1 when Level 1 is up and DTN is not down",
                                     value=int(s.feed.connected))
