@@ -97,6 +97,15 @@ class FeedSettings(_Section):
     reconnect_max_s: float = Field(10.0, gt=0, le=600)
     lookup_rate_per_s: float = Field(50.0, gt=0, le=1000)
     lookup_timeout_s: float = Field(30.0, gt=0, le=600)  # silence that abandons a lookup request
+    # Catch-up: whenever a symbol starts being watched (start, restart after a crash, takeover, an
+    # operator's start), its trades since its watermark (last stored trade) come from tick history
+    # (runtime/catchup.py). The range reaches back at most catch_up_max_s from the watch, on the feed's
+    # clock; 0 means to the start of the trading day (04:00 Eastern pre-market, XNYS calendar), so a first
+    # start or a long outage asks for one day at most. catch_up_batch symbols are fetched per pass (one
+    # progress line in the log each).
+    catch_up: bool = True
+    catch_up_max_s: float = Field(0.0, ge=0, le=30 * 86_400)
+    catch_up_batch: int = Field(50, ge=1, le=10_000)
     depth_book: Literal["levels", "orders"] = "levels"  # Level 2 watch: WPL price levels or WOR orders
     # A watched symbol silent this long while others trade gets an outage window and a
     # re-watch; 0 disables. The threshold follows the NYSE session at the feed's own time

@@ -6,6 +6,7 @@
     JobRunner (APScheduler): producer poll loop │ writer loop (bus ──► store) │ backup rotation
                              retention │ host sample │ alert rules │ symbol reconcile │ outages
                              │ backfill of closed Level 1 outages (lookup HTT, runtime/backfill.py)
+                             │ catch-up of newly watched symbols from their watermark (runtime/catchup.py)
                              │ storage link (migrations, durable state, catch-up: runtime/storage_link.py)
 
 The same object runs embedded in Streamlit (``st.cache_resource``) and headless
@@ -31,6 +32,7 @@ from bus.base import Bus, BusError
 from bus.breaker import BreakerState
 from bus.factory import build_producer, open_bus
 from bus.producer import EventProducer
+from bus.topics import TopicSet
 from collectors.iqfeed.client import FeedClient
 from collectors.iqfeed.protocol import SymbolLimitReached, validate_symbol
 from collectors.market_hours import load_calendar, session_at, session_start_ns
@@ -39,6 +41,7 @@ from events import Event, Trade
 from monitoring.counter_window import CounterWindow
 from monitoring.host import HostSampler, rss_growth_after_warmup
 from runtime.backfill import Backfiller, TradeIdentity
+from runtime.catchup import CatchUp
 from runtime.jobs import JobRunner
 from runtime.live_state import LiveState
 from runtime.status import EngineStatus
@@ -50,6 +53,7 @@ from storage.backup import BackupWriter
 from storage.factory import open_store
 from storage.mirror import BackupMirror
 from storage.operator_backup import OperatorSnapshots, snapshot_directory
+from storage.outages import StoredOutage, outage_columns
 from storage.store import StorageError, Store, sql_string
 from storage.writer import Writer, build_writer
 
@@ -103,6 +107,11 @@ class Engine:
         self._ingest_lock = threading.Lock()
         self._persisted_outages: dict[tuple[str, str, int], int | None] = {}
         self.backfill = Backfiller(fetch=self._trade_history, stored=self._stored_trades)
+        self.catchup = CatchUp(self.store, source=self.source, topic=TopicSet(settings.kafka.topic_prefix).trades,
+                               fetch=self._trade_history, stored=self._stored_trades, recent=self.backfill.recent,
+                               record_gaps=self._record_gaps, max_s=settings.feed.catch_up_max_s,
+                               batch=settings.feed.catch_up_batch)
+        self._ever_watched: set[str] = set()  # a symbol's first watch in this process is a restart
         self._watched_since: dict[str, int] = {}
         self._unwatched: dict[str, str] = {}
         # Recent history of counters the alert rules judge over a window, never since start.
@@ -340,15 +349,19 @@ class Engine:
         for symbol in sorted(self.feed.watched() - level1):
             self.feed.unwatch(symbol)
             self._watched_since.pop(symbol, None)
+            self.catchup.cancel([symbol])
         for symbol in sorted(self.feed.watched_depth() - depth):
             self.feed.unwatch_depth(symbol)
         unwatched: dict[str, str] = {}
+        started: list[str] = []
         for symbol in sorted(level1 - self.feed.watched()):
             try:
                 if self.feed.watch(symbol):
                     self._watched_since[symbol] = time.time_ns()
+                    started.append(symbol)
             except SymbolLimitReached as exc:
                 unwatched[symbol] = str(exc)
+        self._catch_up_started(started)
         for symbol in sorted(depth - self.feed.watched_depth()):
             try:
                 self.feed.watch_depth(symbol)
@@ -360,6 +373,27 @@ class Engine:
                 "unwatched": len(unwatched), "limit": self.settings.feed.watch_limit,
                 "sample": ", ".join(sorted(unwatched)[:10])})
         self._unwatched = unwatched
+
+    def _catch_up_started(self, symbols: list[str]) -> None:
+        """Ask the catch-up for symbols whose watch just began: "restart" for a symbol's first watch in
+        this process (what an earlier process stored is where it resumes), "start" for a later one."""
+        if not symbols or not self.settings.feed.catch_up:
+            return
+        first = [s for s in symbols if s not in self._ever_watched]
+        self._ever_watched.update(symbols)
+        feed_now = self.feed.feed_time_ns() if self.feed else None
+        if first:
+            self.catchup.request(first, "restart", feed_now)
+        if len(first) < len(symbols):
+            self.catchup.request([s for s in symbols if s not in first], "start", feed_now)
+
+    def catch_up(self, symbols: list[str], cause: str = "takeover") -> None:
+        """Backfill ``symbols`` from their watermarks: this instance has just started watching them
+        (e.g. taken over from a dead instance). Safe to call for symbols whose watch the symbols job
+        began: the pending catch-up is kept, renamed by ``cause``. Returns at once; the backfill job runs it."""
+        if self.settings.feed.catch_up:
+            self.catchup.request([validate_symbol(s.strip()) for s in symbols], cause,
+                                 self.feed.feed_time_ns() if self.feed else None)
 
     # ------------------------------------------------------------------ outages
 
@@ -375,14 +409,9 @@ class Engine:
         changed = [w for w in windows if persisted.get((w.connection, w.symbol, w.start_ns), -1) != w.end_ns]
         if not changed:
             return
-        now = time.time_ns()
-        self.store.insert_columns(
-            "feed_outages",
-            ["source", "connection", "symbol", "cause", "start_ns", "end_ns", "recorded_ns"],
-            [[self.source] * len(changed), [w.connection for w in changed], [w.symbol for w in changed],
-             [w.cause for w in changed], [w.start_ns for w in changed],
-             [-1 if w.end_ns is None else w.end_ns for w in changed], [now] * len(changed)],
-        )
+        self.store.insert_columns("feed_outages", *outage_columns(
+            [StoredOutage(self.source, w.connection, w.symbol, w.cause, w.start_ns, w.end_ns) for w in changed],
+            time.time_ns()))
         for window in changed:
             persisted[(window.connection, window.symbol, window.start_ns)] = window.end_ns
 
@@ -399,6 +428,13 @@ class Engine:
         for trades in self.backfill.recover(self.feed.outages, self.feed.watched(), time.time_ns(),
                                             self._storage_behind()):
             self.ingest(trades)
+        for trades in self.catchup.step(self.feed.feed_time_ns(), self.feed.watched(), self._storage_behind(),
+                                        self.writer.progress() if self.writer is not None else None):
+            self.ingest(trades)
+
+    def _record_gaps(self, gaps: list[StoredOutage]) -> None:
+        """Restart gaps go through the write-behind queue: kept in order while storage is down."""
+        self.storage.writes.insert("feed_outages", *outage_columns(gaps, time.time_ns()))
 
     def _storage_behind(self) -> str:
         """Why storage may lack events ingested long ago (a backfill then waits), or "".
@@ -534,6 +570,7 @@ class Engine:
             },
             notifications=self.notifier.stats() if self.notifier else None,
             backfill=self.backfill.stats(),
+            catch_up=self.catchup.stats(),
             bus_stats=self.bus.stats(),
             store_stats=self.store.stats(),
             storage=self.storage.state(),

@@ -76,6 +76,12 @@ def _labelled(name: str, doc: str, values: dict[str, int]) -> GaugeMetricFamily:
     return family
 
 
+def _counters(prefix: str, rows: tuple[tuple[str, int, str], ...]) -> Iterator[CounterMetricFamily]:
+    """``prefix_name`` counters from (name, value, doc) rows of one component's stats."""
+    for name, value, doc in rows:
+        yield CounterMetricFamily(f"{prefix}_{name}", doc, value=value)
+
+
 class EngineCollector(Collector):
     def __init__(self, status: Callable[[], EngineStatus]) -> None:
         self._status = status
@@ -124,7 +130,7 @@ class EngineCollector(Collector):
             yield CounterMetricFamily(f"tickops_feed_{name}", f"Feed client {name}", value=value)
         if s.backfill is not None:
             b = s.backfill
-            for name, value, doc in (
+            yield from _counters("tickops_backfill", (
                 ("windows", b.windows_backfilled, "Feed outage windows backfilled from tick history"),
                 ("windows_failed", b.windows_failed, "Outage windows whose backfill was given up"),
                 ("trades", b.trades_backfilled, "Trades recovered by backfill"),
@@ -132,10 +138,19 @@ class EngineCollector(Collector):
                 ("deferred", b.deferred, "Backfill passes put off while the pipeline was behind"),
                 ("recent_trades_evicted", b.recent_trades_evicted,
                  "Ingested trade identities dropped for room before their age"),
-            ):
-                yield CounterMetricFamily(f"tickops_backfill_{name}", doc, value=value)
+            ))
             yield GaugeMetricFamily("tickops_backfill_recent_trades", "Ingested trade identities held for dedup",
                                     value=b.recent_trades)
+        if s.catch_up is not None:
+            c = s.catch_up
+            yield from _counters("tickops_catch_up", (
+                ("symbols", c.symbols_done, "Newly watched symbols caught up from their watermark"),
+                ("symbols_failed", c.symbols_failed, "Newly watched symbols whose catch-up was given up"),
+                ("trades", c.trades_recovered, "Trades recovered by catch-ups"),
+                ("restart_gaps", c.gaps_recorded, "Restart gaps (quotes, depth lost) recorded in feed_outages"),
+            ))
+            yield GaugeMetricFamily("tickops_catch_up_pending", "Newly watched symbols waiting for their catch-up",
+                                    value=c.symbols_pending)
         if s.feed is not None:
             yield GaugeMetricFamily("tickops_feed_connected", "1 when Level 1 is up and DTN is not down",
                                     value=int(s.feed.connected))

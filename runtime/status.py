@@ -12,6 +12,7 @@ from collectors.iqfeed.connections import OutageWindow
 from monitoring.host import HostSample
 from monitoring.uptime import UptimeReport
 from runtime.backfill import BackfillStats
+from runtime.catchup import CatchUpStats
 from runtime.jobs import JobStatus
 from runtime.validation import ValidationSnapshot
 from storage.availability import StorageState
@@ -41,6 +42,7 @@ class EngineStatus:
     simulator_ports: dict[str, int] = field(default_factory=dict)
     notifications: NotifierStats | None = None  # None when no notification channel is configured
     backfill: BackfillStats | None = None
+    catch_up: CatchUpStats | None = None  # backfill of newly watched symbols from their watermark
     bus_stats: dict[str, int] = field(default_factory=dict)  # the bus's own bounds (in-process bus memory)
     store_stats: dict[str, int] = field(default_factory=dict)  # the store's own resources (connection pool)
     unwatched: dict[str, str] = field(default_factory=dict)  # wanted but not watched (over feed.watch_limit) -> why

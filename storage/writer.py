@@ -70,6 +70,17 @@ class WriterStats:
         return sum(self.lag.values())
 
 
+@dataclass(frozen=True)
+class WriterProgress:
+    """Where storage stands on the bus, per assigned partition: ``next`` is the first offset not stored
+    yet, ``ends`` the partition's end at the ``refreshes``-th lag refresh (about once a second). A catch-up
+    after a restart waits until ``next`` reaches an ``ends`` seen after it asked (runtime/catchup.py)."""
+
+    next: dict[TopicPartition, int]
+    ends: dict[TopicPartition, int]
+    refreshes: int
+
+
 class Writer:
     def __init__(
         self,
@@ -109,6 +120,8 @@ class Writer:
         self._next: dict[TopicPartition, int] = {}  # first offset not yet stored, per assigned partition
         self._lag: dict[str, int] = {}
         self._lag_at = float("-inf")
+        self._ends: dict[TopicPartition, int] = {}
+        self._lag_refreshes = 0
         self._subscribed = False
         self._closed = False
         self._halted = False  # stopped while positions were unknown: never write what was read after
@@ -244,6 +257,8 @@ class Writer:
         marks = self._consumer.high_watermarks()
         self._lag = {str(tp): max(0, marks[tp] - offset) for tp, offset in self._next.items() if tp in marks}
         self._lag_at = self._clock()
+        self._ends = marks
+        self._lag_refreshes += 1
 
     def flush(self, timeout_s: float) -> bool:
         """Write everything buffered or pending within ``timeout_s``; True when nothing is left."""
@@ -303,6 +318,10 @@ class Writer:
     def latency(self) -> LatencyHistogram:
         """Receive -> stored, with its sliding windows (read it, never observe into it)."""
         return self._latency
+
+    def progress(self) -> WriterProgress:
+        """Safe from another thread: copies of dicts the writer's thread replaces or updates."""
+        return WriterProgress(dict(self._next), dict(self._ends), self._lag_refreshes)
 
     def stats(self) -> WriterStats:
         return WriterStats(
