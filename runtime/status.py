@@ -9,6 +9,7 @@ from alerts.notify.notifier import NotifierStats
 from bus.producer import ProducerStats
 from collectors.iqfeed.client import FeedState
 from collectors.iqfeed.connections import OutageWindow
+from collectors.iqfeed.iqconnect import SupervisorState
 from monitoring.host import HostSample
 from runtime.backfill import BackfillStats
 from runtime.jobs import JobStatus
@@ -42,3 +43,4 @@ class EngineStatus:
     store_stats: dict[str, int] = field(default_factory=dict)  # the store's own resources (connection pool)
     unwatched: dict[str, str] = field(default_factory=dict)  # wanted but not watched (over feed.watch_limit) -> why
     storage: StorageState = StorageState()
+    iqconnect: SupervisorState | None = None  # None unless the engine launches and supervises IQConnect
