@@ -429,4 +429,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # Run the imported module's main, not this __main__ copy: its loggers are then named storage.writer (the
+    # Logs page's component) and its classes are the ones storage.writer_health knows.
+    from storage.writer import main as _main
+
+    raise SystemExit(_main())
