@@ -20,7 +20,7 @@ from pathlib import Path
 
 import msgspec
 
-from config import Settings
+from config import ConfigError, Settings, load_settings
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
@@ -149,3 +149,15 @@ def configure_process_logging(role: str, settings: Settings) -> None:
     if handler is not None:
         logging.getLogger(__name__).debug("logging to file", extra={"path": handler.baseFilename,
                                                                     "pid": os.getpid()})
+
+
+def start_process(role: str) -> Settings:
+    """What every entry point does first: load the settings (a bad one prints what to fix and exits with
+    code 2) and send the logs to stderr and to the role's file."""
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(2) from None
+    configure_process_logging(role, settings)
+    return settings

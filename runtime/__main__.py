@@ -13,19 +13,13 @@ import signal
 import sys
 import threading
 
-from config import ConfigError, load_settings
-from monitoring.logs import configure_process_logging
+from monitoring.logs import start_process
 
 log = logging.getLogger("runtime")
 
 
 def run() -> int:
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    configure_process_logging("collector", settings)
+    settings = start_process("collector")
     from collectors.iqfeed.iqconnect import LaunchCommandError
     from runtime.engine import Engine
     from runtime.metrics import start_monitoring

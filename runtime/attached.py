@@ -59,9 +59,7 @@ class AttachedRuntime:
         self.started_ns = time.time_ns()
         self.source = f"dashboard:{settings.instance_id}"
         self.store = store or open_store(settings)
-        self.storage = StorageLink(self.store, max_pending=settings.storage.pending_writes_max,
-                                   retry_initial_s=settings.storage.retry_initial_ms / 1000,
-                                   retry_max_s=settings.storage.retry_max_ms / 1000)
+        self.storage = StorageLink.from_settings(self.store, settings)
         self.symbols = self.storage.symbols
         self.alert_store = self.storage.alert_store
         self.alert_book = AlertBook()  # replaced by the stored active alerts every ALERTS_REFRESH_S

@@ -79,9 +79,7 @@ class Engine:
         self.source = f"{settings.instance_id}@{self.started_ns // 1_000_000}"
         self.store = store or open_store(settings)
         # Migrations, desired symbols and alerts: in memory first, storage when it answers (possibly not yet).
-        self.storage = StorageLink(self.store, max_pending=settings.storage.pending_writes_max,
-                                   retry_initial_s=settings.storage.retry_initial_ms / 1000,
-                                   retry_max_s=settings.storage.retry_max_ms / 1000)
+        self.storage = StorageLink.from_settings(self.store, settings)
         self.bus = bus or open_bus(settings)
         self.producer: EventProducer = build_producer(settings, self.bus)
         self.writer: Writer | None = None

@@ -25,7 +25,6 @@ import itertools
 import logging
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -381,18 +380,12 @@ def main() -> int:
     start (degraded until storage is migrated and the topics exist). Exit code 2 for bad configuration.
     """
     from bus.factory import open_bus
-    from config import ConfigError, load_settings
-    from monitoring.logs import configure_process_logging
+    from monitoring.logs import start_process
     from storage.factory import open_store
     from storage.migrate import migrate
     from storage.writer_health import WriterProcessState, writer_monitoring
 
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    configure_process_logging("writer", settings)
+    settings = start_process("writer")
     if settings.bus.kind != "kafka":
         log.error("the writer process needs bus.kind=kafka (the in-process bus lives inside the engine)")
         return 2
