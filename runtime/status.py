@@ -11,11 +11,14 @@ from collectors.iqfeed.client import FeedState
 from collectors.iqfeed.connections import OutageWindow
 from collectors.iqfeed.iqconnect import SupervisorState
 from monitoring.host import HostSample
+from monitoring.uptime import UptimeReport
 from runtime.backfill import BackfillStats
 from runtime.jobs import JobStatus
 from runtime.validation import ValidationSnapshot
 from storage.availability import StorageState
 from storage.backup import BackupHealth
+from storage.mirror import MirrorHealth
+from storage.operator_backup import SnapshotHealth
 from storage.writer import WriterStats
 
 
@@ -44,3 +47,6 @@ class EngineStatus:
     unwatched: dict[str, str] = field(default_factory=dict)  # wanted but not watched (over feed.watch_limit) -> why
     storage: StorageState = StorageState()
     iqconnect: SupervisorState | None = None  # None unless the engine launches and supervises IQConnect
+    uptime: UptimeReport | None = None  # availability per component (None before the first sample)
+    mirror: MirrorHealth | None = None  # None without backup.mirror_directory
+    operator_snapshots: SnapshotHealth | None = None  # None with the backup disabled
