@@ -126,6 +126,9 @@ class FeedSettings(_Section):
     )
     connect_timeout_s: float = Field(60.0, gt=0, le=3600)
     launch_under_xvfb: bool = False  # prefix the launch command with xvfb-run -a (wine needs a display)
+    # The engine launches and supervises IQConnect (collectors/iqfeed/iqconnect.py, runtime/iqconnect_link.py);
+    # false when IQConnect runs elsewhere (another host, its own service) and only feed.host is dialled.
+    supervise: bool = True
     restart_initial_s: float = Field(2.0, gt=0, le=600)  # IQConnect restart backoff
     restart_max_s: float = Field(60.0, gt=0, le=3600)
     # Embedded simulator (mode=simulator): synthetic message rate across all symbols.
@@ -211,6 +214,8 @@ class StorageSettings(_Section):
     # Per bus partition, the writer remembers the keys of this many recent rows and drops a re-sent copy
     # of one of them (about 140 bytes a key: 20,000 keys ~ 3 MB per partition). docs/DELIVERY.md.
     dedup_keys: int = Field(20_000, ge=1, le=10_000_000)
+    # The engine stores the bus itself; false when ``python -m storage.writer`` processes do (needs bus.kind=kafka).
+    embedded_writer: bool = True
 
     _retry_order = _relative_to("retry_max_ms", "at least", "retry_initial_ms")
 
@@ -294,6 +299,36 @@ class DashboardSettings(_Section):
 
     operators: dict[str, OperatorSettings] = Field(default_factory=dict)
     refresh_s: float = Field(1.0, ge=0.2, le=60)
+    # Attached: the dashboard starts no engine; it reads storage and the /healthz of the processes named in
+    # ``process_endpoints`` (collectors, writers: "http://collector:9464") and writes symbol changes and
+    # acknowledgements to storage, where the collectors take them in (runtime/attached.py).
+    attach: bool = False
+    process_endpoints: list[str] = Field(default_factory=list)
+
+    @field_validator("process_endpoints")
+    @classmethod
+    def _http_endpoints(cls, value: list[str]) -> list[str]:
+        bad = [url for url in value if not url.startswith(("http://", "https://"))]
+        if bad:
+            raise ValueError(f"not http:// or https:// URLs: {bad}")
+        return value
+
+
+class LogSettings(_Section):
+    """Log lines (JSON) go to stderr and, with ``file``, to ``<directory>/<process>.log`` (monitoring/logs.py).
+
+    ``directory`` defaults to ``<data_dir>/logs``; processes that run apart share it (a volume, a mount)
+    so that the dashboard's Logs page reads them all. A file is rotated when it would pass
+    ``max_file_mb`` or is ``rotate_after_h`` old; ``keep_files`` rotated files are kept, none older
+    than ``max_age_days``.
+    """
+
+    file: bool = True
+    directory: Path | None = None
+    max_file_mb: int = Field(20, ge=1, le=100_000)
+    rotate_after_h: float = Field(24.0, gt=0, le=24 * 366)
+    keep_files: int = Field(10, ge=1, le=10_000)
+    max_age_days: float = Field(14.0, gt=0, le=3650)
 
 
 class AlertSettings(_Section):
@@ -418,6 +453,21 @@ class Settings(BaseSettings):
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    logs: LogSettings = Field(default_factory=LogSettings)
+
+    @model_validator(mode="after")
+    def _processes_apart(self) -> Settings:
+        """Settings that split the pipeline over processes need a bus and a store that processes share."""
+        if not self.storage.embedded_writer and self.bus.kind != "kafka":
+            raise ValueError("storage.embedded_writer = false needs bus.kind = \"kafka\": the in-process bus "
+                             "cannot be read by a writer process")
+        if self.dashboard.attach and self.storage.backend != "server":
+            raise ValueError("dashboard.attach = true needs storage.backend = \"server\": chDB's data path "
+                             "belongs to one process, the collector's")
+        return self
+
+    def log_directory(self) -> Path:
+        return self.logs.directory or self.data_dir / "logs"
 
     @classmethod
     def settings_customise_sources(
@@ -452,6 +502,9 @@ def load_settings(**overrides: Any) -> Settings:
 def _describe(exc: ValidationError) -> str:
     lines = ["invalid TickOps configuration:"]
     for error in exc.errors():
+        if not error["loc"]:  # a rule between sections: its message names the settings
+            lines.append(f"  {error['msg']}")
+            continue
         dotted = ".".join(str(part) for part in error["loc"])
         env_name = "TICKOPS_" + "__".join(str(part) for part in error["loc"]).upper()
         lines.append(f"  {dotted} (env {env_name}): {error['msg']}")

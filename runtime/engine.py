@@ -34,12 +34,15 @@ from bus.factory import build_producer, open_bus
 from bus.producer import EventProducer
 from bus.topics import TopicSet
 from collectors.iqfeed.client import FeedClient
-from collectors.iqfeed.protocol import SymbolLimitReached, validate_symbol
+from collectors.iqfeed.iqconnect import IQConnectSupervisor
+from collectors.iqfeed.protocol import SymbolLimitReached
 from collectors.market_hours import load_calendar, session_at, session_start_ns
 from config import Settings
 from events import Event, Trade
 from monitoring.counter_window import CounterWindow
 from monitoring.host import HostSampler, rss_growth_after_warmup
+from monitoring.uptime import COMPONENTS
+from runtime import operator_actions
 from runtime.backfill import Backfiller, TradeIdentity
 from runtime.catchup import CatchUp
 from runtime.jobs import JobRunner
@@ -84,15 +87,15 @@ class Engine:
         self.source = f"{settings.instance_id}@{self.started_ns // 1_000_000}"
         self.store = store or open_store(settings)
         # Migrations, desired symbols and alerts: in memory first, storage when it answers (possibly not yet).
-        self.storage = StorageLink(self.store, max_pending=settings.storage.pending_writes_max,
-                                   retry_initial_s=settings.storage.retry_initial_ms / 1000,
-                                   retry_max_s=settings.storage.retry_max_ms / 1000)
+        self.storage = StorageLink.from_settings(self.store, settings)
         self.bus = bus or open_bus(settings)
         self.producer: EventProducer = build_producer(settings, self.bus)
         self.writer: Writer | None = None
         self.backup = BackupWriter.from_settings(settings) if settings.backup.enabled else None
         self.operator_snapshots, self.mirror = self._backup_copies()
-        self.uptime = UptimeTracker(settings.instance_id, settings.monitoring.uptime_objective)
+        self.uptime = UptimeTracker(settings.instance_id, settings.monitoring.uptime_objective,
+                                    components=tuple(c for c in COMPONENTS
+                                                     if c != "writer" or settings.storage.embedded_writer))
         self.validator = Validator()
         self.live = LiveState()
         self.host = HostSampler(settings.data_dir)
@@ -102,6 +105,7 @@ class Engine:
         self.notifier = Notifier.from_settings(settings)  # None unless [notify] names a channel
         self.jobs = JobRunner()
         self.simulator = None
+        self.iqconnect: IQConnectSupervisor | None = None  # feed.mode = "iqconnect" with feed.supervise
         self.feed: FeedClient | None = None
         self._seq = 0
         self._ingest_lock = threading.Lock()
@@ -134,11 +138,15 @@ class Engine:
         load_calendar()  # a second of pandas under the interpreter lock: before events flow, not in a rule
         if feed_settings.mode == "simulator":
             feed_settings = self._start_simulator()
+        elif feed_settings.supervise:  # launched first; the feed's connections retry until it listens
+            self.iqconnect = IQConnectSupervisor(feed_settings)
+            self.iqconnect.start()
         self.feed = FeedClient(feed_settings, sink=self.ingest)
         self.feed.start()
         self._reconcile_symbols()
         try:
-            if self.storage.ready:  # otherwise the writer job builds it once migrations have run
+            # Otherwise the writer job builds it once migrations have run; none with writer processes apart.
+            if self.storage.ready and self.settings.storage.embedded_writer:
                 self._try_build_writer()
         except BusError as exc:
             log.warning("bus unreachable at start; the writer job retries with backoff",
@@ -172,6 +180,8 @@ class Engine:
         self.jobs.shutdown()
         if self.feed is not None:
             self.feed.stop()
+        if self.iqconnect is not None:
+            self.iqconnect.stop()
         if self.writer is None:
             self.producer.flush(left())
         else:
@@ -251,7 +261,8 @@ class Engine:
     def _add_jobs(self) -> None:
         add = self.jobs.add
         add("producer", self._producer_step, interval_s=1, loop=True)
-        add("writer", self._writer_step, interval_s=1, loop=True)
+        if self.settings.storage.embedded_writer:
+            add("writer", self._writer_step, interval_s=1, loop=True)
         if self.backup is not None:
             add("backup_rotation", self.backup.rotate_if_due, interval_s=0.25)
             add("backup_retention", self.backup.enforce_retention, interval_s=60)
@@ -314,21 +325,13 @@ class Engine:
 
     def start_symbol(self, symbol: str, *, depth: bool = False, by: str) -> SymbolSpec:
         """Start watching ``symbol``; InvalidSymbol or SymbolLimitReached (nothing stored) when it cannot be."""
-        symbol = validate_symbol(symbol.strip())
-        started = {s.symbol for s in self.symbols.all() if s.level1}
-        limit = self.settings.feed.watch_limit
-        if symbol not in started and len(started) >= limit:
-            raise SymbolLimitReached(
-                f"cannot start {symbol}: {len(started)} symbols are started and feed.watch_limit is {limit}; "
-                "stop one first, or raise the limit (and the IQFeed account's)")
-        spec = self.symbols.set(symbol, level1=True, depth=depth, by=by)
-        self.alert_store.audit(by, "start_symbol", spec.symbol, f"depth={depth}")
+        spec = operator_actions.start_symbol(self.symbols, self.alert_store, symbol, depth=depth, by=by,
+                                             watch_limit=self.settings.feed.watch_limit)
         self._reconcile_symbols()
         return spec
 
     def stop_symbol(self, symbol: str, *, by: str) -> SymbolSpec:
-        spec = self.symbols.set(symbol, level1=False, depth=False, by=by)
-        self.alert_store.audit(by, "stop_symbol", spec.symbol)
+        spec = operator_actions.stop_symbol(self.symbols, self.alert_store, symbol, by=by)
         self._reconcile_symbols()
         self.live.forget(spec.symbol)
         return spec
@@ -463,12 +466,8 @@ class Engine:
     # ------------------------------------------------------------------ alerts
 
     def acknowledge(self, rule: str, subject: str, *, by: str, note: str = "") -> Alert:
-        alert = self.alert_book.acknowledge(rule, subject, by, note, time.time_ns())
-        self.alert_store.save([alert])
-        self.alert_store.audit(by, "acknowledge", f"{rule}/{subject}", note)
-        if self.notifier is not None:
-            self.notifier.notify([alert])
-        return alert
+        return operator_actions.acknowledge(self.alert_book, self.alert_store, self.notifier, rule, subject,
+                                            by=by, note=note)
 
     def observe(self, now_ns: int | None = None) -> Observation:
         """The snapshot the alert rules judge; rates and recent changes come from counter windows."""
@@ -481,6 +480,7 @@ class Engine:
         heartbeat_age = None
         feed_connected = True
         dtn = None
+        iqconnect = status.iqconnect
         if status.feed is not None:
             last = status.feed.level1.last_heartbeat
             heartbeat_age = None if last is None else time.monotonic() - last
@@ -501,6 +501,8 @@ class Engine:
             heartbeat_age_s=heartbeat_age,
             feed_connected=feed_connected,
             dtn_connected=dtn,
+            iqconnect_problem=iqconnect.problem if iqconnect else "",
+            iqconnect_restarts=iqconnect.restarts if iqconnect else 0,
             bus_reachable=status.producer.breaker.state is BreakerState.CLOSED,
             spool_bytes=status.producer.spool.bytes_used,
             spool_growth_bytes_per_s=self._spool_bytes.rate_per_s(30),
@@ -554,6 +556,7 @@ class Engine:
             source=self.source,
             started_ns=self.started_ns,
             feed=self.feed.state if self.feed else None,
+            iqconnect=self.iqconnect.state if self.iqconnect else None,
             feed_counters=self.feed.counters if self.feed else {},
             outages=self.feed.outages if self.feed else [],
             rejected_symbols=self.feed.rejected_symbols() if self.feed else {},

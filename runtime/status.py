@@ -9,6 +9,7 @@ from alerts.notify.notifier import NotifierStats
 from bus.producer import ProducerStats
 from collectors.iqfeed.client import FeedState
 from collectors.iqfeed.connections import OutageWindow
+from collectors.iqfeed.iqconnect import SupervisorState
 from monitoring.host import HostSample
 from monitoring.uptime import UptimeReport
 from runtime.backfill import BackfillStats
@@ -47,6 +48,7 @@ class EngineStatus:
     store_stats: dict[str, int] = field(default_factory=dict)  # the store's own resources (connection pool)
     unwatched: dict[str, str] = field(default_factory=dict)  # wanted but not watched (over feed.watch_limit) -> why
     storage: StorageState = StorageState()
+    iqconnect: SupervisorState | None = None  # None unless the engine launches and supervises IQConnect
     uptime: UptimeReport | None = None  # availability per component (None before the first sample)
     mirror: MirrorHealth | None = None  # None without backup.mirror_directory
     operator_snapshots: SnapshotHealth | None = None  # None with the backup disabled

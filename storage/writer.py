@@ -374,14 +374,18 @@ def _crash_after_insert(n: int) -> Callable[[InsertBatch], None]:
     return crash
 
 
-def _retry(what: str, action: Callable[[], object], stop: threading.Event) -> bool:
-    """Run ``action`` until it succeeds (True) or ``stop`` is set (False); the services may still be starting."""
+def _retry(what: str, action: Callable[[], object], stop: threading.Event,
+           failed: Callable[[str, str], None] = lambda doing, error: None) -> bool:
+    """Run ``action`` until it succeeds (True) or ``stop`` is set (False); the services may still be starting.
+    ``failed(what, error)`` hears of each failed attempt (the health endpoint shows it)."""
     delay = 0.2
     while not stop.is_set():
+        failed(what, "")
         try:
             action()
             return True
         except (StorageError, BusError) as exc:
+            failed(what, str(exc))
             log.warning("not ready, retrying", extra={"doing": what, "error": str(exc), "delay_s": delay})
         stop.wait(delay)
         delay = min(delay * 2, 5.0)
@@ -389,34 +393,56 @@ def _retry(what: str, action: Callable[[], object], stop: threading.Event) -> bo
 
 
 def main() -> int:
-    """``python -m storage.writer``: the writer as a process over Kafka; SIGTERM/SIGINT stop it cleanly."""
+    """``python -m storage.writer``: the writer as a process over Kafka; SIGTERM/SIGINT stop it cleanly.
+
+    With ``monitoring.enabled`` it serves ``/healthz`` and ``/metrics`` on ``monitoring.port`` from the
+    start (degraded until storage is migrated and the topics exist). Exit code 2 for bad configuration.
+    """
     from bus.factory import open_bus
-    from config import load_settings
-    from monitoring.logs import configure_logging
+    from monitoring.logs import start_process
     from storage.factory import open_store
     from storage.migrate import migrate
+    from storage.writer_health import WriterProcessState, writer_monitoring
 
-    settings = load_settings()
-    configure_logging(settings.log_level)
+    settings = start_process("writer")
     if settings.bus.kind != "kafka":
         log.error("the writer process needs bus.kind=kafka (the in-process bus lives inside the engine)")
         return 2
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    state = WriterProcessState()
+    monitoring = None
+    if settings.monitoring.enabled:
+        try:
+            monitoring = writer_monitoring(state, settings.monitoring.host, settings.monitoring.port)
+            monitoring.start()
+        except OSError as exc:  # the pipeline matters more than its endpoint
+            log.error("monitoring endpoint not started", extra={"port": settings.monitoring.port, "error": str(exc)})
     store = open_store(settings)
     bus = open_bus(settings)
     crash_after = os.environ.get(CRASH_HOOK_ENV)
     hook = _crash_after_insert(int(crash_after)) if crash_after else None
     topics = TopicSet(settings.kafka.topic_prefix)
-    if not (_retry("migrate", lambda: migrate(store), stop)
-            and _retry("create topics", lambda: bus.ensure_topics(topics.all_topics, settings.kafka.partitions), stop)):
-        return 0
-    log.info("writer process started", extra={"settings": repr(settings.redacted())})
-    build_writer(settings, bus, store, after_insert=hook).run(stop)
-    store.close()
+    try:
+        if not (_retry("migrate", lambda: migrate(store), stop, state.preparing)
+                and _retry("create topics", lambda: bus.ensure_topics(topics.all_topics, settings.kafka.partitions),
+                           stop, state.preparing)):
+            return 0
+        log.info("writer process started", extra={"settings": repr(settings.redacted())})
+        writer = build_writer(settings, bus, store, after_insert=hook)
+        state.writing(writer)
+        writer.run(stop)
+    finally:
+        store.close()
+        if monitoring is not None:
+            monitoring.stop()
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # Run the imported module's main, not this __main__ copy: its loggers are then named storage.writer (the
+    # Logs page's component) and its classes are the ones storage.writer_health knows.
+    from storage.writer import main as _main
+
+    raise SystemExit(_main())

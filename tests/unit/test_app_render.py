@@ -13,7 +13,7 @@ from tests.conftest import unique_name
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 PAGES = ["pages/overview.py", "pages/live_feeds.py", "pages/alerts.py", "pages/latency.py",
-         "pages/host_health.py", "pages/data_integrity.py", "pages/audit_log.py"]
+         "pages/host_health.py", "pages/data_integrity.py", "pages/audit_log.py", "pages/logs.py"]
 
 
 @pytest.fixture
