@@ -388,6 +388,14 @@ class KeyedTopicMember:
         with self._lock:
             return frozenset(p for p, share in self._shares.items() if not share.assigned)
 
+    def partition_of(self, key: str) -> int | None:
+        """The owned partition whose served table holds ``key`` (None: none does)."""
+        with self._lock:
+            for partition, share in self._shares.items():
+                if share.served is not None and key in share.served:
+                    return partition
+        return None
+
     def entries(self) -> dict[str, bytes]:
         """The served rows of every owned partition."""
         with self._lock:

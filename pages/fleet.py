@@ -70,8 +70,17 @@ def instances(view: FleetView) -> None:
 def membership(view: FleetView) -> None:
     m = view.membership
     if m is None:
-        st.caption("Embedded: this process watches every desired symbol itself (in-process bus). With the Kafka "
-                   "bus, collectors share the symbols through a consumer group (docs/HA.md).")
+        if not resources.attached():
+            st.caption("Embedded: this process watches every desired symbol itself (in-process bus). With the "
+                       "Kafka bus, collectors share the symbols through a consumer group (docs/HA.md).")
+        elif engine.fleet is None:
+            st.caption("No fleet status channel: it needs bus.kind = \"kafka\" and fleet.enabled. Each process's "
+                       "health is on the Overview page.")
+        else:
+            st.caption("Attached: this dashboard collects nothing; it reads each collector's status from the "
+                       "fleet status topic and writes symbol changes to the assignment topic.")
+        for key, why in view.rejected.items():
+            st.error(f"Status record `{key}` rejected: {why}")
         return
     st.subheader("This process")
     st.write(f"Group `{m.group}` · {len(m.partitions)} of {m.partitions_total} partitions"

@@ -6,6 +6,7 @@
     JobRunner (APScheduler): producer poll loop │ writer loop (bus ──► store) │ backup rotation
                              retention │ host sample │ alert rules │ symbol reconcile │ outages
                              │ backfill of closed Level 1 outages (lookup HTT, runtime/backfill.py)
+                             │ catch-up of newly watched symbols from their watermark (runtime/catchup.py)
                              │ storage link (migrations, durable state, catch-up: runtime/storage_link.py)
 
 The same object runs embedded in Streamlit (``st.cache_resource``) and headless
@@ -31,14 +32,19 @@ from bus.base import Bus, BusError
 from bus.breaker import BreakerState
 from bus.factory import build_producer, open_bus
 from bus.producer import EventProducer
+from bus.topics import TopicSet
 from collectors.iqfeed.client import FeedClient
+from collectors.iqfeed.iqconnect import IQConnectSupervisor
 from collectors.iqfeed.protocol import SymbolLimitReached, validate_symbol
 from collectors.market_hours import load_calendar, session_at, session_start_ns
 from config import Settings
 from events import Event, Trade
 from monitoring.counter_window import CounterWindow
 from monitoring.host import HostSampler, rss_growth_after_warmup
+from monitoring.uptime import COMPONENTS
+from runtime import operator_actions
 from runtime.backfill import Backfiller, TradeIdentity
+from runtime.catchup import CatchUp
 from runtime.capacity import plan_watches
 from runtime.fleet import Fleet
 from runtime.fleet_alerts import scope_findings, takes_in
@@ -48,12 +54,17 @@ from runtime.jobs import JobRunner
 from runtime.live_state import LiveState
 from runtime.status import EngineStatus
 from runtime.storage_link import StorageLink
+from runtime.stored_progress import StoredProgress
 from runtime.symbols import SymbolSpec
+from runtime.uptime import SAMPLE_INTERVAL_S, UptimeTracker, component_health
 from runtime.validation import Validator
 from storage.backup import BackupWriter
 from storage.factory import open_store
+from storage.mirror import BackupMirror
+from storage.operator_backup import OperatorSnapshots, snapshot_directory
+from storage.outages import StoredOutage, outage_columns
 from storage.store import StorageError, Store, sql_string
-from storage.writer import Writer, build_writer
+from storage.writer import Writer, WriterProgress, build_writer
 
 log = logging.getLogger(__name__)
 
@@ -82,13 +93,15 @@ class Engine:
         self.source = f"{settings.instance_id}@{self.started_ns // 1_000_000}"
         self.store = store or open_store(settings)
         # Migrations, desired symbols and alerts: in memory first, storage when it answers (possibly not yet).
-        self.storage = StorageLink(self.store, max_pending=settings.storage.pending_writes_max,
-                                   retry_initial_s=settings.storage.retry_initial_ms / 1000,
-                                   retry_max_s=settings.storage.retry_max_ms / 1000)
+        self.storage = StorageLink.from_settings(self.store, settings)
         self.bus = bus or open_bus(settings)
         self.producer: EventProducer = build_producer(settings, self.bus)
         self.writer: Writer | None = None
         self.backup = BackupWriter.from_settings(settings) if settings.backup.enabled else None
+        self.operator_snapshots, self.mirror = self._backup_copies()
+        self.uptime = UptimeTracker(settings.instance_id, settings.monitoring.uptime_objective,
+                                    components=tuple(c for c in COMPONENTS
+                                                     if c != "writer" or settings.storage.embedded_writer))
         self.validator = Validator()
         self.live = LiveState()
         self.host = HostSampler(settings.data_dir)
@@ -103,15 +116,24 @@ class Engine:
             self.fleet = Fleet(settings, stored=self.symbols.all, audit=self._audit_fleet)
             self.storage.take_in_alerts(self._takes_in)
         self._rules_owner = self.fleet is None
+        self._stored_progress = (StoredProgress(self.store, TopicSet(settings.kafka.topic_prefix),
+                                                settings.kafka.bootstrap_servers)
+                                 if settings.bus.kind == "kafka" and not settings.storage.embedded_writer else None)
         self._health = HealthCheck()
         self._reconcile_lock = threading.Lock()
         self.jobs = JobRunner()
         self.simulator = None
+        self.iqconnect: IQConnectSupervisor | None = None  # feed.mode = "iqconnect" with feed.supervise
         self.feed: FeedClient | None = None
         self._seq = 0
         self._ingest_lock = threading.Lock()
         self._persisted_outages: dict[tuple[str, str, int], int | None] = {}
         self.backfill = Backfiller(fetch=self._trade_history, stored=self._stored_trades)
+        self.catchup = CatchUp(self.store, source=self.source, topic=TopicSet(settings.kafka.topic_prefix).trades,
+                               fetch=self._trade_history, stored=self._stored_trades, recent=self.backfill.recent,
+                               record_gaps=self._record_gaps, max_s=settings.feed.catch_up_max_s,
+                               batch=settings.feed.catch_up_batch)
+        self._ever_watched: set[str] = set()  # a symbol's first watch in this process is a restart
         self._watched_since: dict[str, int] = {}
         self._unwatched: dict[str, str] = {}
         # Recent history of counters the alert rules judge over a window, never since start.
@@ -134,13 +156,17 @@ class Engine:
         load_calendar()  # a second of pandas under the interpreter lock: before events flow, not in a rule
         if feed_settings.mode == "simulator":
             feed_settings = self._start_simulator()
+        elif feed_settings.supervise:  # launched first; the feed's connections retry until it listens
+            self.iqconnect = IQConnectSupervisor(feed_settings)
+            self.iqconnect.start()
         if self.fleet is not None:
             self.fleet.start()
         self.feed = FeedClient(feed_settings, sink=self.ingest)
         self.feed.start()
         self._reconcile_symbols()
         try:
-            if self.storage.ready and self.settings.fleet.run_writer:  # else the writer job builds it later
+            # Otherwise the writer job builds it once migrations have run; none with writer processes apart.
+            if self.storage.ready and self.settings.storage.embedded_writer:
                 self._try_build_writer()
         except BusError as exc:
             log.warning("bus unreachable at start; the writer job retries with backoff",
@@ -178,6 +204,10 @@ class Engine:
             self.feed.stop()
         if self.fleet is not None:
             self.fleet.close(self._instance_status("stopped"), timeout_s=min(2.0, left()))
+        if self._stored_progress is not None:
+            self._stored_progress.close()
+        if self.iqconnect is not None:
+            self.iqconnect.stop()
         if self.writer is None:
             self.producer.flush(left())
         else:
@@ -186,6 +216,7 @@ class Engine:
         self.producer.close(left())
         if self.backup is not None:
             self.backup.close()
+        self.uptime.close(self.store if self.storage.ready else None)
         try:
             self._persist_outages()
         except StorageError as exc:
@@ -256,7 +287,7 @@ class Engine:
     def _add_jobs(self) -> None:
         add = self.jobs.add
         add("producer", self._producer_step, interval_s=1, loop=True)
-        if self.settings.fleet.run_writer:
+        if self.settings.storage.embedded_writer:
             add("writer", self._writer_step, interval_s=1, loop=True)
         if self.fleet is not None:
             add("fleet", self._fleet_step, interval_s=1, loop=True)
@@ -269,6 +300,34 @@ class Engine:
         add("symbols", self._reconcile_symbols, interval_s=2)
         add("outages", self._persist_outages, interval_s=2)
         add("backfill", self._backfill_outages, interval_s=BACKFILL_INTERVAL_S)
+        add("uptime", self._track_uptime, interval_s=SAMPLE_INTERVAL_S)
+        if self.operator_snapshots is not None:
+            add("operator_snapshot", lambda: self.operator_snapshots.run_if_due(self.storage.ready), interval_s=5)
+        if self.mirror is not None:
+            add("backup_mirror", self.mirror.sync, interval_s=self.settings.backup.mirror_interval_s)
+
+    def _backup_copies(self) -> tuple[OperatorSnapshots | None, BackupMirror | None]:
+        """The operator table snapshots (with the backup) and the mirror (when a mirror directory is set)."""
+        if self.backup is None:
+            return None, None
+        backup = self.settings.backup
+        directory = self.backup.config.directory
+        snapshots = OperatorSnapshots(self.store, snapshot_directory(directory), instance_id=self.settings.instance_id,
+                                      interval_s=backup.operator_snapshot_s, keep=backup.operator_snapshot_keep)
+        mirror = None
+        if backup.mirror_directory is not None:
+            mirror = BackupMirror(directory, backup.mirror_directory, retention_ns=self.backup.config.retention_ns)
+        return snapshots, mirror
+
+    def _track_uptime(self) -> None:
+        """Sample each component's health; store closed minutes when storage answers (kept until then)."""
+        self.uptime.sample(component_health(self.status()))
+        if self.storage.ready:
+            try:
+                self.uptime.persist(self.store)
+            except StorageError as exc:
+                log.warning("uptime minutes not stored; kept for the next try",
+                            extra={"unsaved": self.uptime.unsaved, "error": str(exc)})
 
     # ------------------------------------------------------------------ ingest path
 
@@ -293,37 +352,15 @@ class Engine:
     # ------------------------------------------------------------------ symbols
 
     def start_symbol(self, symbol: str, *, depth: bool = False, critical: bool = False, by: str) -> SymbolSpec:
-        """Start watching ``symbol``; InvalidSymbol or SymbolLimitReached (nothing stored) when it cannot be.
-
-        In a fleet the change goes to the assignment topic (BusUnavailable when Kafka does not take it: nothing
-        changed), and the limit is the fleet's: the responsive collectors' watch limits added up (not judged
-        before a status has been read; the collectors then report what they cannot watch).
-        """
-        symbol = validate_symbol(symbol.strip())
-        started = {s.symbol for s in self.desired_symbols() if s.level1}
-        limit: int | None = self.settings.feed.watch_limit
-        whose = "feed.watch_limit is"
-        if self.fleet is not None:
-            live = self.fleet.view().live
-            limit = sum(s.watch_limit for s in live) if live else None
-            whose = f"the {len(live)} responsive collectors' watch limits add up to"
-        if limit is not None and symbol not in started and len(started) >= limit:
-            raise SymbolLimitReached(
-                f"cannot start {symbol}: {len(started)} symbols are started and {whose} {limit}; "
-                "stop one first, or raise the limit (and the IQFeed account's)"
-                + (", or add a collector" if self.fleet is not None else ""))
-        if self.fleet is not None:
-            self.fleet.put(SymbolSpec(symbol, True, depth, 0.0, time.time_ns(), by, critical))
-        spec = self.symbols.set(symbol, level1=True, depth=depth, by=by)
-        self.alert_store.audit(by, "start_symbol", spec.symbol, f"depth={depth}" + (", critical" if critical else ""))
+        """Start watching ``symbol``; InvalidSymbol or SymbolLimitReached (nothing stored) when it cannot be;
+        in a fleet BusUnavailable when Kafka did not take the change (runtime/operator_actions.py)."""
+        spec = operator_actions.start_symbol(self.symbols, self.alert_store, symbol, depth=depth, critical=critical,
+                                             by=by, watch_limit=self.settings.feed.watch_limit, fleet=self.fleet)
         self._reconcile_symbols()
         return spec
 
     def stop_symbol(self, symbol: str, *, by: str) -> SymbolSpec:
-        if self.fleet is not None:
-            self.fleet.put(SymbolSpec(validate_symbol(symbol.strip()), False, False, 0.0, time.time_ns(), by))
-        spec = self.symbols.set(symbol, level1=False, depth=False, by=by)
-        self.alert_store.audit(by, "stop_symbol", spec.symbol)
+        spec = operator_actions.stop_symbol(self.symbols, self.alert_store, symbol, by=by, fleet=self.fleet)
         self._reconcile_symbols()
         self.live.forget(spec.symbol)
         return spec
@@ -356,18 +393,20 @@ class Engine:
             for symbol in sorted(self.feed.watched() - chosen):
                 self.feed.unwatch(symbol)
                 self._watched_since.pop(symbol, None)
+                self.catchup.cancel([symbol])
             for symbol in sorted(self.feed.watched_depth() - depth):
                 self.feed.unwatch_depth(symbol)
             unwatched = dict(plan.over_limit)
             watched = self.feed.watched()
-            # Depends on gap-free restart (issue 11): a symbol taken over from a dead instance is to be caught
-            # up from its stored watermark (Engine.catch_up) once that exists; until then its takeover gap is lost.
+            started: list[str] = []
             for symbol in (s for s in plan.watch if s not in watched):
                 try:
                     if self.feed.watch(symbol):
                         self._watched_since[symbol] = time.time_ns()
+                        started.append(symbol)
                 except SymbolLimitReached as exc:
                     unwatched[symbol] = str(exc)
+            self._catch_up_started(started)
             for symbol in sorted(depth - self.feed.watched_depth()):
                 try:
                     self.feed.watch_depth(symbol)
@@ -387,8 +426,12 @@ class Engine:
         publish the status the Fleet page and the other instances read."""
         assert self.fleet is not None
         changed = self.fleet.poll()
-        if changed:
-            self._reconcile_symbols()
+        if changed and self.feed is not None:
+            before = self.feed.watched()
+            self._reconcile_symbols()  # asks a catch-up for every new watch
+            taken = self.fleet.taken_over(self.feed.watched() - before)
+            if taken:
+                self.catch_up(taken, "takeover")  # a dead or departed instance's symbols: their gap is named so
         owner = self.fleet.rules_owner
         if owner != self._rules_owner:
             self._rules_owner = owner
@@ -416,6 +459,27 @@ class Engine:
     def _audit_fleet(self, action: str, subject: str, details: str) -> None:
         self.alert_store.audit(self.settings.instance_id, action, subject, details)
 
+    def _catch_up_started(self, symbols: list[str]) -> None:
+        """Ask the catch-up for symbols whose watch just began: "restart" for a symbol's first watch in
+        this process (what an earlier process stored is where it resumes), "start" for a later one."""
+        if not symbols or not self.settings.feed.catch_up:
+            return
+        first = [s for s in symbols if s not in self._ever_watched]
+        self._ever_watched.update(symbols)
+        feed_now = self.feed.feed_time_ns() if self.feed else None
+        if first:
+            self.catchup.request(first, "restart", feed_now)
+        if len(first) < len(symbols):
+            self.catchup.request([s for s in symbols if s not in first], "start", feed_now)
+
+    def catch_up(self, symbols: list[str], cause: str = "takeover") -> None:
+        """Backfill ``symbols`` from their watermarks: this instance has just started watching them
+        (e.g. taken over from a dead instance). Safe to call for symbols whose watch the symbols job
+        began: the pending catch-up is kept, renamed by ``cause``. Returns at once; the backfill job runs it."""
+        if self.settings.feed.catch_up:
+            self.catchup.request([validate_symbol(s.strip()) for s in symbols], cause,
+                                 self.feed.feed_time_ns() if self.feed else None)
+
     # ------------------------------------------------------------------ outages
 
     def _persist_outages(self) -> None:
@@ -430,14 +494,9 @@ class Engine:
         changed = [w for w in windows if persisted.get((w.connection, w.symbol, w.start_ns), -1) != w.end_ns]
         if not changed:
             return
-        now = time.time_ns()
-        self.store.insert_columns(
-            "feed_outages",
-            ["source", "connection", "symbol", "cause", "start_ns", "end_ns", "recorded_ns"],
-            [[self.source] * len(changed), [w.connection for w in changed], [w.symbol for w in changed],
-             [w.cause for w in changed], [w.start_ns for w in changed],
-             [-1 if w.end_ns is None else w.end_ns for w in changed], [now] * len(changed)],
-        )
+        self.store.insert_columns("feed_outages", *outage_columns(
+            [StoredOutage(self.source, w.connection, w.symbol, w.cause, w.start_ns, w.end_ns) for w in changed],
+            time.time_ns()))
         for window in changed:
             persisted[(window.connection, window.symbol, window.start_ns)] = window.end_ns
 
@@ -454,6 +513,23 @@ class Engine:
         for trades in self.backfill.recover(self.feed.outages, self.feed.watched(), time.time_ns(),
                                             self._storage_behind()):
             self.ingest(trades)
+        for trades in self.catchup.step(self.feed.feed_time_ns(), self.feed.watched(), self._storage_behind(),
+                                        self._writer_progress()):
+            self.ingest(trades)
+
+    def _writer_progress(self) -> WriterProgress | None:
+        """Where storage stands on the bus, for the catch-up's gate: the in-process writer's word; with the
+        writers apart, storage's positions against the broker's ends (runtime/stored_progress.py), asked
+        only while a catch-up waits."""
+        if self.writer is not None:
+            return self.writer.progress()
+        if self._stored_progress is None or not self.catchup.stats().symbols_pending:
+            return None
+        return self._stored_progress()
+
+    def _record_gaps(self, gaps: list[StoredOutage]) -> None:
+        """Restart gaps go through the write-behind queue: kept in order while storage is down."""
+        self.storage.writes.insert("feed_outages", *outage_columns(gaps, time.time_ns()))
 
     def _storage_behind(self) -> str:
         """Why storage may lack events ingested long ago (a backfill then waits), or "".
@@ -482,12 +558,8 @@ class Engine:
     # ------------------------------------------------------------------ alerts
 
     def acknowledge(self, rule: str, subject: str, *, by: str, note: str = "") -> Alert:
-        alert = self.alert_book.acknowledge(rule, subject, by, note, time.time_ns())
-        self.alert_store.save([alert])
-        self.alert_store.audit(by, "acknowledge", f"{rule}/{subject}", note)
-        if self.notifier is not None:
-            self.notifier.notify([alert])
-        return alert
+        return operator_actions.acknowledge(self.alert_book, self.alert_store, self.notifier, rule, subject,
+                                            by=by, note=note)
 
     def observe(self, now_ns: int | None = None) -> Observation:
         """The snapshot the alert rules judge; rates and recent changes come from counter windows."""
@@ -500,6 +572,7 @@ class Engine:
         heartbeat_age = None
         feed_connected = True
         dtn = None
+        iqconnect = status.iqconnect
         if status.feed is not None:
             last = status.feed.level1.last_heartbeat
             heartbeat_age = None if last is None else time.monotonic() - last
@@ -521,6 +594,8 @@ class Engine:
             heartbeat_age_s=heartbeat_age,
             feed_connected=feed_connected,
             dtn_connected=dtn,
+            iqconnect_problem=iqconnect.problem if iqconnect else "",
+            iqconnect_restarts=iqconnect.restarts if iqconnect else 0,
             bus_reachable=status.producer.breaker.state is BreakerState.CLOSED,
             spool_bytes=status.producer.spool.bytes_used,
             spool_growth_bytes_per_s=self._spool_bytes.rate_per_s(30),
@@ -543,6 +618,8 @@ class Engine:
             storage_down_since_ns=None if status.storage.ready else (status.storage.down_since_ns or self.started_ns),
             storage_error=status.storage.last_error,
             storage_pending_writes=status.storage.pending_writes,
+            backup_mirror_error=status.mirror.last_error if status.mirror else "",
+            operator_snapshot_error=status.operator_snapshots.last_error if status.operator_snapshots else "",
             fleet_instances=capacity.instances if capacity else 0,
             fleet_wanted=capacity.wanted if capacity else 0,
             fleet_capacity=capacity.capacity if capacity else 0,
@@ -579,6 +656,7 @@ class Engine:
             source=self.source,
             started_ns=self.started_ns,
             feed=self.feed.state if self.feed else None,
+            iqconnect=self.iqconnect.state if self.iqconnect else None,
             feed_counters=self.feed.counters if self.feed else {},
             outages=self.feed.outages if self.feed else [],
             rejected_symbols=self.feed.rejected_symbols() if self.feed else {},
@@ -597,7 +675,11 @@ class Engine:
             },
             notifications=self.notifier.stats() if self.notifier else None,
             backfill=self.backfill.stats(),
+            catch_up=self.catchup.stats(),
             bus_stats=self.bus.stats(),
             store_stats=self.store.stats(),
             storage=self.storage.state(),
+            uptime=self.uptime.report(),
+            mirror=self.mirror.health if self.mirror else None,
+            operator_snapshots=self.operator_snapshots.health if self.operator_snapshots else None,
         )

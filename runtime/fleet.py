@@ -1,26 +1,30 @@
-"""One collector's membership in the fleet: its share of the desired symbols, and the fleet it sees.
+"""The collector fleet as one process sees it: the desired set, every instance's status, and (a collector)
+its own share of the symbols.
 
     <prefix>.symbols (P partitions, compacted, key = symbol) ── KeyedTopicMember, group <prefix>-collectors
         the partitions the group assigns this instance, each read from its beginning to its end,
-        then followed: wanted() = the specs of those symbols ─► Engine._reconcile_symbols (capacity.py)
+        then followed: Fleet.wanted() = the specs of those symbols ─► Engine._reconcile_symbols
     <prefix>.symbols, every partition ── KeyedTopicReader: the whole desired set (sidebar, capacity, seeding)
     <prefix>.fleet (compacted, key = instance id) ── KeyedTopicReader: every instance's latest status
-        ◄── publish(): this instance's status every fleet.status_interval_s and at each change
+        ◄── Fleet.publish(): a collector's status every fleet.status_interval_s and at each change
+
+:class:`FleetControl` is what a process that does not collect needs (the attached dashboard): read and
+write the desired set, read the statuses. :class:`Fleet` adds a collector's membership.
 
 Kafka decides who watches what: a join, a clean leave or a crash (after the group's session
 timeout) rebalances the partitions, and each symbol is watched by the one instance that owns its
-partition. Nothing here needs Kafka to be up: topics are created and the group joined from the
-``fleet`` job, retried while the broker is down; an instance that has not joined within
-``fleet.join_timeout_s`` of its start watches the stored desired set alone (standalone) until it
-joins. The desired set is seeded once, into a topic that never held a record, from the stored
-desired set (configured symbols on a first start).
+partition. Nothing here needs Kafka to be up: topics are created and the group joined from a job,
+retried while the broker is down; a collector that has not joined within ``fleet.join_timeout_s``
+of its start watches the stored desired set alone (standalone) until it joins. The desired set is
+seeded once, into a topic that never held a record, from the stored desired set (configured symbols
+on a first start).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from bus.base import BusError
 from bus.keyed_topic import KeyedTopicMember, KeyedTopicReader, KeyedTopicWriter, ensure_compacted_topic
@@ -40,41 +44,25 @@ STATUS_TOPIC_CONFIGS = {"segment.ms": "600000", "min.cleanable.dirty.ratio": "0.
 AuditSink = Callable[[str, str, str], None]  # (action, subject, details)
 
 
-class Fleet:
-    """This instance in the collector fleet (module doc); ``poll`` from one thread, the rest from any."""
+class FleetControl:
+    """The desired set (read whole, written) and every instance's status; ``poll`` from one thread."""
 
-    def __init__(self, settings: Settings, *, stored: Callable[[], list[SymbolSpec]], audit: AuditSink,
-                 clock: Callable[[], float] = time.monotonic, clock_ns: Callable[[], int] = time.time_ns) -> None:
-        kafka, fleet = settings.kafka, settings.fleet
+    def __init__(self, settings: Settings, *, stored: Callable[[], list[SymbolSpec]],
+                 clock_ns: Callable[[], int] = time.time_ns) -> None:
+        kafka = settings.kafka
         self.instance_id = settings.instance_id
-        self.settings = fleet
+        self.settings = settings.fleet
         self._bootstrap = kafka.bootstrap_servers
         self._replication = kafka.replication_factor
         self.topic = assignment_topic(kafka.topic_prefix)
         self.status_topic = status_topic(kafka.topic_prefix)
         self._stored = stored
-        self._audit = audit
-        self._clock = clock
         self._clock_ns = clock_ns
-        self.member = KeyedTopicMember(self._bootstrap, self.topic, collector_group(kafka.topic_prefix),
-                                       client_id=self.instance_id, session_timeout_ms=kafka.session_timeout_ms,
-                                       on_rebalance=self._rebalanced)
         self.desired_view = KeyedTopicReader(self._bootstrap, self.topic, client_id=f"{self.instance_id}-desired")
         self.status_view = KeyedTopicReader(self._bootstrap, self.status_topic, client_id=f"{self.instance_id}-fleet")
         self.writer = KeyedTopicWriter(self._bootstrap, client_id=self.instance_id)
         self.partitions = 0  # of the assignment topic, once known
-        self._seeded: bool | None = None  # None: not decided yet
-        self._started_at: float | None = None
-        self._standalone = False
-        self._published_at = float("-inf")
         self._setup_error = ""
-        self._rejected: dict[str, str] = {}  # assignment records of this instance's partitions it cannot read
-
-    # ------------------------------------------------------------------ lifecycle
-
-    def start(self) -> None:
-        """Start the join-timeout clock; everything that needs Kafka happens in :meth:`poll`."""
-        self._started_at = self._clock()
 
     def _set_up(self) -> bool:
         """Create the topics and start reading them; False (retried at the next poll) while Kafka is down."""
@@ -92,19 +80,86 @@ class Fleet:
             return False
         self.desired_view.start(partitions)
         self.status_view.start(1)
-        self.member.subscribe()
         self.partitions = partitions
-        log.info("fleet joined", extra={"instance": self.instance_id, "topic": self.topic, "partitions": partitions,
-                                        "group": self.member.group_id})
+        self._ready()
         return True
+
+    def _ready(self) -> None:
+        """Called once the topics exist (a collector joins its group here)."""
+
+    def poll(self) -> bool:
+        """Read what arrived on the topics; False while they cannot be reached."""
+        if not self._set_up():
+            return False
+        self.desired_view.poll(0)
+        self.status_view.poll(0)
+        return True
+
+    def desired(self) -> list[SymbolSpec]:
+        """The whole desired set, from the topic once read to its end (before that, the stored one)."""
+        if not self.desired_view.caught_up:
+            return self._stored()
+        specs, _ = decode_table(self.desired_view.entries())
+        return sorted(specs.values(), key=lambda spec: spec.symbol)
+
+    def put(self, spec: SymbolSpec) -> None:
+        """Write an operator's change to the desired set; raises :class:`bus.base.BusUnavailable` if it did not land."""
+        record = encode_spec(spec)
+        self.writer.put(self.topic, {spec.symbol: record})
+        self.desired_view.note(spec.symbol, record)
+
+    def view(self, membership: Membership | None = None) -> FleetView:
+        statuses: list[InstanceStatus] = []
+        rejected: dict[str, str] = {}
+        for key, payload in sorted(self.status_view.entries().items()):
+            try:
+                statuses.append(decode_status(key, payload))
+            except FleetStatusError as exc:
+                rejected[key] = str(exc)
+        desired = sum(1 for spec in self.desired() if spec.level1) if self.desired_view.caught_up else None
+        return FleetView(membership, tuple(statuses), desired, self._clock_ns(), self.settings.stale_after_s, rejected)
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        self.writer.close(timeout_s)
+        self.desired_view.close()
+        self.status_view.close()
+
+
+class Fleet(FleetControl):
+    """A collector in the fleet (module doc): ``poll`` from one thread, the rest from any."""
+
+    def __init__(self, settings: Settings, *, stored: Callable[[], list[SymbolSpec]], audit: AuditSink,
+                 clock: Callable[[], float] = time.monotonic, clock_ns: Callable[[], int] = time.time_ns) -> None:
+        super().__init__(settings, stored=stored, clock_ns=clock_ns)
+        self._audit = audit
+        self._clock = clock
+        self.member = KeyedTopicMember(self._bootstrap, self.topic, collector_group(settings.kafka.topic_prefix),
+                                       client_id=self.instance_id, session_timeout_ms=settings.kafka.session_timeout_ms,
+                                       on_rebalance=self._rebalanced)
+        self._seeded: bool | None = None  # None: not decided yet
+        self._started_at: float | None = None
+        self._standalone = False
+        self._published_at = float("-inf")
+        self._rejected: dict[str, str] = {}  # assignment records of this instance's partitions it cannot read
+        self._assignments = 0
+        self._taken_over: set[int] = set()  # partitions assigned after the first assignment: another's before
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Start the join-timeout clock; everything that needs Kafka happens in :meth:`poll`."""
+        self._started_at = self._clock()
+
+    def _ready(self) -> None:
+        self.member.subscribe()
+        log.info("fleet joined", extra={"instance": self.instance_id, "topic": self.topic,
+                                        "partitions": self.partitions, "group": self.member.group_id})
 
     def poll(self) -> bool:
         """Serve the group and read the topics; True when this instance's wanted symbols may have changed."""
-        if not self._set_up():
+        if not super().poll():
             return self._check_standalone()
         changed = self.member.poll(POLL_S)
-        self.desired_view.poll(0)
-        self.status_view.poll(0)
         self._seed_if_new()
         return self._check_standalone() or changed
 
@@ -144,6 +199,12 @@ class Fleet:
         log.info("desired set seeded into the assignment topic", extra={"topic": self.topic, "symbols": len(specs)})
 
     def _rebalanced(self, what: str, partitions: Sequence[int]) -> None:
+        if what == "assigned":
+            if self._assignments:
+                self._taken_over |= set(partitions)
+            self._assignments += 1
+        elif what in ("revoked", "dropped"):
+            self._taken_over -= set(partitions)
         details = f"{what} {len(partitions)} partitions: {','.join(map(str, partitions))}"
         log.info("fleet partitions %s", what, extra={"instance": self.instance_id, "partitions": len(partitions),
                                                      "list": ",".join(map(str, partitions))})
@@ -153,14 +214,12 @@ class Fleet:
         """Leave the group so the others take this instance's symbols over now (not after the session timeout)."""
         self.member.close()
 
-    def close(self, final: InstanceStatus | None, timeout_s: float = 5.0) -> None:
+    def close(self, final: InstanceStatus | None = None, timeout_s: float = 5.0) -> None:  # type: ignore[override]
         """Publish the last status (state ``stopped``, waiting up to ``timeout_s`` for it) and close the
         readers; after :meth:`leave`."""
         if final is not None and self.partitions:
             self.writer.send(self.status_topic, self.instance_id, encode_status(final))
-        self.writer.close(timeout_s)
-        self.desired_view.close()
-        self.status_view.close()
+        super().close(timeout_s)
 
     # ------------------------------------------------------------------ what to watch
 
@@ -181,25 +240,16 @@ class Fleet:
         self._log_rejected(errors)
         return sorted(specs.values(), key=lambda spec: spec.symbol)
 
-    def desired(self) -> list[SymbolSpec]:
-        """The whole desired set, from the topic once read to its end (before that, the stored one)."""
-        if not self.desired_view.caught_up:
-            return self._stored()
-        specs, _ = decode_table(self.desired_view.entries())
-        return sorted(specs.values(), key=lambda spec: spec.symbol)
+    def taken_over(self, symbols: Iterable[str]) -> list[str]:
+        """Those of ``symbols`` whose partition came from another instance (a takeover, not this one's start)."""
+        taken = self._taken_over
+        return sorted(s for s in symbols if self.member.partition_of(s) in taken)
 
     def _log_rejected(self, errors: dict[str, str]) -> None:
-        new = errors.keys() - self._rejected.keys()
-        for key in sorted(new):
+        for key in sorted(errors.keys() - self._rejected.keys()):
             log.error("assignment record rejected; that symbol is not watched until it is rewritten",
                       extra={"key": key, "error": errors[key]})
         self._rejected = errors
-
-    def put(self, spec: SymbolSpec) -> None:
-        """Write an operator's change to the desired set; raises :class:`bus.base.BusUnavailable` if it did not land."""
-        record = encode_spec(spec)
-        self.writer.put(self.topic, {spec.symbol: record})
-        self.desired_view.note(spec.symbol, record)
 
     # ------------------------------------------------------------------ status
 
@@ -221,13 +271,4 @@ class Fleet:
         )
 
     def view(self, membership: Membership | None = None) -> FleetView:
-        statuses: list[InstanceStatus] = []
-        rejected: dict[str, str] = {}
-        for key, payload in sorted(self.status_view.entries().items()):
-            try:
-                statuses.append(decode_status(key, payload))
-            except FleetStatusError as exc:
-                rejected[key] = str(exc)
-        desired = sum(1 for spec in self.desired() if spec.level1) if self.desired_view.caught_up else None
-        return FleetView(membership or self.membership(), tuple(statuses), desired, self._clock_ns(),
-                         self.settings.stale_after_s, rejected)
+        return super().view(membership or self.membership())

@@ -139,8 +139,8 @@ def test_a_collector_and_a_writer_sigkilled_mid_stream_are_taken_over_and_each_t
         "TICKOPS_FEED__LEVEL1_PORT": str(ports["level1"]), "TICKOPS_FEED__LEVEL2_PORT": str(ports["level2"]),
         "TICKOPS_FEED__ADMIN_PORT": str(ports["admin"]), "TICKOPS_FEED__LOOKUP_PORT": str(ports["lookup"]),
         "TICKOPS_FEED__WATCH_LIMIT": str(LIMIT), "TICKOPS_FEED__SYMBOLS": "[]",
-        "TICKOPS_FLEET__RUN_WRITER": "false", "TICKOPS_FLEET__STATUS_INTERVAL_S": "1",
-        "TICKOPS_FLEET__STALE_AFTER_S": "5",
+        "TICKOPS_FEED__SUPERVISE": "false", "TICKOPS_STORAGE__EMBEDDED_WRITER": "false",
+        "TICKOPS_FLEET__STATUS_INTERVAL_S": "1", "TICKOPS_FLEET__STALE_AFTER_S": "5",
     })
     fleet = Fleet(prefix, tmp_path, env, {})
     watch = StatusWatch(kafka_bootstrap, prefix)
