@@ -21,12 +21,15 @@ session, and the session stamp keeps (source, seq) unique across restarts.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 
 from alerts.lifecycle import Alert, AlertBook
 from alerts.notify import Notifier
 from alerts.rules import Observation, evaluate_rules
+from alerts.settings_audit import settings_digest, start_details
 from bus.base import Bus, BusError
 from bus.breaker import BreakerState
 from bus.factory import build_producer, open_bus
@@ -45,6 +48,7 @@ from runtime.status import EngineStatus
 from runtime.storage_link import StorageLink
 from runtime.symbols import SymbolSpec
 from runtime.validation import Validator
+from storage.audit_trail import process_actor
 from storage.backup import BackupWriter
 from storage.factory import open_store
 from storage.store import StorageError, Store, sql_string
@@ -79,7 +83,8 @@ class Engine:
         # Migrations, desired symbols and alerts: in memory first, storage when it answers (possibly not yet).
         self.storage = StorageLink(self.store, max_pending=settings.storage.pending_writes_max,
                                    retry_initial_s=settings.storage.retry_initial_ms / 1000,
-                                   retry_max_s=settings.storage.retry_max_ms / 1000)
+                                   retry_max_s=settings.storage.retry_max_ms / 1000,
+                                   audit_source=settings.instance_id)
         self.bus = bus or open_bus(settings)
         self.producer: EventProducer = build_producer(settings, self.bus)
         self.writer: Writer | None = None
@@ -115,6 +120,11 @@ class Engine:
         if self._running:
             return self
         feed_settings = self.settings.feed
+        redacted = self.settings.redacted()
+        # Chained once storage answers; what changed is judged against this instance's previous start then.
+        self.alert_store.audit(process_actor(), "engine_start", self.settings.instance_id,
+                               start_details(redacted, session=self.source, host=socket.gethostname(),
+                                             pid=str(os.getpid())))
         self.symbols.seed(feed_settings.symbols, feed_settings.depth_symbols)
         self.storage.step()  # migrations, stored symbols and alerts; while storage is down its job retries
         load_calendar()  # a second of pandas under the interpreter lock: before events flow, not in a rule
@@ -133,7 +143,7 @@ class Engine:
         self.jobs.start()
         self._running = True
         log.info("engine started", extra={"source": self.source, "bus": repr(self.bus), "store": repr(self.store),
-                                          "settings": self.settings.redacted()})
+                                          "settings": redacted, "settings_digest": settings_digest(redacted)})
         return self
 
     def stop(self, drain_timeout_s: float | None = None) -> None:
@@ -170,6 +180,8 @@ class Engine:
             self._persist_outages()
         except StorageError as exc:
             log.warning("feed outage windows not stored at shutdown", extra={"error": str(exc)})
+        self.alert_store.audit(process_actor(), "engine_stop", self.settings.instance_id,
+                               f"session={self.source} ingested={self._seq}")
         self.storage.close()
         if self.notifier is not None:
             self.notifier.close(timeout_s=min(2.0, max(0.5, left())))

@@ -32,12 +32,13 @@ log = logging.getLogger(__name__)
 
 class StorageLink:
     def __init__(self, store: Store, *, max_pending: int, retry_initial_s: float, retry_max_s: float,
-                 clock: Callable[[], float] = time.monotonic, clock_ns: Callable[[], int] = time.time_ns) -> None:
+                 audit_source: str = "local", clock: Callable[[], float] = time.monotonic,
+                 clock_ns: Callable[[], int] = time.time_ns) -> None:
         self.store = store
         self.monitor = StorageMonitor(migrated=False, clock_ns=clock_ns)
         self.writes = WriteBehind(store, self.monitor, max_entries=max_pending)
         self.symbols = SymbolRegistry(store, self.writes)
-        self.alert_store = AlertStore(store, self.writes)
+        self.alert_store = AlertStore(store, self.writes, audit_source=audit_source)
         self.alert_book = AlertBook()
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
