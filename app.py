@@ -11,7 +11,7 @@ import streamlit as st
 from collectors.iqfeed.protocol import InvalidSymbol, SymbolLimitReached
 from config import ConfigError
 from dashboard import resources
-from dashboard.auth import authenticate, can_act, demo_mode
+from dashboard.auth import attempt_login, can_act, can_administer, demo_mode, legacy_warning, sign_out
 from dashboard.format import storage_banner
 
 st.set_page_config(page_title="TickOps", page_icon=":material/show_chart:", layout="wide")
@@ -23,10 +23,19 @@ except ConfigError as exc:
     st.error(f"Configuration error — fix it and restart:\n\n```\n{exc}\n```")
     st.stop()
 
+refusal = resources.demo_refused()
+if refusal:
+    st.title("TickOps")
+    st.error(refusal)
+    st.stop()  # before the engine exists: nothing runs, nothing can be acted on
+
 engine = resources.engine()
 
 
 def login_box() -> None:
+    warning = legacy_warning(config.dashboard)
+    if warning:
+        st.sidebar.warning(warning)
     if demo_mode(config.dashboard):
         st.sidebar.info("Demo mode: no operators configured, actions run as `local`.")
         return
@@ -34,6 +43,7 @@ def login_box() -> None:
     if who is not None:
         st.sidebar.success(f"Signed in as **{who.name}** ({who.role})")
         if st.sidebar.button("Sign out"):
+            sign_out(engine.alert_store.audit, who, resources.client_address())
             st.session_state.pop("operator", None)
             st.rerun()
         return
@@ -41,11 +51,12 @@ def login_box() -> None:
         name = st.text_input("Operator")
         password = st.text_input("Password", type="password")
         if st.form_submit_button("Sign in"):
-            found = authenticate(config.dashboard, name, password)
-            if found is None:
-                st.error("Unknown operator or wrong password")
+            result = attempt_login(config.dashboard, resources.login_throttle(), engine.alert_store.audit,
+                                   name, password, resources.client_address())
+            if result.operator is None:
+                st.error(result.message)
             else:
-                st.session_state["operator"] = found
+                st.session_state["operator"] = result.operator
                 st.rerun()
 
 
@@ -100,5 +111,7 @@ navigation = st.navigation([
     st.Page("pages/host_health.py", title="Host health", icon=":material/monitor_heart:"),
     st.Page("pages/data_integrity.py", title="Data integrity", icon=":material/fact_check:"),
     st.Page("pages/audit_log.py", title="Audit log", icon=":material/history:"),
+    *([st.Page("pages/settings.py", title="Settings", icon=":material/settings:")]
+      if can_administer(resources.operator()) else []),
 ])
 navigation.run()

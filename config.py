@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import operator
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -246,27 +247,88 @@ class MonitoringSettings(_Section):
     port: int = Field(9464, ge=0, le=65535)
 
 
+# A salted scrypt entry as `python -m dashboard.users add` prints it (dashboard/passwords.py):
+# scrypt:ln=<log2 n>,r=<r>,p=<p>:<salt>:<key>, salt and key in unpadded URL-safe base64.
+_SCRYPT_ENTRY = re.compile(r"scrypt:ln=(\d{1,2}),r=(\d{1,2}),p=(\d{1,2}):[A-Za-z0-9_-]{16,}:[A-Za-z0-9_-]{32,}")
+OPERATOR_NAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")
+USERS_COMMAND = "python -m dashboard.users add NAME --role ROLE"
+
+
 class OperatorSettings(_Section):
-    """A dashboard login; the password is stored as its SHA-256 hex digest, never in clear."""
+    """A dashboard login: ``password_hash`` as printed by ``python -m dashboard.users add`` (salted scrypt),
+    or, for now, a legacy unsalted ``password_sha256`` digest (accepted with a warning at every start)."""
 
     role: Literal["viewer", "operator", "admin"] = "viewer"
-    password_sha256: SecretStr
+    password_hash: SecretStr | None = None
+    password_sha256: SecretStr | None = None
+
+    @field_validator("password_hash")
+    @classmethod
+    def _scrypt_entry(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            match = _SCRYPT_ENTRY.fullmatch(value.get_secret_value())
+            if match is None or not (10 <= int(match[1]) <= 18 and 1 <= int(match[2]) <= 16
+                                     and 1 <= int(match[3]) <= 16):
+                raise ValueError(f"must be an entry printed by `{USERS_COMMAND}` "
+                                 "(scrypt:ln=14,r=8,p=1:SALT:KEY, ln 10..18, r 1..16, p 1..16)")
+        return value
 
     @field_validator("password_sha256")
     @classmethod
-    def _hex_digest(cls, value: SecretStr) -> SecretStr:
+    def _hex_digest(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return value
         text = value.get_secret_value()
         if len(text) != 64 or any(ch not in "0123456789abcdef" for ch in text.lower()):
-            raise ValueError("must be a SHA-256 hex digest (64 hex characters): printf %s PASSWORD | sha256sum")
+            raise ValueError("must be a SHA-256 hex digest (64 hex characters); better, replace it by the "
+                             f"password_hash that `{USERS_COMMAND}` prints")
         return value
+
+    @model_validator(mode="after")
+    def _one_password(self) -> OperatorSettings:
+        if (self.password_hash is None) == (self.password_sha256 is None):
+            raise ValueError(f"give exactly one of password_hash (from `{USERS_COMMAND}`) and the legacy "
+                             "password_sha256")
+        return self
+
+    @property
+    def legacy(self) -> bool:
+        return self.password_hash is None
 
 
 class DashboardSettings(_Section):
-    """Operator logins. With none configured the dashboard runs in local demo mode: every
-    visitor acts as ``local`` with the operator role, and a banner says so."""
+    """Operator logins and their protection (dashboard/auth.py).
+
+    Without operators the dashboard runs in demo mode (every visitor acts as ``local``, an
+    admin), which it does only while Streamlit listens on loopback (``server.address``
+    127.0.0.1, ::1 or localhost); on any other address it refuses to run unless
+    ``allow_demo`` says so. After ``lockout_after_failures`` failed logins in a row, a user
+    name, and separately a client address, is locked out for ``lockout_initial_s``, doubling
+    with each further failure up to ``lockout_max_s``; failures older than
+    ``lockout_forget_s`` are forgotten.
+    """
 
     operators: dict[str, OperatorSettings] = Field(default_factory=dict)
     refresh_s: float = Field(1.0, ge=0.2, le=60)
+    allow_demo: bool = False
+    lockout_after_failures: int = Field(3, ge=1, le=1000)
+    lockout_initial_s: float = Field(1.0, gt=0, le=3600)
+    lockout_max_s: float = Field(900.0, gt=0, le=86_400)
+    lockout_forget_s: float = Field(3600.0, gt=0, le=7 * 86_400)
+
+    _lockout_order = _relative_to("lockout_max_s", "at least", "lockout_initial_s")
+
+    @field_validator("operators")
+    @classmethod
+    def _names(cls, value: dict[str, OperatorSettings]) -> dict[str, OperatorSettings]:
+        bad = sorted(name for name in value if not OPERATOR_NAME.fullmatch(name))
+        if bad:
+            raise ValueError(f"operator names must be 1-64 letters, digits or . _ @ -: {bad}")
+        return value
+
+    def legacy_operators(self) -> list[str]:
+        """Operators still on an unsalted SHA-256 digest; each should get a new entry from USERS_COMMAND."""
+        return sorted(name for name, entry in self.operators.items() if entry.legacy)
 
 
 class AlertSettings(_Section):

@@ -18,8 +18,16 @@ from __future__ import annotations
 from dataclasses import astuple, fields
 
 from alerts.lifecycle import Alert
-from storage.audit_chain import AuditRecord
-from storage.audit_trail import AuditFilter, AuditTrail, DetailsAfter, PendingRecord, read_records
+from storage.audit_chain import AuditRecord, ChainSummary, verify
+from storage.audit_trail import (
+    AuditFilter,
+    AuditTrail,
+    DetailsAfter,
+    PendingRecord,
+    all_records,
+    distinct_values,
+    read_records,
+)
 from storage.store import Store
 from storage.write_behind import WriteBehind
 
@@ -57,3 +65,11 @@ class AlertStore:
     def audit_log(self, limit: int = 200, where: AuditFilter = AuditFilter()) -> list[AuditRecord]:
         """Audit records of every source matching ``where``, newest first."""
         return read_records(self._store, where, limit)
+
+    def audit_values(self, column: str) -> list[str]:
+        """The actors or actions present in the trail."""
+        return distinct_values(self._store, column)
+
+    def verify_audit(self) -> list[ChainSummary]:
+        """Every chain of the trail checked (storage/audit_chain.py)."""
+        return verify(all_records(self._store))

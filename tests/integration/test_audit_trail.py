@@ -4,6 +4,7 @@ finds a record edited, deleted or reordered on the ClickHouse server."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -126,3 +127,27 @@ def test_verify_exits_2_when_storage_cannot_be_read(tmp_path):
     done = subprocess.run([sys.executable, "-m", "alerts.audit", "verify"], cwd=tmp_path, env=env, check=False,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "could not read the audit trail" in done.stderr
+
+
+@pytest.mark.timeout(120)
+def test_the_restore_cli_records_the_request_and_its_outcome_in_the_restore_chain(server_store, tmp_path):
+    from storage.backup import BackupConfig, BackupWriter
+    from tests.events_factory import FakeClock, make_events
+
+    backup = tmp_path / "backup"
+    writer = BackupWriter(BackupConfig(directory=backup, instance_id="restore-1"), clock=FakeClock())
+    writer.append(make_events(300))
+    writer.close()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("TICKOPS_")}, "PYTHONPATH": str(ROOT),
+           "TICKOPS_STORAGE__BACKEND": "server", "TICKOPS_STORAGE__PORT": str(CLICKHOUSE_PORT),
+           "TICKOPS_STORAGE__DATABASE": server_store.database, "TICKOPS_BACKUP__DIRECTORY": str(backup)}
+    done = subprocess.run([sys.executable, "-m", "storage.restore", "--no-progress"], cwd=tmp_path, env=env,
+                          check=False, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    records = [r for r in all_records(server_store) if r.source == "restore"]
+    assert [(r.seq, r.action, r.subject) for r in records] == [(1, "restore", str(backup)),
+                                                               (2, "restore_done", str(backup))]
+    inserted = int(re.search(r"\): (\d+) inserted", done.stdout).group(1))
+    assert inserted > 0 and f"inserted={inserted} already_stored=0 failed_segments=0" in records[1].details
+    assert records[0].actor == records[1].actor != ""  # the OS user who ran it
+    assert verify(records)[0].ok

@@ -17,7 +17,18 @@ PAGES = ["pages/overview.py", "pages/live_feeds.py", "pages/alerts.py", "pages/l
 
 
 @pytest.fixture
-def dashboard_env(monkeypatch, data_dir):
+def loopback_listen_address():
+    """Streamlit's server.address as `make run` sets it: demo mode runs only on loopback."""
+    from streamlit import config as streamlit_config
+
+    previous = streamlit_config.get_option("server.address")
+    streamlit_config.set_option("server.address", "127.0.0.1")
+    yield
+    streamlit_config.set_option("server.address", previous)
+
+
+@pytest.fixture
+def dashboard_env(monkeypatch, data_dir, loopback_listen_address):
     """A fresh engine per test: own database, no metrics port; stopped afterwards."""
     monkeypatch.setenv("TICKOPS_DATA_DIR", str(data_dir))
     monkeypatch.setenv("TICKOPS_INSTANCE_ID", unique_name("app"))
