@@ -175,9 +175,50 @@ class KafkaSettings(_Section):
     deadletter_retention_ms: int = Field(7 * 86_400_000, ge=60_000, le=10 * 365 * 86_400_000)
     deadletter_retention_mb: int = Field(64, ge=1, le=1_000_000)
 
+    # Security (bus/security.py turns these into librdkafka settings for every client: producer,
+    # consumers, admin). TLS: security_protocol SSL or SASL_SSL, the brokers' CA in ssl_ca_location
+    # (else the system's), a client certificate and key for mutual TLS. SASL: SASL_PLAINTEXT or
+    # SASL_SSL with a mechanism, user name and password.
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    ssl_ca_location: Path | None = None
+    ssl_certificate_location: Path | None = None
+    ssl_key_location: Path | None = None
+    ssl_key_password: SecretStr = SecretStr("")
+    ssl_verify_hostname: bool = True  # the broker's certificate must name the host connected to
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    sasl_username: str = ""
+    sasl_password: SecretStr = SecretStr("")
+
     _spool_segment_fits = _relative_to("spool_segment_mb", "at most", "spool_budget_mb")
     _timeout_after_linger = _relative_to("message_timeout_ms", "greater than", "linger_ms")  # librdkafka's rule
     _breaker_order = _relative_to("breaker_reset_max_s", "at least", "breaker_reset_s")
+
+    @field_validator("ssl_ca_location", "ssl_certificate_location", "ssl_key_location")
+    @classmethod
+    def _readable_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a file")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent_security(self) -> KafkaSettings:
+        tls = self.security_protocol in ("SSL", "SASL_SSL")
+        sasl = self.security_protocol.startswith("SASL_")
+        tls_files = [name for name in ("ssl_ca_location", "ssl_certificate_location", "ssl_key_location")
+                     if getattr(self, name) is not None]
+        if tls_files and not tls:
+            raise ValueError(f"kafka.{', kafka.'.join(tls_files)} set but kafka.security_protocol is "
+                             f"{self.security_protocol}: use SSL or SASL_SSL, or unset them")
+        if (self.ssl_certificate_location is None) != (self.ssl_key_location is None):
+            raise ValueError("kafka.ssl_certificate_location and kafka.ssl_key_location go together (mutual TLS)")
+        credentials = bool(self.sasl_username) or bool(self.sasl_password.get_secret_value())
+        if sasl and not (self.sasl_username and self.sasl_password.get_secret_value()):
+            raise ValueError(f"kafka.security_protocol {self.security_protocol} needs kafka.sasl_username and "
+                             "kafka.sasl_password")
+        if credentials and not sasl:
+            raise ValueError("kafka.sasl_username/sasl_password set but kafka.security_protocol is "
+                             f"{self.security_protocol}: use SASL_PLAINTEXT or SASL_SSL")
+        return self
 
 
 class StorageSettings(_Section):
@@ -203,8 +244,29 @@ class StorageSettings(_Section):
     # Per bus partition, the writer remembers the keys of this many recent rows and drops a re-sent copy
     # of one of them (about 140 bytes a key: 20,000 keys ~ 3 MB per partition). docs/DELIVERY.md.
     dedup_keys: int = Field(20_000, ge=1, le=10_000_000)
+    # Server backend: TLS to the server's secure native port (tcp_port_secure, usually 9440), checked
+    # against ca_certs (else the system's CAs); verify = false accepts any certificate (tests only).
+    secure: bool = False
+    ca_certs: Path | None = None
+    verify: bool = True
 
     _retry_order = _relative_to("retry_max_ms", "at least", "retry_initial_ms")
+
+    @field_validator("ca_certs")
+    @classmethod
+    def _ca_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a file")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_for_the_server(self) -> StorageSettings:
+        if self.backend == "chdb" and (self.secure or self.ca_certs is not None):
+            raise ValueError("storage.secure and storage.ca_certs apply to the server backend; chDB is embedded "
+                             "(set storage.backend = \"server\" or unset them)")
+        if self.ca_certs is not None and not self.secure:
+            raise ValueError("storage.ca_certs is set but storage.secure is false: set secure = true")
+        return self
 
     @field_validator("database")
     @classmethod

@@ -37,13 +37,14 @@ import logging
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import msgspec
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
+from bus.security import librdkafka_security
 from events import Event
 from storage.restore import expand_paths, parse_time
 from storage.rows import TABLE_COLUMNS, event_key, symbol_column, table_for
@@ -146,10 +147,14 @@ def read_kafka(
     since_ns: int | None = None,
     until_ns: int | None = None,
     idle_timeout_s: float = 30.0,
+    security: Mapping[str, str] | None = None,
 ) -> KafkaRead:
-    """Consume ``topics`` up to their high watermarks at start; ``decode`` None reads watermarks only."""
+    """Consume ``topics`` up to their high watermarks at start; ``decode`` None reads watermarks only.
+
+    ``security``: librdkafka's TLS/SASL settings (bus/security.py)."""
     consumer = Consumer(
         {
+            **(security or {}),
             "bootstrap.servers": bootstrap,
             "group.id": f"tickops-reconcile-{uuid.uuid4().hex[:12]}",
             "enable.auto.commit": False,
@@ -487,6 +492,7 @@ def main(argv: Sequence[str] | None = None, *, decode: Decode | None = None) -> 
                 start_offsets={(t, p): o for t, p, o in args.start_offset},
                 since_ns=args.since,
                 until_ns=args.until,
+                security=librdkafka_security(settings.kafka),
             )
             partitions = kafka.partitions
             problems.extend(kafka.problems)

@@ -73,6 +73,16 @@ def test_sign_in_failed_sign_in_and_sign_out_are_audited(with_operators):
         ("anna", "login_failed", "client=local lockout_s=0"), ("anna", "login", "client=local role=operator"),
         ("anna", "logout", "client=local")]
 
+    app.switch_page("pages/audit_log.py").run()
+    assert set(app.dataframe[0].value["action"]) == {"engine_start", "login_failed", "login", "logout"}
+    filters = {widget.label: widget for widget in app.multiselect}
+    filters["Operator"].set_value(["anna"])
+    filters["Action"].set_value(["login_failed", "logout"])
+    app.run()
+    table = app.dataframe[0].value
+    assert list(table["action"]) == ["logout", "login_failed"] and set(table["operator"]) == {"anna"}
+    assert app.download_button[0].label == "Export CSV" and app.caption[0].value.startswith("2 records")
+
 
 @pytest.mark.timeout(120)
 def test_repeated_failures_lock_the_login_and_are_audited(with_operators, monkeypatch):
