@@ -79,6 +79,18 @@ def _relative_to(field: str, relation: str, other: str) -> Any:
     return field_validator(field)(check)
 
 
+def _existing_files(*fields: str) -> Any:
+    """A validator that each of ``fields`` (a path, or None) names a file: a certificate missing at start
+    is a ConfigError naming the setting, not a TLS handshake failing later inside a client library."""
+
+    def check(cls: type, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a file")
+        return value
+
+    return field_validator(*fields)(check)
+
+
 class FeedSettings(_Section):
     """Where IQFeed data comes from and how the client treats the connection."""
 
@@ -193,12 +205,7 @@ class KafkaSettings(_Section):
     _timeout_after_linger = _relative_to("message_timeout_ms", "greater than", "linger_ms")  # librdkafka's rule
     _breaker_order = _relative_to("breaker_reset_max_s", "at least", "breaker_reset_s")
 
-    @field_validator("ssl_ca_location", "ssl_certificate_location", "ssl_key_location")
-    @classmethod
-    def _readable_file(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError(f"{value} is not a file")
-        return value
+    _tls_files = _existing_files("ssl_ca_location", "ssl_certificate_location", "ssl_key_location")
 
     @model_validator(mode="after")
     def _consistent_security(self) -> KafkaSettings:
@@ -252,12 +259,7 @@ class StorageSettings(_Section):
 
     _retry_order = _relative_to("retry_max_ms", "at least", "retry_initial_ms")
 
-    @field_validator("ca_certs")
-    @classmethod
-    def _ca_file(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError(f"{value} is not a file")
-        return value
+    _ca_file = _existing_files("ca_certs")
 
     @model_validator(mode="after")
     def _tls_for_the_server(self) -> StorageSettings:

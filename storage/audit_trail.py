@@ -65,7 +65,7 @@ class AuditTrail:
 
     def append(self, actor: str, action: str, subject: str, details: str | DetailsAfter = "",
                ts_ns: int | None = None) -> PendingRecord:
-        pending = PendingRecord(self, ts_ns or self._clock_ns(), actor, action, subject, details)
+        pending = PendingRecord(self, Action(ts_ns or self._clock_ns(), actor, action, subject), details)
         self._writes.insert(TABLE, COLUMNS, pending)
         return pending
 
@@ -75,14 +75,15 @@ class AuditTrail:
         with self._lock:
             return self._head
 
-    def _next(self, pending: PendingRecord) -> AuditRecord:
+    def _next(self, taken: Action, details: str | DetailsAfter) -> AuditRecord:
         with self._lock:
             if not self._head_known:
                 self._head = last_record(self._store, self.source)
                 self._head_known = True
             head = self._head
-        details = pending.resolve_details(lambda action: previous_details(self._store, self.source, action))
-        return link(head, self.source, pending.ts_ns, pending.actor, pending.action, pending.subject, details)
+        if not isinstance(details, str):
+            details = details(previous_details(self._store, self.source, taken.action))
+        return link(head, self.source, taken.ts_ns, taken.actor, taken.action, taken.subject, details)
 
     def _stored(self, record: AuditRecord) -> None:
         with self._lock:
@@ -91,31 +92,33 @@ class AuditTrail:
                                                "action": record.action, "actor": record.actor})
 
 
-class PendingRecord:
-    """One action waiting for its place in the chain (the write-behind queue's DeferredRows)."""
+@dataclass(frozen=True)
+class Action:
+    """What was done, fixed when it happened; its place in the chain comes later."""
 
-    def __init__(self, trail: AuditTrail, ts_ns: int, actor: str, action: str, subject: str,
-                 details: str | DetailsAfter) -> None:
+    ts_ns: int
+    actor: str
+    action: str
+    subject: str
+
+
+class PendingRecord:
+    """One action waiting for its place in the chain (the write-behind queue's DeferredRows).
+
+    The record is computed once, on the first attempt: a retry must write the very same record
+    (details included), or the chain would fork.
+    """
+
+    def __init__(self, trail: AuditTrail, taken: Action, details: str | DetailsAfter) -> None:
         self._trail = trail
-        self.ts_ns = ts_ns
-        self.actor = actor
-        self.action = action
-        self.subject = subject
+        self.taken = taken
         self._details = details
-        self._resolved: str | None = details if isinstance(details, str) else None
         self._record: AuditRecord | None = None
         self.record: AuditRecord | None = None  # set once stored
 
-    def resolve_details(self, previous: Callable[[str], str | None]) -> str:
-        """Computed once: a retry must write the very same record, or the chain would fork."""
-        if self._resolved is None:
-            assert callable(self._details)
-            self._resolved = self._details(previous(self.action))
-        return self._resolved
-
     def rows(self) -> list[list[Any]]:
         if self._record is None:
-            self._record = self._trail._next(self)
+            self._record = self._trail._next(self.taken, self._details)
         return [[value] for value in astuple(self._record)]
 
     def stored(self) -> None:

@@ -72,6 +72,14 @@ def _mutate(store: Store, statement: str, done: str) -> None:
     wait_until(lambda: store.query(done)[0][0] == 1, 30, f"mutation applied: {statement}")
 
 
+def _verdict_after(store: Store, cwd: Path, statement: str, done: str) -> str:
+    """`verify`'s report once ``statement`` has tampered with the trail; it must exit 1."""
+    _mutate(store, statement, done)
+    tampered = _verify_cli(store.database, cwd)
+    assert tampered.returncode == 1, tampered.stdout + tampered.stderr
+    return tampered.stdout
+
+
 @pytest.mark.timeout(120)
 def test_verify_names_a_record_edited_on_the_server(server_store, tmp_path):
     _trail_of_six(server_store)
@@ -79,24 +87,22 @@ def test_verify_names_a_record_edited_on_the_server(server_store, tmp_path):
     assert intact.returncode == 0, intact.stdout + intact.stderr
     assert "tickops-1: 6 records, head #6" in intact.stdout and "audit trail intact" in intact.stdout
     table = server_store.table(TABLE)
-    _mutate(server_store, f"ALTER TABLE {table} UPDATE actor = 'mallory' WHERE source = 'tickops-1' AND seq = 3",
-            f"SELECT count() FROM {table} WHERE actor = 'mallory'")
-    tampered = _verify_cli(server_store.database, tmp_path)
-    assert tampered.returncode == 1
-    assert "edited: tickops-1 #3 (3000000000 mallory action-3 AAPL)" in tampered.stdout
-    assert "tickops-2: 1 records" in tampered.stdout and tampered.stdout.count("problem(s)") == 1
-    assert "audit trail TAMPERED" in tampered.stdout
+    report = _verdict_after(
+        server_store, tmp_path, f"ALTER TABLE {table} UPDATE actor = 'mallory' WHERE source = 'tickops-1' AND seq = 3",
+        f"SELECT count() FROM {table} WHERE actor = 'mallory'")
+    assert "edited: tickops-1 #3 (3000000000 mallory action-3 AAPL)" in report
+    assert "tickops-2: 1 records" in report and report.count("problem(s)") == 1
+    assert "audit trail TAMPERED" in report
 
 
 @pytest.mark.timeout(120)
 def test_verify_names_a_record_deleted_on_the_server(server_store, tmp_path):
     _trail_of_six(server_store)
     table = server_store.table(TABLE)
-    _mutate(server_store, f"ALTER TABLE {table} DELETE WHERE source = 'tickops-1' AND seq = 4",
-            f"SELECT count() = 5 FROM {table} WHERE source = 'tickops-1'")
-    tampered = _verify_cli(server_store.database, tmp_path)
-    assert tampered.returncode == 1
-    assert "missing: tickops-1 #5 (5000000000 anna action-5 AAPL): #4 missing before it" in tampered.stdout
+    report = _verdict_after(server_store, tmp_path,
+                            f"ALTER TABLE {table} DELETE WHERE source = 'tickops-1' AND seq = 4",
+                            f"SELECT count() = 5 FROM {table} WHERE source = 'tickops-1'")
+    assert "missing: tickops-1 #5 (5000000000 anna action-5 AAPL): #4 missing before it" in report
 
 
 @pytest.mark.timeout(120)
