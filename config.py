@@ -299,8 +299,24 @@ class BackupSettings(_Section):
     compression_level: int = Field(3, ge=1, le=19)
     fsync: bool = False
     retry_s: float = Field(1.0, gt=0, le=3600)
+    # A second copy on another disk or mount (storage/mirror.py): sealed segments and operator
+    # snapshots are copied there and verified by sha256; never created by TickOps (mount it first).
+    mirror_directory: Path | None = None
+    mirror_interval_s: float = Field(10.0, ge=1, le=3600)
+    # Alerts, audit log, symbols, outages and uptime minutes exported to <directory>/operator/
+    # (storage/operator_backup.py): how often, and how many of this instance's snapshots are kept.
+    operator_snapshot_s: int = Field(300, ge=10, le=86_400)
+    operator_snapshot_keep: int = Field(48, ge=1, le=100_000)
 
     _segment_fits = _relative_to("budget_mb", "at least", "segment_max_mb")
+
+    @field_validator("mirror_directory")
+    @classmethod
+    def _elsewhere(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        directory = info.data.get("directory")
+        if value is not None and directory is not None and value.resolve() == directory.resolve():
+            raise ValueError("is the backup directory itself: a mirror must be another disk or mount")
+        return value
 
 
 class MonitoringSettings(_Section):
@@ -309,6 +325,8 @@ class MonitoringSettings(_Section):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(9464, ge=0, le=65535)
+    # Availability objective per component (runtime/uptime.py): 0.999 leaves 43 bad minutes in 30 days.
+    uptime_objective: float = Field(0.999, gt=0, lt=1)
 
 
 # A salted scrypt entry as `python -m dashboard.users add` prints it (dashboard/passwords.py):

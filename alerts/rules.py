@@ -52,6 +52,9 @@ class Observation:
     storage_down_since_ns: int | None = None
     storage_error: str = ""
     storage_pending_writes: int = 0
+    # The second copies of the backup: the mirror's and the operator snapshot's latest failure ("" when fine).
+    backup_mirror_error: str = ""
+    operator_snapshot_error: str = ""
 
 
 Rule = Callable[[Observation, AlertSettings], list[Finding]]
@@ -215,6 +218,18 @@ def backup_degraded(obs: Observation, cfg: AlertSettings) -> list[Finding]:
     return []
 
 
+def backup_copies(obs: Observation, cfg: AlertSettings) -> list[Finding]:
+    """The copies that outlive a lost disk or database: the backup mirror and the operator table snapshots."""
+    findings = []
+    if obs.backup_mirror_error:
+        findings.append(Finding("backup_mirror_failed", "backup_mirror", "warning",
+                                f"backup mirror failing (the backup itself goes on): {obs.backup_mirror_error}"))
+    if obs.operator_snapshot_error:
+        findings.append(Finding("operator_snapshot_failed", "operator_snapshot", "warning",
+                                f"operator tables not snapshotted: {obs.operator_snapshot_error}"))
+    return findings
+
+
 def job_failing(obs: Observation, cfg: AlertSettings) -> list[Finding]:
     return [Finding("job_failing", name, "critical", f"background job {name} failing: {error}")
             for name, error in obs.failing_jobs.items()]
@@ -222,7 +237,7 @@ def job_failing(obs: Observation, cfg: AlertSettings) -> list[Finding]:
 
 RULES: tuple[Rule, ...] = (
     symbol_silent, symbols_over_limit, heartbeat_missing, iqconnect_disconnected, bus_trouble, storage_unavailable, storage_trouble,
-    error_rate, disk_free, memory_growth, live_latency, storage_freshness, backup_degraded, job_failing,
+    error_rate, disk_free, memory_growth, live_latency, storage_freshness, backup_degraded, backup_copies, job_failing,
 )
 
 

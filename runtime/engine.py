@@ -47,10 +47,13 @@ from runtime.live_state import LiveState
 from runtime.status import EngineStatus
 from runtime.storage_link import StorageLink
 from runtime.symbols import SymbolSpec
+from runtime.uptime import SAMPLE_INTERVAL_S, UptimeTracker, component_health
 from runtime.validation import Validator
 from storage.audit_trail import process_actor
 from storage.backup import BackupWriter
 from storage.factory import open_store
+from storage.mirror import BackupMirror
+from storage.operator_backup import OperatorSnapshots, snapshot_directory
 from storage.store import StorageError, Store, sql_string
 from storage.writer import Writer, build_writer
 
@@ -89,6 +92,8 @@ class Engine:
         self.producer: EventProducer = build_producer(settings, self.bus)
         self.writer: Writer | None = None
         self.backup = BackupWriter.from_settings(settings) if settings.backup.enabled else None
+        self.operator_snapshots, self.mirror = self._backup_copies()
+        self.uptime = UptimeTracker(settings.instance_id, settings.monitoring.uptime_objective)
         self.validator = Validator()
         self.live = LiveState()
         self.host = HostSampler(settings.data_dir)
@@ -176,6 +181,7 @@ class Engine:
         self.producer.close(left())
         if self.backup is not None:
             self.backup.close()
+        self.uptime.close(self.store if self.storage.ready else None)
         try:
             self._persist_outages()
         except StorageError as exc:
@@ -258,6 +264,34 @@ class Engine:
         add("symbols", self._reconcile_symbols, interval_s=2)
         add("outages", self._persist_outages, interval_s=2)
         add("backfill", self._backfill_outages, interval_s=BACKFILL_INTERVAL_S)
+        add("uptime", self._track_uptime, interval_s=SAMPLE_INTERVAL_S)
+        if self.operator_snapshots is not None:
+            add("operator_snapshot", lambda: self.operator_snapshots.run_if_due(self.storage.ready), interval_s=5)
+        if self.mirror is not None:
+            add("backup_mirror", self.mirror.sync, interval_s=self.settings.backup.mirror_interval_s)
+
+    def _backup_copies(self) -> tuple[OperatorSnapshots | None, BackupMirror | None]:
+        """The operator table snapshots (with the backup) and the mirror (when a mirror directory is set)."""
+        if self.backup is None:
+            return None, None
+        backup = self.settings.backup
+        directory = self.backup.config.directory
+        snapshots = OperatorSnapshots(self.store, snapshot_directory(directory), instance_id=self.settings.instance_id,
+                                      interval_s=backup.operator_snapshot_s, keep=backup.operator_snapshot_keep)
+        mirror = None
+        if backup.mirror_directory is not None:
+            mirror = BackupMirror(directory, backup.mirror_directory, retention_ns=self.backup.config.retention_ns)
+        return snapshots, mirror
+
+    def _track_uptime(self) -> None:
+        """Sample each component's health; store closed minutes when storage answers (kept until then)."""
+        self.uptime.sample(component_health(self.status()))
+        if self.storage.ready:
+            try:
+                self.uptime.persist(self.store)
+            except StorageError as exc:
+                log.warning("uptime minutes not stored; kept for the next try",
+                            extra={"unsaved": self.uptime.unsaved, "error": str(exc)})
 
     # ------------------------------------------------------------------ ingest path
 
@@ -465,6 +499,8 @@ class Engine:
             storage_down_since_ns=None if status.storage.ready else (status.storage.down_since_ns or self.started_ns),
             storage_error=status.storage.last_error,
             storage_pending_writes=status.storage.pending_writes,
+            backup_mirror_error=status.mirror.last_error if status.mirror else "",
+            operator_snapshot_error=status.operator_snapshots.last_error if status.operator_snapshots else "",
         )
 
     def _record_counters(self, status: EngineStatus) -> None:
@@ -513,4 +549,7 @@ class Engine:
             bus_stats=self.bus.stats(),
             store_stats=self.store.stats(),
             storage=self.storage.state(),
+            uptime=self.uptime.report(),
+            mirror=self.mirror.health if self.mirror else None,
+            operator_snapshots=self.operator_snapshots.health if self.operator_snapshots else None,
         )

@@ -24,6 +24,7 @@ from prometheus_client.registry import Collector
 from bus.breaker import BreakerState
 from bus.latency import HistogramSnapshot
 from monitoring.http import MonitoringServer
+from monitoring.uptime import UptimeReport
 from runtime.health import HealthCheck
 from runtime.status import EngineStatus
 
@@ -41,6 +42,30 @@ def _histogram(name: str, doc: str, snap: HistogramSnapshot) -> HistogramMetricF
     buckets = [(repr(bound / 1e9), count) for bound, count in snap.cumulative(EXPORT_BOUNDS_NS)]
     buckets.append(("+Inf", snap.count))
     return HistogramMetricFamily(name, doc, buckets=buckets, sum_value=snap.sum_ns / 1e9)
+
+
+def _uptime(report: UptimeReport) -> Iterator[Metric]:
+    """Availability and error budget per component, window (24h, 30d) and scope (all, session)."""
+    labels = ["component", "window", "scope"]
+    ratio = GaugeMetricFamily("tickops_availability_ratio", "Good minutes / tracked minutes", labels=labels)
+    minutes = GaugeMetricFamily("tickops_availability_minutes", "Tracked minutes by verdict",
+                                labels=[*labels, "verdict"])
+    left = GaugeMetricFamily("tickops_error_budget_remaining_ratio",
+                             "Share of the window's error budget not spent (<= 0: spent)", labels=labels)
+    left_minutes = GaugeMetricFamily("tickops_error_budget_remaining_minutes",
+                                     "Bad minutes the objective still allows in the window", labels=labels)
+    for row in report.rows:
+        key = [row.component, row.window, row.scope]
+        if row.ratio is not None:
+            ratio.add_metric(key, row.ratio)
+        minutes.add_metric([*key, "good"], row.good_minutes)
+        minutes.add_metric([*key, "bad"], row.bad_minutes)
+        if row.budget_left_ratio is not None:
+            left.add_metric(key, row.budget_left_ratio)
+        left_minutes.add_metric(key, row.budget_left_minutes)
+    yield GaugeMetricFamily("tickops_availability_objective", "Availability objective per component",
+                            value=report.objective)
+    yield from (ratio, minutes, left, left_minutes)
 
 
 def _labelled(name: str, doc: str, values: dict[str, int]) -> GaugeMetricFamily:
@@ -130,6 +155,28 @@ class EngineCollector(Collector):
                                 value=s.storage.pending_writes)
         yield CounterMetricFamily("tickops_storage_pending_writes_dropped",
                                   "Pending storage writes lost to the bound or refused", value=s.storage.dropped_writes)
+        if s.uptime is not None:
+            yield from _uptime(s.uptime)
+        if s.mirror is not None:
+            m = s.mirror
+            yield GaugeMetricFamily("tickops_backup_mirror_failing", "1 while the backup mirror cannot copy",
+                                    value=int(m.state == "failing"))
+            yield GaugeMetricFamily("tickops_backup_mirror_pending", "Sealed backup files not in the mirror",
+                                    value=m.pending)
+            for name, value, doc in (("files_copied", m.files_copied, "Backup files copied to the mirror and verified"),
+                                     ("bytes_copied", m.bytes_copied, "Bytes copied to the mirror"),
+                                     ("failures", m.failures, "Backup files the mirror could not copy (per attempt)"),
+                                     ("checksum_mismatches", m.checksum_mismatches,
+                                      "Copies or sources whose sha256 differed from the manifest")):
+                yield CounterMetricFamily(f"tickops_backup_mirror_{name}", doc, value=value)
+        if s.operator_snapshots is not None:
+            o = s.operator_snapshots
+            for name, value, doc in (("snapshots_written", o.written, "Operator table snapshots written"),
+                                     ("snapshot_failures", o.failures, "Operator table snapshots that failed")):
+                yield CounterMetricFamily(f"tickops_operator_{name}", doc, value=value)
+            if o.last_ok_ns is not None:
+                yield GaugeMetricFamily("tickops_operator_snapshot_last_success_seconds",
+                                        "Unix time of the last operator table snapshot", value=o.last_ok_ns / 1e9)
         jobs = CounterMetricFamily("tickops_job_failures", "Background job failures", labels=["job"])
         for job in s.jobs:
             jobs.add_metric([job.name], job.failures)

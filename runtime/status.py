@@ -10,11 +10,14 @@ from bus.producer import ProducerStats
 from collectors.iqfeed.client import FeedState
 from collectors.iqfeed.connections import OutageWindow
 from monitoring.host import HostSample
+from monitoring.uptime import UptimeReport
 from runtime.backfill import BackfillStats
 from runtime.jobs import JobStatus
 from runtime.validation import ValidationSnapshot
 from storage.availability import StorageState
 from storage.backup import BackupHealth
+from storage.mirror import MirrorHealth
+from storage.operator_backup import SnapshotHealth
 from storage.writer import WriterStats
 
 
@@ -42,3 +45,6 @@ class EngineStatus:
     store_stats: dict[str, int] = field(default_factory=dict)  # the store's own resources (connection pool)
     unwatched: dict[str, str] = field(default_factory=dict)  # wanted but not watched (over feed.watch_limit) -> why
     storage: StorageState = StorageState()
+    uptime: UptimeReport | None = None  # availability per component (None before the first sample)
+    mirror: MirrorHealth | None = None  # None without backup.mirror_directory
+    operator_snapshots: SnapshotHealth | None = None  # None with the backup disabled

@@ -191,12 +191,31 @@ ORDER BY symbol""",
             for table in ("trades", "quotes", "depth", "feed_status")
         ),
     ),
+    # Per-minute health of each component (runtime/uptime.py), so availability survives a restart.
+    # One row per (instance, component, minute) and write; a minute written twice (a restart within
+    # it) is read as min(ok). Plain MergeTree: a replacing merge would keep either row.
+    Migration(
+        5,
+        "per-minute component health",
+        (
+            """CREATE TABLE IF NOT EXISTS {db}.health_minutes (
+    instance_id String,
+    component String,
+    minute_ns Int64,
+    ok UInt8,
+    samples UInt32,
+    recorded_ns Int64
+) ENGINE = MergeTree
+PARTITION BY toYYYYMM(toDateTime(intDiv(minute_ns, 1000000000)))
+ORDER BY (instance_id, component, minute_ns)""",
+        ),
+    ),
     # The tamper-evident audit trail (storage/audit_chain.py): one hash chain per source (an
     # instance id or a tool's name), each record linked to the one before it by prev_hash. A new
     # table because ClickHouse 18.16 has no ADD COLUMN IF NOT EXISTS; audit_log keeps the entries
     # written before this migration (unchained, so they cannot be verified).
     Migration(
-        5,
+        6,
         "chained audit trail",
         (
             """CREATE TABLE IF NOT EXISTS {db}.audit_trail (
