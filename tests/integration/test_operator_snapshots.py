@@ -34,6 +34,8 @@ def _fill(store) -> None:
                        started_ns=3, updated_ns=9, value=None, fired_ns=4, resolved_ns=9)])
     alerts.audit("ana", "acknowledge", "disk_free_low/data_dir", "cleaning up", ts_ns=5)
     alerts.audit("bo", "start_symbol", "NVDA", "depth=False", ts_ns=6)
+    store.insert_columns("audit_log", ["ts_ns", "actor", "action", "subject", "details"],  # from before the chains
+                         [[4], ["ana"], ["login"], ["dashboard"], [""]])
     SymbolRegistry(store).set("NVDA", level1=True, silent_after_s=90.5, by="bo")
     store.insert_columns("feed_outages", ["source", "connection", "symbol", "cause", "start_ns", "end_ns", "recorded_ns"],
                          [["a@1", "a@1"], ["level1", "level1"], ["", "MSFT"], ["socket closed", "silent"],
