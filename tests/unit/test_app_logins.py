@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from config import USERS_COMMAND
 from dashboard.passwords import hash_password
-from tests.unit.test_app_render import APP, dashboard_env, loopback_listen_address  # noqa: F401 - fixtures
+from tests.unit.test_app_render import APP, dashboard_env  # noqa: F401 - the per-test engine fixture
 
 ANNA_PASSWORD = "anna-long-password"
 OPERATORS = {

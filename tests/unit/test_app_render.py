@@ -17,19 +17,13 @@ PAGES = ["pages/overview.py", "pages/live_feeds.py", "pages/alerts.py", "pages/l
 
 
 @pytest.fixture
-def loopback_listen_address():
-    """Streamlit's server.address as `make run` sets it: demo mode runs only on loopback."""
+def dashboard_env(monkeypatch, data_dir):
+    """A fresh engine per test: own database, no metrics port; stopped afterwards. Streamlit listens on
+    loopback, as `make run` has it (demo mode runs only there)."""
     from streamlit import config as streamlit_config
 
-    previous = streamlit_config.get_option("server.address")
+    listen_address = streamlit_config.get_option("server.address")
     streamlit_config.set_option("server.address", "127.0.0.1")
-    yield
-    streamlit_config.set_option("server.address", previous)
-
-
-@pytest.fixture
-def dashboard_env(monkeypatch, data_dir, loopback_listen_address):
-    """A fresh engine per test: own database, no metrics port; stopped afterwards."""
     monkeypatch.setenv("TICKOPS_DATA_DIR", str(data_dir))
     monkeypatch.setenv("TICKOPS_INSTANCE_ID", unique_name("app"))
     monkeypatch.setenv("TICKOPS_STORAGE__DATABASE", unique_name("app"))
@@ -44,6 +38,7 @@ def dashboard_env(monkeypatch, data_dir, loopback_listen_address):
     except Exception:  # noqa: BLE001 - a test whose config was invalid never built one
         pass
     st.cache_resource.clear()
+    streamlit_config.set_option("server.address", listen_address)
 
 
 def _run(page: str | None = None) -> AppTest:
