@@ -110,6 +110,15 @@ class FeedSettings(_Section):
     reconnect_max_s: float = Field(10.0, gt=0, le=600)
     lookup_rate_per_s: float = Field(50.0, gt=0, le=1000)
     lookup_timeout_s: float = Field(30.0, gt=0, le=600)  # silence that abandons a lookup request
+    # Catch-up: whenever a symbol starts being watched (start, restart after a crash, takeover, an
+    # operator's start), its trades since its watermark (last stored trade) come from tick history
+    # (runtime/catchup.py). The range reaches back at most catch_up_max_s from the watch, on the feed's
+    # clock; 0 means to the start of the trading day (04:00 Eastern pre-market, XNYS calendar), so a first
+    # start or a long outage asks for one day at most. catch_up_batch symbols are fetched per pass (one
+    # progress line in the log each).
+    catch_up: bool = True
+    catch_up_max_s: float = Field(0.0, ge=0, le=30 * 86_400)
+    catch_up_batch: int = Field(50, ge=1, le=10_000)
     depth_book: Literal["levels", "orders"] = "levels"  # Level 2 watch: WPL price levels or WOR orders
     # A watched symbol silent this long while others trade gets an outage window and a
     # re-watch; 0 disables. The threshold follows the NYSE session at the feed's own time
@@ -130,6 +139,9 @@ class FeedSettings(_Section):
     )
     connect_timeout_s: float = Field(60.0, gt=0, le=3600)
     launch_under_xvfb: bool = False  # prefix the launch command with xvfb-run -a (wine needs a display)
+    # The engine launches and supervises IQConnect (collectors/iqfeed/iqconnect.py, runtime/iqconnect_link.py);
+    # false when IQConnect runs elsewhere (another host, its own service) and only feed.host is dialled.
+    supervise: bool = True
     restart_initial_s: float = Field(2.0, gt=0, le=600)  # IQConnect restart backoff
     restart_max_s: float = Field(60.0, gt=0, le=3600)
     # Embedded simulator (mode=simulator): synthetic message rate across all symbols.
@@ -256,6 +268,8 @@ class StorageSettings(_Section):
     secure: bool = False
     ca_certs: Path | None = None
     verify: bool = True
+    # The engine stores the bus itself; false when ``python -m storage.writer`` processes do (needs bus.kind=kafka).
+    embedded_writer: bool = True
 
     _retry_order = _relative_to("retry_max_ms", "at least", "retry_initial_ms")
 
@@ -397,6 +411,11 @@ class DashboardSettings(_Section):
     lockout_initial_s: float = Field(1.0, gt=0, le=3600)
     lockout_max_s: float = Field(900.0, gt=0, le=86_400)
     lockout_forget_s: float = Field(3600.0, gt=0, le=7 * 86_400)
+    # Attached: the dashboard starts no engine; it reads storage and the /healthz of the processes named in
+    # ``process_endpoints`` (collectors, writers: "http://collector:9464") and writes symbol changes and
+    # acknowledgements to storage, where the collectors take them in (runtime/attached.py).
+    attach: bool = False
+    process_endpoints: list[str] = Field(default_factory=list)
 
     _lockout_order = _relative_to("lockout_max_s", "at least", "lockout_initial_s")
 
@@ -411,6 +430,31 @@ class DashboardSettings(_Section):
     def legacy_operators(self) -> list[str]:
         """Operators still on an unsalted SHA-256 digest; each should get a new entry from USERS_COMMAND."""
         return sorted(name for name, entry in self.operators.items() if entry.legacy)
+
+    @field_validator("process_endpoints")
+    @classmethod
+    def _http_endpoints(cls, value: list[str]) -> list[str]:
+        bad = [url for url in value if not url.startswith(("http://", "https://"))]
+        if bad:
+            raise ValueError(f"not http:// or https:// URLs: {bad}")
+        return value
+
+
+class LogSettings(_Section):
+    """Log lines (JSON) go to stderr and, with ``file``, to ``<directory>/<process>.log`` (monitoring/logs.py).
+
+    ``directory`` defaults to ``<data_dir>/logs``; processes that run apart share it (a volume, a mount)
+    so that the dashboard's Logs page reads them all. A file is rotated when it would pass
+    ``max_file_mb`` or is ``rotate_after_h`` old; ``keep_files`` rotated files are kept, none older
+    than ``max_age_days``.
+    """
+
+    file: bool = True
+    directory: Path | None = None
+    max_file_mb: int = Field(20, ge=1, le=100_000)
+    rotate_after_h: float = Field(24.0, gt=0, le=24 * 366)
+    keep_files: int = Field(10, ge=1, le=10_000)
+    max_age_days: float = Field(14.0, gt=0, le=3650)
 
 
 class AlertSettings(_Section):
@@ -535,6 +579,21 @@ class Settings(BaseSettings):
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    logs: LogSettings = Field(default_factory=LogSettings)
+
+    @model_validator(mode="after")
+    def _processes_apart(self) -> Settings:
+        """Settings that split the pipeline over processes need a bus and a store that processes share."""
+        if not self.storage.embedded_writer and self.bus.kind != "kafka":
+            raise ValueError("storage.embedded_writer = false needs bus.kind = \"kafka\": the in-process bus "
+                             "cannot be read by a writer process")
+        if self.dashboard.attach and self.storage.backend != "server":
+            raise ValueError("dashboard.attach = true needs storage.backend = \"server\": chDB's data path "
+                             "belongs to one process, the collector's")
+        return self
+
+    def log_directory(self) -> Path:
+        return self.logs.directory or self.data_dir / "logs"
 
     @classmethod
     def settings_customise_sources(
@@ -569,6 +628,9 @@ def load_settings(**overrides: Any) -> Settings:
 def _describe(exc: ValidationError) -> str:
     lines = ["invalid TickOps configuration:"]
     for error in exc.errors():
+        if not error["loc"]:  # a rule between sections: its message names the settings
+            lines.append(f"  {error['msg']}")
+            continue
         dotted = ".".join(str(part) for part in error["loc"])
         env_name = "TICKOPS_" + "__".join(str(part) for part in error["loc"]).upper()
         lines.append(f"  {dotted} (env {env_name}): {error['msg']}")

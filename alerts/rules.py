@@ -29,6 +29,10 @@ class Observation:
     heartbeat_age_s: float | None = None
     feed_connected: bool = True
     dtn_connected: bool | None = None
+    # What the IQConnect supervisor reports is wrong ("" while fine or not supervised): an exit, a launch
+    # failure, never connected (login), disconnected too long; and how often it restarted IQConnect.
+    iqconnect_problem: str = ""
+    iqconnect_restarts: int = 0
     bus_reachable: bool = True
     spool_bytes: int = 0
     spool_growth_bytes_per_s: float = 0.0
@@ -116,6 +120,16 @@ def iqconnect_disconnected(obs: Observation, cfg: AlertSettings) -> list[Finding
     if obs.dtn_connected is False:
         return [Finding("iqconnect_disconnected", "dtn", "critical",
                         "IQConnect reports it is not connected to DTN", for_s=5)]
+    return []
+
+
+def iqconnect_failing(obs: Observation, cfg: AlertSettings) -> list[Finding]:
+    """The supervisor's own verdict: it fires at once (a crash or a login problem is never a blip) and
+    resolves when IQConnect is connected to DTN again."""
+    if obs.iqconnect_problem:
+        return [Finding("iqconnect_failing", "iqconnect", "critical",
+                        f"{obs.iqconnect_problem} (restarted {obs.iqconnect_restarts} times)",
+                        value=obs.iqconnect_restarts)]
     return []
 
 
@@ -236,8 +250,9 @@ def job_failing(obs: Observation, cfg: AlertSettings) -> list[Finding]:
 
 
 RULES: tuple[Rule, ...] = (
-    symbol_silent, symbols_over_limit, heartbeat_missing, iqconnect_disconnected, bus_trouble, storage_unavailable, storage_trouble,
-    error_rate, disk_free, memory_growth, live_latency, storage_freshness, backup_degraded, backup_copies, job_failing,
+    symbol_silent, symbols_over_limit, heartbeat_missing, iqconnect_disconnected, iqconnect_failing, bus_trouble,
+    storage_unavailable, storage_trouble, error_rate, disk_free, memory_growth, live_latency, storage_freshness,
+    backup_degraded, backup_copies, job_failing,
 )
 
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
-from storage.audit_trail import DetailsAfter
+from storage.audit_trail import DetailsAfter, process_actor
 
 ABSENT = "<absent>"
 
@@ -40,6 +42,16 @@ def changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, list[An
     before, after = flatten(old), flatten(new)
     return {key: [before.get(key, ABSENT), after.get(key, ABSENT)]
             for key in sorted(before.keys() | after.keys()) if before.get(key, ABSENT) != after.get(key, ABSENT)}
+
+
+class Audit(Protocol):
+    def audit(self, actor: str, action: str, subject: str, details: str | DetailsAfter = "") -> object: ...
+
+
+def record_start(audit: Audit, action: str, subject: str, redacted: Mapping[str, Any], session: str) -> None:
+    """Audit a process start (``engine_start``, ``dashboard_start``) under the OS user that ran it."""
+    audit.audit(process_actor(), action, subject,
+                start_details(redacted, session=session, host=socket.gethostname(), pid=str(os.getpid())))
 
 
 def start_details(redacted: Mapping[str, Any], **context: str) -> DetailsAfter:

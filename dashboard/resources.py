@@ -1,7 +1,9 @@
 """Process-wide resources of the dashboard, created once per Streamlit process.
 
-The engine runs in the background for as long as the process lives; every session and
-page shares it. Nothing here blocks a render on the feed or the broker.
+Embedded (the default), the engine runs in the background for as long as the process lives;
+every session and page shares it. Attached (``dashboard.attach = true``), collectors and writers
+run as their own services and the dashboard holds an :class:`runtime.attached.AttachedRuntime`
+instead: it reads storage and their ``/healthz``. Nothing here blocks a render on the feed or the broker.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from streamlit import config as streamlit_config
 from config import Settings, load_settings
 from dashboard.auth import Operator, demo_mode, demo_operator, demo_refusal, legacy_warning, throttle_for
 from dashboard.throttle import LoginThrottle
-from monitoring.logs import configure_logging
+from monitoring.logs import configure_process_logging
+from runtime.attached import AttachedRuntime
 from runtime.engine import Engine
 from runtime.metrics import start_monitoring
 
@@ -27,11 +30,16 @@ log = logging.getLogger(__name__)
 @st.cache_resource
 def settings() -> Settings:
     loaded = load_settings()
-    configure_logging(loaded.log_level)
+    configure_process_logging("dashboard", loaded)
     warning = legacy_warning(loaded.dashboard)
     if warning:
         log.warning(warning, extra={"operators": ", ".join(loaded.dashboard.legacy_operators())})
     return loaded
+
+
+def attached() -> bool:
+    """True when collectors and writers run apart and this process only looks and acts (no engine)."""
+    return settings().dashboard.attach
 
 
 @st.cache_resource
@@ -65,11 +73,15 @@ def demo_refused() -> str | None:
 
 
 @st.cache_resource
-def engine() -> Engine:
+def engine() -> Engine | AttachedRuntime:
     config = settings()
     refusal = demo_refusal(config.dashboard, listen_address())
     if refusal:  # app.py says so before asking; this keeps any other path from starting the pipeline
         raise DemoRefused(refusal)
+    if config.dashboard.attach:
+        view = AttachedRuntime(config).start()
+        threading._register_atexit(view.stop)  # noqa: SLF001 - as below
+        return view
     running = Engine(config).start()
     if config.monitoring.enabled:
         server = start_monitoring(running.status, config.monitoring.host, config.monitoring.port)

@@ -7,9 +7,13 @@ import streamlit as st
 from dashboard import resources
 from collectors.market_hours import session_at
 from dashboard.format import age, ms
+from dashboard.processes import render_attached_overview, render_iqconnect
 from dashboard.uptime_table import uptime_rows
 
 engine = resources.engine()
+if resources.attached():
+    render_attached_overview(engine)
+    st.stop()
 st.title("TickOps")
 st.caption(f"Engine `{engine.source}` · feed **{engine.settings.feed.mode}** · bus **{engine.settings.bus.kind}** "
            f"· storage **{engine.settings.storage.backend}**")
@@ -38,6 +42,8 @@ def live() -> None:
         )
         dtn = {True: "connected", False: "NOT CONNECTED", None: "unknown"}[feed.dtn_connected]
         st.write(f"IQConnect ↔ DTN: **{dtn}**")
+    if status.iqconnect is not None:
+        render_iqconnect(status.iqconnect)
     st.subheader("Pipeline")
     st.dataframe([
         {"stage": "producer", "state": status.producer.breaker.state.value,

@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 from alerts.lifecycle import AlertBook
 from alerts.store import AlertStore
+from config import Settings
 from runtime.symbols import SymbolRegistry
 from storage.availability import StorageMonitor, StorageState
 from storage.migrate import migrate
@@ -46,6 +47,13 @@ class StorageLink:
         self._delay = 0.0
         self._retry_at = float("-inf")
         self._alerts_merged = False  # stored alerts taken in since storage last answered
+
+    @classmethod
+    def from_settings(cls, store: Store, settings: Settings, audit_source: str | None = None) -> StorageLink:
+        """``audit_source``: this process's audit chain, by default the instance id."""
+        storage = settings.storage
+        return cls(store, max_pending=storage.pending_writes_max, retry_initial_s=storage.retry_initial_ms / 1000,
+                   retry_max_s=storage.retry_max_ms / 1000, audit_source=audit_source or settings.instance_id)
 
     def step(self) -> None:
         """One attempt to bring memory and storage in step; never raises a storage error (backs off instead)."""

@@ -61,12 +61,15 @@ class UptimeTracker:
     """Thread-safe: the uptime job samples and persists, status and pages read :meth:`report`."""
 
     def __init__(self, instance_id: str, objective: float, *, clock_ns: Callable[[], int] = time.time_ns,
-                 sessions: Callable[[int, int], list[Interval]] = session_intervals) -> None:
+                 sessions: Callable[[int, int], list[Interval]] = session_intervals,
+                 components: tuple[str, ...] = COMPONENTS) -> None:
+        """``components``: those this process runs (a collector whose writer runs apart judges no writer)."""
         self.instance_id = instance_id
         self.objective = objective
         self._clock_ns = clock_ns
         self._sessions = sessions
-        self._log = MinuteLog(COMPONENTS)
+        self._components = components
+        self._log = MinuteLog(components)
         self._lock = threading.Lock()
         self._minute: int | None = None  # the minute being sampled
         self._current: dict[str, list[int]] = {}  # component -> [all samples ok (0/1), samples]
@@ -83,7 +86,7 @@ class UptimeTracker:
             if self._minute is not None and minute != self._minute:
                 self._close_minute()
             self._minute = minute
-            for component in COMPONENTS:
+            for component in self._components:
                 ok, samples = self._current.get(component, [1, 0])
                 self._current[component] = [ok & int(health.get(component, False)), samples + 1]
             stale = self._report is None or minute_of(self._report.computed_ns) != minute

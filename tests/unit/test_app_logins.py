@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from config import USERS_COMMAND
 from dashboard.passwords import hash_password
-from tests.unit.test_app_render import APP, dashboard_env  # noqa: F401 - the per-test engine fixture
+from tests.unit.test_app_render import APP, dashboard_env, listening_on  # noqa: F401 - the per-test engine fixture
 
 ANNA_PASSWORD = "anna-long-password"
 OPERATORS = {
@@ -133,15 +133,13 @@ def test_a_viewer_sees_everything_but_cannot_act_and_a_legacy_entry_is_warned_ab
 
 @pytest.mark.timeout(60)
 def test_demo_mode_on_a_non_loopback_address_refuses_and_starts_no_engine(dashboard_env):  # noqa: F811
-    from streamlit import config as streamlit_config
-
-    streamlit_config.set_option("server.address", "0.0.0.0")
-    app = AppTest.from_file(APP, default_timeout=60).run()
-    assert not app.exception
-    assert app.error[0].value.startswith("Refusing to run in demo mode")
-    assert not app.sidebar.button  # no login, no symbol controls
     from dashboard import resources
 
-    with pytest.raises(resources.DemoRefused):
-        resources.engine()
+    with listening_on("0.0.0.0"):
+        app = AppTest.from_file(APP, default_timeout=60).run()
+        assert not app.exception
+        assert app.error[0].value.startswith("Refusing to run in demo mode")
+        assert not app.sidebar.button  # no login, no symbol controls
+        with pytest.raises(resources.DemoRefused):
+            resources.engine()
     st.cache_resource.clear()

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -13,24 +15,34 @@ from tests.conftest import unique_name
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 PAGES = ["pages/overview.py", "pages/live_feeds.py", "pages/alerts.py", "pages/latency.py",
-         "pages/host_health.py", "pages/data_integrity.py", "pages/audit_log.py"]
+         "pages/host_health.py", "pages/data_integrity.py", "pages/audit_log.py", "pages/logs.py"]
+
+
+@contextmanager
+def listening_on(address: str | None) -> Iterator[None]:
+    """Streamlit's server.address for AppTest runs (demo mode runs only on loopback), restored afterwards."""
+    from streamlit import config as streamlit_config
+
+    previous = streamlit_config.get_option("server.address")
+    streamlit_config.set_option("server.address", address)
+    try:
+        yield
+    finally:
+        streamlit_config.set_option("server.address", previous)
 
 
 @pytest.fixture
 def dashboard_env(monkeypatch, data_dir):
     """A fresh engine per test: own database, no metrics port; stopped afterwards. Streamlit listens on
-    loopback, as `make run` has it (demo mode runs only there)."""
-    from streamlit import config as streamlit_config
-
-    listen_address = streamlit_config.get_option("server.address")
-    streamlit_config.set_option("server.address", "127.0.0.1")
+    loopback, as `make run` has it."""
     monkeypatch.setenv("TICKOPS_DATA_DIR", str(data_dir))
     monkeypatch.setenv("TICKOPS_INSTANCE_ID", unique_name("app"))
     monkeypatch.setenv("TICKOPS_STORAGE__DATABASE", unique_name("app"))
     monkeypatch.setenv("TICKOPS_MONITORING__ENABLED", "false")
     monkeypatch.setenv("TICKOPS_FEED__SYMBOLS", '["AAPL","MSFT"]')
     st.cache_resource.clear()
-    yield
+    with listening_on("127.0.0.1"):
+        yield
     from dashboard import resources
 
     try:
@@ -38,7 +50,6 @@ def dashboard_env(monkeypatch, data_dir):
     except Exception:  # noqa: BLE001 - a test whose config was invalid never built one
         pass
     st.cache_resource.clear()
-    streamlit_config.set_option("server.address", listen_address)
 
 
 def _run(page: str | None = None) -> AppTest:
@@ -111,3 +122,12 @@ def test_every_page_renders_while_clickhouse_is_down_and_the_app_shows_a_storage
         app = _run(page)
         assert any("storage unavailable" in w.value for w in app.warning), page
 
+
+
+@pytest.mark.timeout(120)
+def test_data_integrity_page_shows_the_catch_up_progress_of_newly_watched_symbols(dashboard_env):
+    app = _run("pages/data_integrity.py")
+    assert not app.exception
+    assert "Catch-up of newly watched symbols" in [h.value for h in app.subheader]
+    (bar,) = app.get("progress")
+    assert "/ 2 symbols" in bar.proto.text and "trades recovered" in bar.proto.text
