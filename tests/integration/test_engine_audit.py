@@ -11,7 +11,7 @@ from config import load_settings
 from runtime.engine import Engine
 from storage.audit_chain import verify
 from storage.audit_trail import all_records
-from tests.conftest import unique_name
+from tests.conftest import CLICKHOUSE_PORT, unique_name
 from tests.integration.pipeline import wait_until
 
 
@@ -52,3 +52,28 @@ def test_engine_actions_and_each_start_with_the_settings_that_changed_are_chaine
     assert second_start["changed"] == {"feed.password": ["", "**********"], "feed.watch_limit": [500, 400]}
     assert not any("hunter2" in r.details for r in records)
     assert records[3].details == "cleaning up"
+
+
+@pytest.mark.timeout(60)
+def test_an_attached_dashboard_audits_its_starts_in_its_own_chain_with_operator_changes(server_store, tmp_path):
+    from dashboard.passwords import hash_password
+    from runtime.attached import AttachedRuntime
+
+    instance = unique_name("shared")  # a collector may run under the same instance id: its own chain
+    entry = {"role": "operator", "password_hash": hash_password("anna-long-password", ln=10)}
+    for operators in ({}, {"anna": entry}):
+        settings = load_settings(data_dir=tmp_path, instance_id=instance, monitoring={"enabled": False},
+                                 storage={"backend": "server", "database": server_store.database,
+                                          "port": CLICKHOUSE_PORT, "embedded_writer": False},
+                                 bus={"kind": "kafka"}, dashboard={"attach": True, "operators": operators})
+        view = AttachedRuntime(settings, store=server_store).start()
+        view.start_symbol("NVDA", by="local")
+        view.stop()
+    records = [r for r in all_records(server_store) if r.source == f"dashboard:{instance}"]
+    assert [(r.seq, r.action) for r in records] == [(1, "dashboard_start"), (2, "start_symbol"),
+                                                    (3, "dashboard_start"), (4, "start_symbol")]
+    assert verify(records)[0].ok
+    changed = json.loads(records[2].details)["changed"]
+    assert changed == {"dashboard.operators": [{}, "<absent>"], "dashboard.operators.anna.role": ["<absent>", "operator"],
+                       "dashboard.operators.anna.password_hash": ["<absent>", "**********"],
+                       "dashboard.operators.anna.password_sha256": ["<absent>", None]}
