@@ -36,7 +36,7 @@ from bus.producer import EventProducer
 from bus.topics import TopicSet
 from collectors.iqfeed.client import FeedClient
 from collectors.iqfeed.iqconnect import IQConnectSupervisor
-from collectors.iqfeed.protocol import SymbolLimitReached
+from collectors.iqfeed.protocol import SymbolLimitReached, validate_symbol
 from collectors.market_hours import load_calendar, session_at, session_start_ns
 from config import Settings
 from events import Event, Trade
