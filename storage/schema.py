@@ -210,6 +210,28 @@ PARTITION BY toYYYYMM(toDateTime(intDiv(minute_ns, 1000000000)))
 ORDER BY (instance_id, component, minute_ns)""",
         ),
     ),
+    # The tamper-evident audit trail (storage/audit_chain.py): one hash chain per source (an
+    # instance id or a tool's name), each record linked to the one before it by prev_hash. A new
+    # table because ClickHouse 18.16 has no ADD COLUMN IF NOT EXISTS; audit_log keeps the entries
+    # written before this migration (unchained, so they cannot be verified).
+    Migration(
+        6,
+        "chained audit trail",
+        (
+            """CREATE TABLE IF NOT EXISTS {db}.audit_trail (
+    source String,
+    seq UInt64,
+    ts_ns Int64,
+    actor String,
+    action String,
+    subject String,
+    details String,
+    prev_hash String,
+    hash String
+) ENGINE = MergeTree
+ORDER BY (source, seq)""",
+        ),
+    ),
 )
 
 _LEDGER = """CREATE TABLE IF NOT EXISTS {db}.schema_migrations (
