@@ -51,14 +51,15 @@ def _client_error(error: KafkaError) -> None:
 
 def ensure_compacted_topic(bootstrap_servers: str, topic: str, partitions: int, *,
                            configs: Mapping[str, str] | None = None, replication_factor: int = 1,
-                           timeout_s: float = 5.0) -> int:
+                           timeout_s: float = 5.0, security: Mapping[str, str] | None = None) -> int:
     """Create ``topic`` (compacted, ``partitions`` partitions) unless it exists; return its partition count.
 
     An existing topic keeps its count, logged when it differs from ``partitions``: adding partitions
     would send keys to new partitions while their older records stay in the old ones. Raises
-    :class:`BusUnavailable` when the broker does not answer.
+    :class:`BusUnavailable` when the broker does not answer. ``security``: librdkafka's TLS/SASL settings
+    (bus/security.py), which every client here takes.
     """
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "logger": _LIBRDKAFKA_LOG})
+    admin = AdminClient({**(security or {}), "bootstrap.servers": bootstrap_servers, "logger": _LIBRDKAFKA_LOG})
     created = False
     deadline = time.monotonic() + timeout_s * 3
     while True:
@@ -98,10 +99,11 @@ def _create(admin: AdminClient, bootstrap_servers: str, topic: str, partitions: 
 class KeyedTopicWriter:
     """Writes rows of keyed topics; thread-safe (the dashboard writes while the fleet job sends statuses)."""
 
-    def __init__(self, bootstrap_servers: str, *, client_id: str, message_timeout_ms: int = 30_000) -> None:
+    def __init__(self, bootstrap_servers: str, *, client_id: str, message_timeout_ms: int = 30_000,
+                 security: Mapping[str, str] | None = None) -> None:
         self.bootstrap_servers = bootstrap_servers
         self._producer = Producer({
-            "bootstrap.servers": bootstrap_servers, "client.id": f"{client_id}-keyed",
+            **(security or {}), "bootstrap.servers": bootstrap_servers, "client.id": f"{client_id}-keyed",
             "partitioner": PARTITIONER, "enable.idempotence": True, "acks": "all", "linger.ms": 0,
             "message.timeout.ms": message_timeout_ms, "error_cb": _client_error, "logger": _LIBRDKAFKA_LOG,
         })
@@ -206,11 +208,12 @@ class KeyedTopicReader:
     :meth:`poll` (one thread) applies what arrived; :meth:`entries` may be read from any thread.
     """
 
-    def __init__(self, bootstrap_servers: str, topic: str, *, client_id: str) -> None:
+    def __init__(self, bootstrap_servers: str, topic: str, *, client_id: str,
+                 security: Mapping[str, str] | None = None) -> None:
         self.topic = topic
         # A group id is required by the client; nothing joins a group or commits under it.
         self._consumer = Consumer({
-            "bootstrap.servers": bootstrap_servers, "group.id": f"{client_id}-reader", "client.id": f"{client_id}-reader",
+            **(security or {}), "bootstrap.servers": bootstrap_servers, "group.id": f"{client_id}-reader", "client.id": f"{client_id}-reader",
             "enable.auto.commit": False, "enable.partition.eof": True, "error_cb": _client_error,
             "logger": _LIBRDKAFKA_LOG,
         })
@@ -289,11 +292,12 @@ class KeyedTopicMember:
     """
 
     def __init__(self, bootstrap_servers: str, topic: str, group_id: str, *, client_id: str,
-                 session_timeout_ms: int, on_rebalance: RebalanceListener | None = None) -> None:
+                 session_timeout_ms: int, on_rebalance: RebalanceListener | None = None,
+                 security: Mapping[str, str] | None = None) -> None:
         self.topic = topic
         self.group_id = group_id
         self._consumer = Consumer({
-            "bootstrap.servers": bootstrap_servers, "group.id": group_id, "client.id": f"{client_id}-member",
+            **(security or {}), "bootstrap.servers": bootstrap_servers, "group.id": group_id, "client.id": f"{client_id}-member",
             "partition.assignment.strategy": "cooperative-sticky", "enable.auto.commit": False,
             "enable.partition.eof": True, "auto.offset.reset": "earliest",
             "session.timeout.ms": session_timeout_ms,

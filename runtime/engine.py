@@ -33,6 +33,7 @@ from bus.base import Bus, BusError
 from bus.breaker import BreakerState
 from bus.factory import build_producer, open_bus
 from bus.producer import EventProducer
+from bus.security import librdkafka_security
 from bus.topics import TopicSet
 from collectors.iqfeed.client import FeedClient
 from collectors.iqfeed.iqconnect import IQConnectSupervisor
@@ -119,7 +120,8 @@ class Engine:
             self.storage.take_in_alerts(self._takes_in)
         self._rules_owner = self.fleet is None
         self._stored_progress = (StoredProgress(self.store, TopicSet(settings.kafka.topic_prefix),
-                                                settings.kafka.bootstrap_servers)
+                                                settings.kafka.bootstrap_servers,
+                                                security=librdkafka_security(settings.kafka))
                                  if settings.bus.kind == "kafka" and not settings.storage.embedded_writer else None)
         self._health = HealthCheck()
         self._reconcile_lock = threading.Lock()

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from bus.base import BusError
 from bus.keyed_topic import KeyedTopicMember, KeyedTopicReader, KeyedTopicWriter, ensure_compacted_topic
+from bus.security import librdkafka_security
 from config import Settings
 from runtime.assignment import assignment_topic, collector_group, decode_table, encode_spec, status_topic
 from runtime.fleet_status import FleetStatusError, FleetView, InstanceStatus, Membership, decode_status, encode_status
@@ -58,9 +59,12 @@ class FleetControl:
         self.status_topic = status_topic(kafka.topic_prefix)
         self._stored = stored
         self._clock_ns = clock_ns
-        self.desired_view = KeyedTopicReader(self._bootstrap, self.topic, client_id=f"{self.instance_id}-desired")
-        self.status_view = KeyedTopicReader(self._bootstrap, self.status_topic, client_id=f"{self.instance_id}-fleet")
-        self.writer = KeyedTopicWriter(self._bootstrap, client_id=self.instance_id)
+        self._security = librdkafka_security(kafka)
+        self.desired_view = KeyedTopicReader(self._bootstrap, self.topic, client_id=f"{self.instance_id}-desired",
+                                             security=self._security)
+        self.status_view = KeyedTopicReader(self._bootstrap, self.status_topic, client_id=f"{self.instance_id}-fleet",
+                                            security=self._security)
+        self.writer = KeyedTopicWriter(self._bootstrap, client_id=self.instance_id, security=self._security)
         self.partitions = 0  # of the assignment topic, once known
         self._setup_error = ""
 
@@ -70,9 +74,11 @@ class FleetControl:
             return True
         try:
             partitions = ensure_compacted_topic(self._bootstrap, self.topic, self.settings.assignment_partitions,
-                                                replication_factor=self._replication, timeout_s=SETUP_TIMEOUT_S)
+                                                replication_factor=self._replication, timeout_s=SETUP_TIMEOUT_S,
+                                                security=self._security)
             ensure_compacted_topic(self._bootstrap, self.status_topic, 1, configs=STATUS_TOPIC_CONFIGS,
-                                   replication_factor=self._replication, timeout_s=SETUP_TIMEOUT_S)
+                                   replication_factor=self._replication, timeout_s=SETUP_TIMEOUT_S,
+                                   security=self._security)
         except BusError as exc:
             if str(exc) != self._setup_error:
                 log.warning("fleet topics not reachable; retrying", extra={"error": str(exc)})
@@ -135,7 +141,7 @@ class Fleet(FleetControl):
         self._clock = clock
         self.member = KeyedTopicMember(self._bootstrap, self.topic, collector_group(settings.kafka.topic_prefix),
                                        client_id=self.instance_id, session_timeout_ms=settings.kafka.session_timeout_ms,
-                                       on_rebalance=self._rebalanced)
+                                       on_rebalance=self._rebalanced, security=self._security)
         self._seeded: bool | None = None  # None: not decided yet
         self._started_at: float | None = None
         self._standalone = False

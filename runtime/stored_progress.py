@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from bus.base import TopicPartition
 from bus.topics import TopicSet
@@ -32,10 +32,11 @@ _QUIET = logging.getLogger(f"{__name__}.librdkafka")
 
 class StoredProgress:
     def __init__(self, store: Store, topics: TopicSet, bootstrap_servers: str, *, interval_s: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 security: Mapping[str, str] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self._positions = StoredPositions(store, topics)
         self._topic = topics.trades
         self._bootstrap = bootstrap_servers
+        self._security = dict(security or {})  # librdkafka's TLS/SASL settings (bus/security.py)
         self._interval_s = interval_s
         self._clock = clock
         self._consumer = None
@@ -51,7 +52,7 @@ class StoredProgress:
         self._asked_at = self._clock()
         try:
             if self._consumer is None:
-                self._consumer = throwaway_consumer(self._bootstrap, _QUIET, "catch-up-progress")
+                self._consumer = throwaway_consumer(self._bootstrap, _QUIET, "catch-up-progress", self._security)
             ranges = partition_ranges(self._consumer, [self._topic], {})
             stored = self._positions.next_offsets(TopicPartition(r.topic, r.partition) for r in ranges)
         except (KafkaReadError, StorageError) as exc:
