@@ -465,8 +465,9 @@ class Engine:
     def _takes_in(self, alert: Alert) -> bool:
         return takes_in(alert, self.settings.instance_id, rules_owner=self._rules_owner)
 
-    def _audit_fleet(self, action: str, subject: str, details: str) -> None:
-        self.alert_store.audit(self.settings.instance_id, action, subject, details)
+    def _audit_fleet(self, action: str, details: str) -> None:
+        """What the fleet did on its own, in this instance's chain, like its start and stop."""
+        self.alert_store.audit(process_actor(), action, self.settings.instance_id, details)
 
     def _catch_up_started(self, symbols: list[str]) -> None:
         """Ask the catch-up for symbols whose watch just began: "restart" for a symbol's first watch in

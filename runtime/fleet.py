@@ -42,7 +42,7 @@ POLL_S = 0.2
 SETUP_TIMEOUT_S = 1.0
 # The status topic rolls segments often so that compaction keeps it small for a reader starting from its beginning.
 STATUS_TOPIC_CONFIGS = {"segment.ms": "600000", "min.cleanable.dirty.ratio": "0.1", "delete.retention.ms": "3600000"}
-AuditSink = Callable[[str, str, str], None]  # (action, subject, details)
+AuditSink = Callable[[str, str], None]  # (action, details) of this instance
 
 
 class FleetControl:
@@ -181,7 +181,7 @@ class Fleet(FleetControl):
                         "alone until Kafka answers", extra={"join_timeout_s": self.settings.join_timeout_s})
         else:
             log.info("joined the collector group; leaving standalone mode", extra={"instance": self.instance_id})
-        self._audit("fleet_standalone" if overdue else "fleet_joined", self.instance_id, "")
+        self._audit("fleet_standalone" if overdue else "fleet_joined", f"group {self.member.group_id}")
         return True
 
     def _seed_if_new(self) -> None:
@@ -201,7 +201,7 @@ class Fleet(FleetControl):
             log.warning("seeding the desired set failed; retrying", extra={"error": str(exc)})
             return
         self._seeded = True
-        self._audit("fleet_seed", self.topic, f"{len(specs)} symbols from the stored desired set")
+        self._audit("fleet_seed", f"{self.topic}: {len(specs)} symbols from the stored desired set")
         log.info("desired set seeded into the assignment topic", extra={"topic": self.topic, "symbols": len(specs)})
 
     def _rebalanced(self, what: str, partitions: Sequence[int]) -> None:
@@ -211,10 +211,10 @@ class Fleet(FleetControl):
             self._assignments += 1
         elif what in ("revoked", "dropped"):
             self._taken_over -= set(partitions)
-        details = f"{what} {len(partitions)} partitions: {','.join(map(str, partitions))}"
+        details = f"{self.topic}: {what} {len(partitions)} partitions: {','.join(map(str, partitions))}"
         log.info("fleet partitions %s", what, extra={"instance": self.instance_id, "partitions": len(partitions),
                                                      "list": ",".join(map(str, partitions))})
-        self._audit(f"fleet_{what}", self.topic, details)
+        self._audit(f"fleet_{what}", details)
 
     def leave(self) -> None:
         """Leave the group so the others take this instance's symbols over now (not after the session timeout)."""
