@@ -364,6 +364,9 @@ class Engine:
             self.feed.unwatch_depth(symbol)
         unwatched: dict[str, str] = {}
         started: list[str] = []
+        # Taken before the watches go out: an event answering a watch must count as after it, or the
+        # catch-up would take it for the last one before the gap (and its watermark).
+        watch_ns, feed_now = time.time_ns(), self.feed.feed_time_ns()
         for symbol in sorted(level1 - self.feed.watched()):
             try:
                 if self.feed.watch(symbol):
@@ -371,7 +374,7 @@ class Engine:
                     started.append(symbol)
             except SymbolLimitReached as exc:
                 unwatched[symbol] = str(exc)
-        self._catch_up_started(started)
+        self._catch_up_started(started, watch_ns, feed_now)
         for symbol in sorted(depth - self.feed.watched_depth()):
             try:
                 self.feed.watch_depth(symbol)
@@ -384,18 +387,17 @@ class Engine:
                 "sample": ", ".join(sorted(unwatched)[:10])})
         self._unwatched = unwatched
 
-    def _catch_up_started(self, symbols: list[str]) -> None:
+    def _catch_up_started(self, symbols: list[str], watch_ns: int, feed_now: int | None) -> None:
         """Ask the catch-up for symbols whose watch just began: "restart" for a symbol's first watch in
         this process (what an earlier process stored is where it resumes), "start" for a later one."""
         if not symbols or not self.settings.feed.catch_up:
             return
         first = [s for s in symbols if s not in self._ever_watched]
         self._ever_watched.update(symbols)
-        feed_now = self.feed.feed_time_ns() if self.feed else None
         if first:
-            self.catchup.request(first, "restart", feed_now)
+            self.catchup.request(first, "restart", feed_now, watched_ns=watch_ns)
         if len(first) < len(symbols):
-            self.catchup.request([s for s in symbols if s not in first], "start", feed_now)
+            self.catchup.request([s for s in symbols if s not in first], "start", feed_now, watched_ns=watch_ns)
 
     def catch_up(self, symbols: list[str], cause: str = "takeover") -> None:
         """Backfill ``symbols`` from their watermarks: this instance has just started watching them
