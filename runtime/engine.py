@@ -7,6 +7,7 @@
                              retention │ host sample │ alert rules │ symbol reconcile │ outages
                              │ backfill of closed Level 1 outages (lookup HTT, runtime/backfill.py)
                              │ storage link (migrations, durable state, catch-up: runtime/storage_link.py)
+                             │ end-of-day completeness (runtime/completeness/)
 
 The same object runs embedded in Streamlit (``st.cache_resource``) and headless
 (``python -m runtime run``). Durable state (desired symbols, alerts, audit log,
@@ -39,6 +40,10 @@ from events import Event, Trade
 from monitoring.counter_window import CounterWindow
 from monitoring.host import HostSampler, rss_growth_after_warmup
 from runtime.backfill import Backfiller, TradeIdentity
+from runtime.completeness.checker import DayChecker
+from runtime.completeness.job import INTERVAL_S as COMPLETENESS_INTERVAL_S
+from runtime.completeness.job import CompletenessJob, tolerances
+from runtime.completeness.volumes import FeedVolumes
 from runtime.jobs import JobRunner
 from runtime.live_state import LiveState
 from runtime.status import EngineStatus
@@ -98,6 +103,9 @@ class Engine:
         self._ingest_lock = threading.Lock()
         self._persisted_outages: dict[tuple[str, str, int], int | None] = {}
         self.backfill = Backfiller(fetch=self._trade_history, stored=self._stored_trades)
+        self.feed_volumes = FeedVolumes()
+        self.completeness = CompletenessJob(settings, self.store, checker=self._day_checker,
+                                            wanted=self._completeness_symbols, behind=self._storage_behind)
         self._watched_since: dict[str, int] = {}
         self._unwatched: dict[str, str] = {}
         # Recent history of counters the alert rules judge over a window, never since start.
@@ -246,6 +254,8 @@ class Engine:
         add("symbols", self._reconcile_symbols, interval_s=2)
         add("outages", self._persist_outages, interval_s=2)
         add("backfill", self._backfill_outages, interval_s=BACKFILL_INTERVAL_S)
+        if self.completeness.enabled:
+            add("completeness", self.completeness.run, interval_s=COMPLETENESS_INTERVAL_S)
 
     # ------------------------------------------------------------------ ingest path
 
@@ -266,6 +276,7 @@ class Engine:
                 self.backup.append(events)
             self.producer.publish_many(events)
             self.backfill.recent.add(events, time.time_ns())  # what a backfill must not ingest again
+            self.feed_volumes.record(events)  # the day's Total Volume, for the end-of-day check
 
     # ------------------------------------------------------------------ symbols
 
@@ -379,6 +390,19 @@ class Engine:
             return "storage writes failing"
         return ""
 
+    def _day_checker(self) -> DayChecker | None:
+        """The end-of-day check, recovering through ingest like an outage backfill (None until the feed runs)."""
+        if self.feed is None or not self.storage.ready:
+            return None
+        return DayChecker(self.store, self.feed.lookup, deliver=self.ingest, checked_by=self.source,
+                          tolerances=tolerances(self.settings), recent=self.backfill.recent.identities,
+                          live_volume=self.feed_volumes.volume)
+
+    def _completeness_symbols(self) -> list[SymbolSpec]:
+        """The wanted symbols this process watches (all wanted ones before the feed runs)."""
+        watched = self.feed.watched() if self.feed else None
+        return [s for s in self.symbols.all() if s.level1 and (watched is None or s.symbol in watched)]
+
     def _trade_history(self, symbol: str, start_ns: int, end_ns: int) -> list[Trade]:
         assert self.feed is not None, "backfill runs only while the feed exists"
         return self.feed.backfill(symbol, start_ns, end_ns)
@@ -453,6 +477,7 @@ class Engine:
             storage_down_since_ns=None if status.storage.ready else (status.storage.down_since_ns or self.started_ns),
             storage_error=status.storage.last_error,
             storage_pending_writes=status.storage.pending_writes,
+            incomplete_days=self.completeness.incomplete_days(now_ns),
         )
 
     def _record_counters(self, status: EngineStatus) -> None:
