@@ -395,8 +395,7 @@ class Engine:
         if self.feed is None or not self.storage.ready:
             return None
         return DayChecker(self.store, self.feed.lookup, deliver=self.ingest, checked_by=self.source,
-                          tolerances=tolerances(self.settings), recent=self.backfill.recent.identities,
-                          live_volume=self.feed_volumes.volume)
+                          tolerances=tolerances(self.settings), live_volume=self.feed_volumes.volume)
 
     def _completeness_symbols(self) -> list[SymbolSpec]:
         """The wanted symbols this process watches (all wanted ones before the feed runs)."""

@@ -3,8 +3,7 @@
     per symbol ──► stored totals (sum of sizes, rows, highest Total Volume) ─┐
                    daily bar (lookup HDT) ─ feed Total Volume (live, stored) ┴► judge
                    incomplete? ──► tick history of the day (lookup HTT)
-                               ──► drop what storage holds or the engine already ingested
-                                   (content identity, runtime/backfill.missing_trades)
+                               ──► drop what storage holds (content identity, runtime/backfill.missing_trades)
                                ──► deliver the rest, wait until storage holds them, judge again
                    ──► one day_completeness row (a re-check replaces it)
 
@@ -17,22 +16,31 @@ when the engine runs the check, or :class:`DirectInsert` for the command line. W
 for storage matters for the first: a verdict taken before the writer stored the recovered
 trades would say "incomplete" about a day that is not. If storage does not have them
 within ``settle_timeout_s``, :class:`RecoveryNotStored` is raised and nothing is recorded
-for the symbol; the next run finds them stored or still on their way (the engine's record),
-so it delivers nothing twice.
+for the symbol.
+
+Only storage says what is missing, not the engine's record of recently ingested trades
+(``RecentTrades``, which the outage backfill consults): after the close no live trade of
+the day is on its way (the engine's job waits while the bus spools or writes fail), and a
+trade the engine ingested but storage lacks is lost, to be recovered. The record forgets
+only as new trades arrive, so after the close it would hold the day's last trades as "on
+their way" until the next morning. What is left is a race with an outage backfill of the
+same minutes running at the same moment (a feed outage in the last seconds of the
+extended session): both may deliver a trade, and the writer's drop of a trade already
+stored (content identity) is what keeps it once.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Final, Protocol
 
 from collectors.iqfeed.client import NoData
 from collectors.market_hours import eastern_date
 from events import HistoryBar, Trade
-from runtime.backfill import TradeIdentity, missing_trades
+from runtime.backfill import missing_trades
 from runtime.completeness.days import day_bounds_ns
 from runtime.completeness.verdict import Judgement, References, Tolerances, feed_volume, judge
 from storage.completeness import DayCheck, DayTotals, day_totals, insert_trades, save_checks, trade_identities
@@ -88,7 +96,6 @@ class DayChecker:
         deliver: Callable[[list[Trade]], None],
         checked_by: str,
         tolerances: Tolerances = Tolerances(),
-        recent: Callable[[str], Iterable[TradeIdentity]] = lambda symbol: (),
         live_volume: Callable[[str, date], int | None] = lambda symbol, day: None,
         settle_timeout_s: float = SETTLE_TIMEOUT_S,
         clock: Callable[[], float] = time.monotonic,
@@ -99,7 +106,6 @@ class DayChecker:
         self._deliver = deliver
         self._checked_by = checked_by
         self._tolerances = tolerances
-        self._recent = recent
         self._live_volume = live_volume
         self._settle_timeout_s = settle_timeout_s
         self._clock = clock
@@ -154,15 +160,13 @@ class DayChecker:
         return volumes[-1] if volumes else None
 
     def _recover(self, day: date, symbol: str, totals: DayTotals) -> tuple[int, list[Trade], DayTotals]:
-        """Fetch the day's ticks, deliver those neither stored nor already ingested, and wait for storage."""
+        """Fetch the day's ticks, deliver those storage lacks, and wait until it holds them."""
         start_ns, end_ns = day_bounds_ns(day)
         history = self._history.backfill(symbol, start_ns, end_ns - 1)
-        not_stored = missing_trades(history, trade_identities(self._store, symbol, start_ns, end_ns))
-        recovered = missing_trades(not_stored, self._recent(symbol))  # the rest are on their way already
+        recovered = missing_trades(history, trade_identities(self._store, symbol, start_ns, end_ns))
         if recovered:
             self._deliver(recovered)
-        if not_stored:
-            totals = self._wait_stored(symbol, start_ns, end_ns, totals.trades + len(not_stored))
+            totals = self._wait_stored(symbol, start_ns, end_ns, totals.trades + len(recovered))
         return len(history), recovered, totals
 
     def _wait_stored(self, symbol: str, start_ns: int, end_ns: int, trades: int) -> DayTotals:
