@@ -25,8 +25,8 @@ trade the engine ingested but storage lacks is lost, to be recovered. The record
 only as new trades arrive, so after the close it would hold the day's last trades as "on
 their way" until the next morning. What is left is a race with an outage backfill of the
 same minutes running at the same moment (a feed outage in the last seconds of the
-extended session): both may deliver a trade, and the writer's drop of a trade already
-stored (content identity) is what keeps it once.
+extended session): both may deliver a trade, and only a writer that drops a trade already
+stored by its content identity keeps it once (docs/DELIVERY.md, "Not covered").
 """
 
 from __future__ import annotations

@@ -24,10 +24,14 @@ from alerts.rules import evaluate_rules
 from collectors.iqfeed.client import NoData
 from collectors.iqfeed.lookup import LookupClient
 from collectors.iqfeed.simulator import IQFeedSimulator
-from config import load_settings
+from config import FeedSettings, load_settings
+from runtime.completeness.checker import DayChecker, DirectInsert
 from runtime.completeness.days import check_after_ns
+from runtime.completeness.job import CompletenessJob
 from runtime.engine import Engine
+from runtime.symbols import SymbolSpec
 from storage.completeness import latest_checks
+from storage.migrate import migrate
 from storage.store import Store, sql_string
 from tests.conftest import CLICKHOUSE_PORT
 from tests.integration._feed_support import running_simulator, settings_for
@@ -218,3 +222,53 @@ def test_the_command_proves_a_past_day_complete_and_a_rerun_recovers_nothing(ser
     (check,) = latest_checks(server_store, DAY, DAY)
     assert (check.verdict, check.trades_recovered, check.stored_trades) == ("complete", 0, DAY_TRADES)
     assert _stored(server_store) == (DAY_TRADES, DAY_VOLUME, DAY_TRADES, len(victims))
+
+
+def _job(store: Store, sim_or_port: IQFeedSimulator | int, wanted: list[SymbolSpec], behind: str = "") -> CompletenessJob:
+    """The engine's job without an engine: recovered trades go straight into storage, as the command does."""
+    port = sim_or_port if isinstance(sim_or_port, int) else sim_or_port.lookup_port
+    settings = load_settings(completeness={"grace_s": GRACE_S})
+    lookup = LookupClient(FeedSettings(lookup_port=port, lookup_timeout_s=20))
+    insert = DirectInsert(store, "test.completeness")
+    return CompletenessJob(settings, store, wanted=lambda: wanted, behind=lambda: behind,
+                           checker=lambda: DayChecker(store, lookup, deliver=insert, checked_by=insert.source))
+
+
+def _spec(symbol: str, wanted_since_ns: int) -> SymbolSpec:
+    return SymbolSpec(symbol, level1=True, depth=False, silent_after_s=0.0, updated_ns=wanted_since_ns, updated_by="t")
+
+
+@needs_sample
+def test_a_symbol_wanted_all_day_with_nothing_stored_is_recovered_whole_and_one_wanted_only_later_is_not_held(
+        store, tmp_path):
+    migrate(store)
+    with _replaying(_replay_file(tmp_path / "day.csv", DAY_ROWS)) as sim, LineClient(sim.level1_port) as watcher:
+        watcher.send(f"w{SYMBOL}")
+        wait_until(lambda: _read_a_while(watcher) and sim.stats.replay_finished, 60, "the replay's end")
+        late = _spec("LATE", AFTER_THE_CLOSE)  # started after the day was over, nothing stored that day
+        job = _job(store, sim, [_spec(SYMBOL, 0), late])
+        checks = job.run(AFTER_THE_CLOSE)
+        assert job.run(AFTER_THE_CLOSE + 60 * 10**9) == []
+    # The lookback (4 days) also takes in Thursday and Friday before: nothing traded there, per IQFeed's daily bars.
+    assert [(c.day, c.symbol, c.verdict, c.trades_recovered, c.stored_trades, c.bar_volume) for c in checks] == [
+        (date(2021, 2, 25), SYMBOL, "complete", 0, 0, 0), (date(2021, 2, 26), SYMBOL, "complete", 0, 0, 0),
+        (DAY, SYMBOL, "complete", DAY_TRADES, DAY_TRADES, DAY_VOLUME)], checks
+    assert checks[-1].feed_volume == DAY_VOLUME
+    assert _stored(store) == (DAY_TRADES, DAY_VOLUME, DAY_TRADES, DAY_TRADES)
+
+
+def test_the_check_waits_while_storage_is_behind_and_checks_nothing(chdb_store):
+    migrate(chdb_store)
+    job = _job(chdb_store, 9, [_spec(SYMBOL, 0)], behind="12 events in the spool")  # nothing listens on port 9
+    assert job.run(AFTER_THE_CLOSE) == []
+    assert latest_checks(chdb_store, DAY, DAY) == []
+
+
+def test_the_job_runs_with_a_real_feed_and_not_with_the_embedded_simulator_unless_told(chdb_store):
+    def enabled(**settings: object) -> bool:
+        return CompletenessJob(load_settings(**settings), chdb_store, checker=lambda: None, wanted=list).enabled
+
+    assert enabled(feed={"mode": "iqconnect"})
+    assert not enabled(feed={"mode": "simulator"})
+    assert enabled(feed={"mode": "simulator"}, completeness={"enabled": True})
+    assert not enabled(feed={"mode": "iqconnect"}, completeness={"enabled": False})
