@@ -101,25 +101,27 @@ def main(argv: list[str] | None = None) -> int:
                         help="a symbol to check (repeatable); default: the wanted symbols and those traded that day")
     args = parser.parse_args(argv)
     try:
-        settings = load_settings()
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+        checks = _run(args.day, args.symbols)
+    except LookupFailed as exc:
+        print(f"error: {exc}. The check needs IQConnect's lookup port (feed.host, feed.lookup_port); the embedded "
+              "simulator runs only inside the dashboard's process.", file=sys.stderr)
         return 2
+    except (ConfigError, UsageError, StorageError, RecoveryNotStored) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    _report(checks)
+    return 0 if all(c.verdict == "complete" for c in checks) else 1
+
+
+def _run(day: date, symbols: list[str]) -> list[DayCheck]:
+    settings = load_settings()
     configure_logging(settings.log_level)
     store = open_store(settings)
     try:
         migrate(store)
-        checks = check_day(settings, store, args.day, args.symbols, time.time_ns())
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (StorageError, LookupFailed, RecoveryNotStored) as exc:
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
+        return check_day(settings, store, day, symbols, time.time_ns())
     finally:
         store.close()
-    _report(checks)
-    return 0 if all(c.verdict == "complete" for c in checks) else 1
 
 
 if __name__ == "__main__":

@@ -152,7 +152,7 @@ def test_a_day_fully_stored_is_reported_complete(store, tmp_path):
     assert (check.stored_volume, check.stored_trades, check.feed_volume, check.bar_volume) == (
         DAY_VOLUME, DAY_TRADES, DAY_VOLUME, DAY_VOLUME)
     assert (check.trades_recovered, check.history_trades) == (0, -1)
-    assert latest_checks(store, DAY, DAY) == [check]
+    assert latest_checks(store, DAY, DAY) == [check] == engine.completeness.recent(30)
     assert engine.completeness.incomplete_days(AFTER_THE_CLOSE) == {}
 
 
