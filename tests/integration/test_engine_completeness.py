@@ -177,6 +177,22 @@ def test_trades_deleted_from_storage_are_detected_backfilled_once_and_the_day_pr
 
 
 @needs_sample
+def test_the_days_last_prints_lost_after_the_engine_saw_them_are_caught_by_the_total_volume_seen_live(store, tmp_path):
+    """The stored trades' highest Total Volume goes with them, and the daily bar's tolerance hides a few
+    hundred shares: only the Total Volume the engine saw live says they are missing."""
+    tail = DAY_ROWS[-3:]
+    tail_volume = sum(int(row[2]) for row in tail)
+    assert tail_volume < DAY_VOLUME / 100, "the test needs a loss within the daily bar's tolerance"
+    with _replaying(_replay_file(tmp_path / "day.csv", DAY_ROWS)) as sim, \
+            _engine_storing(store, tmp_path, sim, DAY_TRADES) as engine:
+        _delete_trades(store, [int(row[3]) for row in tail])
+        assert engine.feed_volumes.volume(SYMBOL, DAY) == DAY_VOLUME
+        (check,) = engine.completeness.run(AFTER_THE_CLOSE)
+    assert (check.verdict, check.trades_recovered, check.volume_recovered) == ("complete", 3, tail_volume), check.detail
+    assert _stored(store) == (DAY_TRADES, DAY_VOLUME, DAY_TRADES, 3)
+
+
+@needs_sample
 def test_a_shortfall_the_tick_history_cannot_fill_is_reported_incomplete_and_alerts(store, tmp_path):
     """The feed's Total Volume counts the pre-market, but IQFeed's history (the replay) starts at 09:30."""
     from_open = _rows(since="2021-03-01 09:30")
