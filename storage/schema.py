@@ -191,11 +191,30 @@ ORDER BY symbol""",
             for table in ("trades", "quotes", "depth", "feed_status")
         ),
     ),
+    # Per-minute health of each component (runtime/uptime.py), so availability survives a restart.
+    # One row per (instance, component, minute) and write; a minute written twice (a restart within
+    # it) is read as min(ok). Plain MergeTree: a replacing merge would keep either row.
+    Migration(
+        5,
+        "per-minute component health",
+        (
+            """CREATE TABLE IF NOT EXISTS {db}.health_minutes (
+    instance_id String,
+    component String,
+    minute_ns Int64,
+    ok UInt8,
+    samples UInt32,
+    recorded_ns Int64
+) ENGINE = MergeTree
+PARTITION BY toYYYYMM(toDateTime(intDiv(minute_ns, 1000000000)))
+ORDER BY (instance_id, component, minute_ns)""",
+        ),
+    ),
     # End-of-day completeness (runtime/completeness/): one row per (trading day, symbol) and check;
     # re-checking a day replaces its rows (latest checked_ns wins). Volumes -1: that reference was
     # unknown (no Total Volume seen, no daily bar); history_trades -1: the tick history was not fetched.
     Migration(
-        5,
+        6,
         "end-of-day completeness",
         (
             """CREATE TABLE IF NOT EXISTS {db}.day_completeness (

@@ -4,9 +4,11 @@ Every run (once a minute) reads the verdicts of the recent days from storage (so
 proved from the command line, or by another process, counts here too), then checks the
 symbols of each due day (``days.due_days``) that have no verdict yet. A symbol is checked
 for a day when it was wanted before that day's extended session ended, or when storage
-holds trades of it that day: a symbol started after a day was over is not held to it.
-While storage lags behind what was ingested (spooling bus, failing writes), the run waits:
-the stored totals would not be the day's yet.
+holds trades of it that day: a symbol started after a day was over is not held to it. A
+symbol whose feed still sent trades of that day within the last ``grace_s`` is left for a
+later run (a synthetic market trades around the clock). While storage lags behind what
+was ingested (``behind``: spooling bus, failing writes, trades on the bus not stored yet,
+catch-ups pending), the run waits: the stored totals would not be the day's yet.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from runtime.completeness.checker import DayChecker
 from runtime.completeness.days import day_bounds_ns, due_days
 from runtime.completeness.verdict import Tolerances
 from runtime.symbols import SymbolSpec
-from storage.completeness import DayCheck, latest_checks, recent_checks, traded_symbols
+from storage.completeness import DayCheck, latest_checks, traded_symbols
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,7 @@ class CompletenessJob:
         checker: Callable[[], DayChecker | None],
         wanted: Callable[[], Sequence[SymbolSpec]],
         behind: Callable[[], str] = lambda: "",
+        last_trade_ns: Callable[[str, date], int | None] = lambda symbol, day: None,
     ) -> None:
         cfg = settings.completeness
         self.enabled = cfg.enabled if cfg.enabled is not None else settings.feed.mode != "simulator"
@@ -56,6 +59,7 @@ class CompletenessJob:
         self._checker = checker
         self._wanted = wanted
         self._behind = behind
+        self._last_trade_ns = last_trade_ns
         self._run_lock = threading.Lock()
         self._lock = threading.Lock()
         self._latest: dict[tuple[date, str], DayCheck] = {}
@@ -97,13 +101,15 @@ class CompletenessJob:
         self._not_held = {key for key in self._not_held if key[0] >= first}
         work = []
         for day in due_days(now_ns, self._cfg.grace_s, self._cfg.lookback_days):
-            symbols = self._unchecked(day, latest)
+            symbols = self._unchecked(day, latest, now_ns)
             if symbols:
                 work.append((day, symbols))
         return work
 
-    def _unchecked(self, day: date, latest: dict[tuple[date, str], DayCheck]) -> list[str]:
-        wanted = [s for s in self._wanted() if (day, s.symbol) not in latest and (day, s.symbol) not in self._not_held]
+    def _unchecked(self, day: date, latest: dict[tuple[date, str], DayCheck], now_ns: int) -> list[str]:
+        quiet_since_ns = now_ns - int(self._cfg.grace_s * 1e9)
+        wanted = [s for s in self._wanted() if (day, s.symbol) not in latest and (day, s.symbol) not in self._not_held
+                  and (self._last_trade_ns(s.symbol, day) or 0) <= quiet_since_ns]
         if not wanted:
             return []
         sessions = trading_day(day)
@@ -133,7 +139,3 @@ class CompletenessJob:
             if check.day >= first and check.verdict != "complete":
                 days.setdefault(check.day.isoformat(), []).append(check.symbol)
         return {day: tuple(sorted(symbols)) for day, symbols in sorted(days.items())}
-
-    def recent(self, days: int) -> list[DayCheck]:
-        """The stored verdicts of the ``days`` latest checked days (the Data integrity page); raises StorageError."""
-        return recent_checks(self._store, days)

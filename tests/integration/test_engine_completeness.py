@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from alerts.rules import evaluate_rules
-from collectors.iqfeed.client import NoData
+from collectors.iqfeed.client import LookupFailed, NoData
 from collectors.iqfeed.lookup import LookupClient
 from collectors.iqfeed.simulator import IQFeedSimulator
 from config import FeedSettings, load_settings
@@ -30,7 +30,7 @@ from runtime.completeness.days import check_after_ns
 from runtime.completeness.job import CompletenessJob
 from runtime.engine import Engine
 from runtime.symbols import SymbolSpec
-from storage.completeness import latest_checks
+from storage.completeness import DayCheck, latest_checks, recent_checks
 from storage.migrate import migrate
 from storage.store import Store, sql_string
 from tests.conftest import CLICKHOUSE_PORT
@@ -91,6 +91,14 @@ def _engine_storing(store: Store, tmp_path: Path, sim: IQFeedSimulator, trades: 
         engine.stop()
 
 
+def _checked(engine: Engine) -> list[DayCheck]:
+    """Run the engine's job at AFTER_THE_CLOSE until it checks: it first waits until storage holds every
+    trade that was on the bus (the writer reports what it has stored once a second)."""
+    made: list[DayCheck] = []
+    wait_until(lambda: bool(made.extend(engine.completeness.run(AFTER_THE_CLOSE)) or made), 30, "the day checked")
+    return made
+
+
 def _count(store: Store, where: str = "1") -> int:
     return store.query(f"SELECT count() FROM {store.table('trades')} WHERE symbol = {sql_string(SYMBOL)} "
                        f"AND {where}")[0][0]
@@ -147,12 +155,12 @@ def test_the_lookup_port_answers_the_daily_bar_of_a_replayed_day_with_its_volume
 def test_a_day_fully_stored_is_reported_complete(store, tmp_path):
     with _replaying(_replay_file(tmp_path / "day.csv", DAY_ROWS)) as sim, \
             _engine_storing(store, tmp_path, sim, DAY_TRADES) as engine:
-        (check,) = engine.completeness.run(AFTER_THE_CLOSE)
+        (check,) = _checked(engine)
     assert (check.day, check.symbol, check.verdict) == (DAY, SYMBOL, "complete"), check.detail
     assert (check.stored_volume, check.stored_trades, check.feed_volume, check.bar_volume) == (
         DAY_VOLUME, DAY_TRADES, DAY_VOLUME, DAY_VOLUME)
     assert (check.trades_recovered, check.history_trades) == (0, -1)
-    assert latest_checks(store, DAY, DAY) == [check] == engine.completeness.recent(30)
+    assert latest_checks(store, DAY, DAY) == [check] == recent_checks(store, 30)
     assert engine.completeness.incomplete_days(AFTER_THE_CLOSE) == {}
 
 
@@ -162,7 +170,7 @@ def test_trades_deleted_from_storage_are_detected_backfilled_once_and_the_day_pr
     with _replaying(_replay_file(tmp_path / "day.csv", DAY_ROWS)) as sim, \
             _engine_storing(store, tmp_path, sim, DAY_TRADES) as engine:
         _delete_trades(store, [int(row[3]) for row in victims])
-        (check,) = engine.completeness.run(AFTER_THE_CLOSE)
+        (check,) = _checked(engine)
         assert engine.completeness.run(AFTER_THE_CLOSE + 60 * 10**9) == []  # a day is checked once
         checker = engine._day_checker()
         assert checker is not None
@@ -187,7 +195,7 @@ def test_the_days_last_prints_lost_after_the_engine_saw_them_are_caught_by_the_t
             _engine_storing(store, tmp_path, sim, DAY_TRADES) as engine:
         _delete_trades(store, [int(row[3]) for row in tail])
         assert engine.feed_volumes.volume(SYMBOL, DAY) == DAY_VOLUME
-        (check,) = engine.completeness.run(AFTER_THE_CLOSE)
+        (check,) = _checked(engine)
     assert (check.verdict, check.trades_recovered, check.volume_recovered) == ("complete", 3, tail_volume), check.detail
     assert _stored(store) == (DAY_TRADES, DAY_VOLUME, DAY_TRADES, 3)
 
@@ -198,7 +206,7 @@ def test_a_shortfall_the_tick_history_cannot_fill_is_reported_incomplete_and_ale
     from_open = _rows(since="2021-03-01 09:30")
     with _replaying(_replay_file(tmp_path / "from_open.csv", from_open)) as sim, \
             _engine_storing(store, tmp_path, sim, len(from_open)) as engine:
-        (check,) = engine.completeness.run(AFTER_THE_CLOSE)
+        (check,) = _checked(engine)
         observation = engine.observe(AFTER_THE_CLOSE)
         findings = [f for f in evaluate_rules(observation, engine.settings.alerts) if f.rule == "day_incomplete"]
         changed = engine.alert_book.evaluate(findings, AFTER_THE_CLOSE)
@@ -240,13 +248,15 @@ def test_the_command_proves_a_past_day_complete_and_a_rerun_recovers_nothing(ser
     assert _stored(server_store) == (DAY_TRADES, DAY_VOLUME, DAY_TRADES, len(victims))
 
 
-def _job(store: Store, sim_or_port: IQFeedSimulator | int, wanted: list[SymbolSpec], behind: str = "") -> CompletenessJob:
+def _job(store: Store, sim_or_port: IQFeedSimulator | int, wanted: list[SymbolSpec], behind: str = "",
+         last_trade_ns: int | None = None) -> CompletenessJob:
     """The engine's job without an engine: recovered trades go straight into storage, as the command does."""
     port = sim_or_port if isinstance(sim_or_port, int) else sim_or_port.lookup_port
     settings = load_settings(completeness={"grace_s": GRACE_S})
     lookup = LookupClient(FeedSettings(lookup_port=port, lookup_timeout_s=20))
     insert = DirectInsert(store, "test.completeness")
     return CompletenessJob(settings, store, wanted=lambda: wanted, behind=lambda: behind,
+                           last_trade_ns=lambda symbol, day: last_trade_ns,
                            checker=lambda: DayChecker(store, lookup, deliver=insert, checked_by=insert.source))
 
 
@@ -277,6 +287,16 @@ def test_the_check_waits_while_storage_is_behind_and_checks_nothing(chdb_store):
     migrate(chdb_store)
     job = _job(chdb_store, 9, [_spec(SYMBOL, 0)], behind="12 events in the spool")  # nothing listens on port 9
     assert job.run(AFTER_THE_CLOSE) == []
+    assert latest_checks(chdb_store, DAY, DAY) == []
+
+
+def test_a_day_the_feed_still_trades_is_left_for_a_later_run(chdb_store):
+    """A synthetic market trades around the clock: its trades of the day may still be on their way to storage."""
+    migrate(chdb_store)
+    still_trading = _job(chdb_store, 9, [_spec(SYMBOL, 0)], last_trade_ns=AFTER_THE_CLOSE - 1)  # nothing on port 9
+    assert still_trading.run(AFTER_THE_CLOSE) == []
+    with pytest.raises(LookupFailed):  # one grace later the day is quiet: the check asks for its daily bar
+        still_trading.run(AFTER_THE_CLOSE + int(GRACE_S * 1e9))
     assert latest_checks(chdb_store, DAY, DAY) == []
 
 

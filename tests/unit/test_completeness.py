@@ -126,6 +126,8 @@ def test_the_highest_total_volume_is_kept_per_symbol_and_eastern_day():
     assert volumes.volume("AAPL", tuesday) == 100
     assert volumes.volume("MSFT", monday) == 70
     assert volumes.volume("MSFT", tuesday) is None
+    assert volumes.last_trade_ns("AAPL", monday) == et(monday, 19, 59)
+    assert volumes.last_trade_ns("AAPL", tuesday) == et(tuesday, 5)  # a trade without Total Volume still trades
 
 
 def test_live_volumes_keep_only_the_recent_days():
