@@ -28,8 +28,8 @@ from collectors.iqfeed.client import LookupFailed
 from collectors.iqfeed.lookup import LookupClient
 from collectors.iqfeed.protocol import InvalidSymbol, validate_symbol
 from collectors.market_hours import OutsideCalendar
-from config import ConfigError, Settings, load_settings
-from monitoring.logs import configure_logging
+from config import Settings
+from monitoring.logs import start_process
 from runtime.completeness.checker import DayChecker, DirectInsert, RecoveryNotStored
 from runtime.completeness.days import check_after_ns, day_bounds_ns
 from runtime.completeness.job import tolerances
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}. The check needs IQConnect's lookup port (feed.host, feed.lookup_port); the embedded "
               "simulator runs only inside the dashboard's process.", file=sys.stderr)
         return 2
-    except (ConfigError, UsageError, StorageError, RecoveryNotStored) as exc:
+    except (UsageError, StorageError, RecoveryNotStored) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     _report(checks)
@@ -114,8 +114,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(day: date, symbols: list[str]) -> list[DayCheck]:
-    settings = load_settings()
-    configure_logging(settings.log_level)
+    settings = start_process("completeness")  # a bad setting: what to fix on stderr, exit 2
     store = open_store(settings)
     try:
         migrate(store)
