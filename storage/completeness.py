@@ -2,7 +2,7 @@
 
 The check itself (what to compare, when, and what to backfill) lives in
 ``runtime/completeness/``; this module is the SQL it needs, behind named functions, and
-the record it keeps (table ``day_completeness``, migration 6). Counts are taken without
+the record it keeps (table ``day_completeness``, migration 7). Counts are taken without
 FINAL: the writer stores each trade once, so ``count()`` and ``sum(size)`` are exact, and
 a doubled row is exactly what the check must see.
 """

@@ -210,11 +210,33 @@ PARTITION BY toYYYYMM(toDateTime(intDiv(minute_ns, 1000000000)))
 ORDER BY (instance_id, component, minute_ns)""",
         ),
     ),
+    # The tamper-evident audit trail (storage/audit_chain.py): one hash chain per source (an
+    # instance id or a tool's name), each record linked to the one before it by prev_hash. A new
+    # table because ClickHouse 18.16 has no ADD COLUMN IF NOT EXISTS; audit_log keeps the entries
+    # written before this migration (unchained, so they cannot be verified).
+    Migration(
+        6,
+        "chained audit trail",
+        (
+            """CREATE TABLE IF NOT EXISTS {db}.audit_trail (
+    source String,
+    seq UInt64,
+    ts_ns Int64,
+    actor String,
+    action String,
+    subject String,
+    details String,
+    prev_hash String,
+    hash String
+) ENGINE = MergeTree
+ORDER BY (source, seq)""",
+        ),
+    ),
     # End-of-day completeness (runtime/completeness/): one row per (trading day, symbol) and check;
     # re-checking a day replaces its rows (latest checked_ns wins). Volumes -1: that reference was
     # unknown (no Total Volume seen, no daily bar); history_trades -1: the tick history was not fetched.
     Migration(
-        6,
+        7,
         "end-of-day completeness",
         (
             """CREATE TABLE IF NOT EXISTS {db}.day_completeness (

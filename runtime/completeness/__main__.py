@@ -9,7 +9,9 @@ carry it) and the daily bar; a shortfall is backfilled from the tick history str
 storage, and the verdict recorded (it replaces an earlier one; the dashboard's Data
 integrity page and the ``day_incomplete`` alert read it). Running it twice recovers nothing
 the second time. Symbols default to the wanted ones plus every symbol with trades stored
-that day.
+that day. Each run is audited in the ``completeness`` chain of the audit trail
+(``completeness_check`` before, ``completeness_check_done`` with the counts after), under
+the OS user running it.
 
 Exit status: 0 every symbol complete, 1 some incomplete or in excess, 2 bad usage, a day not
 over yet, or storage or the lookup port failing. Needs a real lookup port: the embedded
@@ -34,6 +36,7 @@ from runtime.completeness.checker import DayChecker, DirectInsert, RecoveryNotSt
 from runtime.completeness.days import check_after_ns, day_bounds_ns
 from runtime.completeness.job import tolerances
 from runtime.symbols import SymbolRegistry
+from storage.audit_trail import record_tool_action
 from storage.completeness import DayCheck, traded_symbols
 from storage.factory import open_store
 from storage.migrate import migrate
@@ -116,9 +119,16 @@ def main(argv: list[str] | None = None) -> int:
 def _run(day: date, symbols: list[str]) -> list[DayCheck]:
     settings = start_process("completeness")  # a bad setting: what to fix on stderr, exit 2
     store = open_store(settings)
+    request = f"symbols={','.join(symbols) or 'wanted and traded'}"
     try:
         migrate(store)
-        return check_day(settings, store, day, symbols, time.time_ns())
+        record_tool_action(store, "completeness", "completeness_check", day.isoformat(), request)  # no record, no run
+        checks = check_day(settings, store, day, symbols, time.time_ns())
+        record_tool_action(store, "completeness", "completeness_check_done", day.isoformat(),
+                           f"{request} symbols_checked={len(checks)} "
+                           f"not_complete={sum(c.verdict != 'complete' for c in checks)} "
+                           f"trades_recovered={sum(c.trades_recovered for c in checks)}")
+        return checks
     finally:
         store.close()
 

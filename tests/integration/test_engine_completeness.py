@@ -30,6 +30,7 @@ from runtime.completeness.days import check_after_ns
 from runtime.completeness.job import CompletenessJob
 from runtime.engine import Engine
 from runtime.symbols import SymbolSpec
+from storage.audit_trail import all_records
 from storage.completeness import DayCheck, latest_checks, recent_checks
 from storage.migrate import migrate
 from storage.store import Store, sql_string
@@ -246,6 +247,11 @@ def test_the_command_proves_a_past_day_complete_and_a_rerun_recovers_nothing(ser
     (check,) = latest_checks(server_store, DAY, DAY)
     assert (check.verdict, check.trades_recovered, check.stored_trades) == ("complete", 0, DAY_TRADES)
     assert _stored(server_store) == (DAY_TRADES, DAY_VOLUME, DAY_TRADES, len(victims))
+    audited = [(r.seq, r.action, r.subject) for r in all_records(server_store) if r.source == "completeness"]
+    assert audited == [(1, "completeness_check", "2021-03-01"), (2, "completeness_check_done", "2021-03-01"),
+                       (3, "completeness_check", "2021-03-01"), (4, "completeness_check_done", "2021-03-01")]
+    first_done = next(r for r in all_records(server_store) if r.source == "completeness" and r.seq == 2)
+    assert f"trades_recovered={len(victims)}" in first_done.details
 
 
 def _job(store: Store, sim_or_port: IQFeedSimulator | int, wanted: list[SymbolSpec], behind: str = "",
