@@ -232,6 +232,31 @@ ORDER BY (instance_id, component, minute_ns)""",
 ORDER BY (source, seq)""",
         ),
     ),
+    # End-of-day completeness (runtime/completeness/): one row per (trading day, symbol) and check;
+    # re-checking a day replaces its rows (latest checked_ns wins). Volumes -1: that reference was
+    # unknown (no Total Volume seen, no daily bar); history_trades -1: the tick history was not fetched.
+    Migration(
+        7,
+        "end-of-day completeness",
+        (
+            """CREATE TABLE IF NOT EXISTS {db}.day_completeness (
+    day Date,
+    symbol String,
+    stored_volume Int64,
+    stored_trades Int64,
+    feed_volume Int64,
+    bar_volume Int64,
+    history_trades Int64,
+    trades_recovered Int64,
+    volume_recovered Int64,
+    verdict String,
+    detail String,
+    checked_by String,
+    checked_ns Int64
+) ENGINE = ReplacingMergeTree(checked_ns)
+ORDER BY (day, symbol)""",
+        ),
+    ),
 )
 
 _LEDGER = """CREATE TABLE IF NOT EXISTS {db}.schema_migrations (
