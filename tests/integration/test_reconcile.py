@@ -17,8 +17,8 @@ from bus.codec import decode, encode
 from bus.topics import event_key as partition_key
 from storage.backup import BackupConfig, BackupWriter
 from storage.migrate import migrate
-from storage.reconcile import MINUTE_NS, compare, main, read_backup, read_kafka, read_store
-from storage.rows import table_for, to_batches
+from storage.reconcile import MINUTE_NS, compare, identity_text, main, read_backup, read_kafka, read_store
+from storage.rows import identity_of, table_for, to_batches
 from storage.segments import iso_utc
 from tests.conftest import CLICKHOUSE_PORT
 from tests.events_factory import make_events
@@ -74,13 +74,13 @@ def test_a_missing_row_and_duplicates_are_reported_in_their_cell_and_side(
     (mismatch,) = report["mismatches"]
     assert (mismatch["table"], mismatch["symbol"], mismatch["minute"]) == _cell(lost)
     assert mismatch["missing"] == {"clickhouse": 1}
-    assert mismatch["missing_sample"]["clickhouse"] == [f"{lost.source}:{lost.seq}@{lost.ts_ns}"]
+    assert mismatch["missing_sample"]["clickhouse"] == [identity_text(identity_of(table_for(lost), lost))]
     duplicates = {(d["table"], d["symbol"], d["minute"]): d["counts"] for d in report["duplicates"]}
     in_storage = duplicates[_cell(doubled_in_storage)]["clickhouse"]
     on_bus = duplicates[_cell(doubled_on_bus)]["kafka"]
     assert in_storage["rows"] == in_storage["unique"] + 1 and on_bus["rows"] == on_bus["unique"] + 1
     assert report["totals"]["backup"]["unique"] == len(stored) == report["totals"]["kafka"]["unique"]
-    assert "MISMATCH" in table and f"{lost.source}:{lost.seq}@{lost.ts_ns}" in table
+    assert "MISMATCH" in table and identity_text(identity_of(table_for(lost), lost)) in table
 
     _insert(server_store, [lost])
     assert main(cli) == 0
