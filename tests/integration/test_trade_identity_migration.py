@@ -4,32 +4,20 @@ exact, and the bars view and the probe twin work on the new table."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import msgspec
 import pytest
 
 from events.kinds import TRADES
 from storage.bars import query_bars
 from storage.migrate import applied_versions, migrate
-from storage.rows import IDENTITY_COLUMNS, identity_of, stored_identity
-from storage.schema import MIGRATIONS
 from storage.store import StorageError, Store, sql_string
 from tests.integration.test_writer_table_faults import WrappedStore
-from tests.integration.trade_market import SYMBOLS, delivered_as, expected_bars, insert, market
-
-OLD_SCHEMA = MIGRATIONS[:4]
-
-
-def old_database_with_copies(store: Store) -> list:
-    """An old-schema database holding every print from collector a, most of them again from collector b,
-    some backfilled by a's next session, and a redelivered batch (same source and seq). Returns the prints."""
-    migrate(store, OLD_SCHEMA)
-    prints = market()
-    insert(store, delivered_as(prints[::3] + prints[1::3], "col-b@1"), stored_ns=1)  # b stored first
-    insert(store, prints, stored_ns=2)
-    insert(store, delivered_as(prints[:50] + prints[250:300], "col-a@2", backfilled=True), stored_ns=0)
-    insert(store, prints[:40], stored_ns=3)  # a crash between insert and commit
-    return prints
+from tests.integration.trade_market import (
+    assert_each_print_once_and_bars_exact,
+    expected_bars,
+    insert,
+    old_database_with_copies,
+)
 
 
 def sorting_key(store: Store, table: str) -> str:
@@ -40,17 +28,6 @@ def sorting_key(store: Store, table: str) -> str:
 def columns(store: Store, table: str) -> dict[str, str]:
     return dict(store.query(f"SELECT name, type FROM system.columns WHERE database = {sql_string(store.database)} "
                             f"AND table = {sql_string(table)}"))
-
-
-def assert_each_print_once_and_bars_exact(store: Store, prints: Sequence) -> None:
-    trades = store.table("trades")
-    rows = store.query(f"SELECT {', '.join(IDENTITY_COLUMNS['trades'])} FROM {trades}")
-    assert len(rows) == len(prints), "count() without FINAL is the number of prints"
-    assert {stored_identity("trades", row) for row in rows} == {identity_of("trades", p) for p in prints}
-    assert store.query(f"SELECT countIf(backfilled = 1), countIf(source = 'col-b@1') FROM {trades}")[0] == \
-        (0, len(prints[::3] + prints[1::3]))  # a live row before a backfilled one, the first stored before later
-    for symbol in SYMBOLS:
-        assert query_bars(store, symbol, 0, 2**62) == expected_bars(prints, symbol)
 
 
 @pytest.mark.timeout(120)

@@ -13,8 +13,10 @@ from collections.abc import Sequence
 import msgspec
 
 from events import Trade
-from storage.bars import Bar
-from storage.rows import to_batches
+from storage.bars import Bar, query_bars
+from storage.migrate import migrate
+from storage.rows import IDENTITY_COLUMNS, identity_of, stored_identity, to_batches
+from storage.schema import MIGRATIONS
 from storage.store import Store
 
 T0_NS = 1_780_000_000_000_000_000
@@ -61,3 +63,29 @@ def expected_bars(trades: Sequence[Trade], symbol: str) -> list[Bar]:
         bars.append(Bar(symbol, minute, by_time[0].price, max(t.price for t in group), min(t.price for t in group),
                         by_time[-1].price, sum(t.size for t in group), len(group)))
     return bars
+
+
+OLD_SCHEMA = MIGRATIONS[:4]
+
+
+def old_database_with_copies(store: Store) -> list[Trade]:
+    """An old-schema database holding every print from collector a, most of them again from collector b,
+    some backfilled by a's next session, and a redelivered batch (same source and seq). Returns the prints."""
+    migrate(store, OLD_SCHEMA)
+    prints = market()
+    insert(store, delivered_as(prints[::3] + prints[1::3], "col-b@1"), stored_ns=1)  # b stored first
+    insert(store, prints, stored_ns=2)
+    insert(store, delivered_as(prints[:50] + prints[250:300], "col-a@2", backfilled=True), stored_ns=0)
+    insert(store, prints[:40], stored_ns=3)  # a crash between insert and commit
+    return prints
+
+
+def assert_each_print_once_and_bars_exact(store: Store, prints: Sequence[Trade]) -> None:
+    trades = store.table("trades")
+    rows = store.query(f"SELECT {', '.join(IDENTITY_COLUMNS['trades'])} FROM {trades}")
+    assert len(rows) == len(prints), "count() without FINAL is the number of prints"
+    assert {stored_identity("trades", row) for row in rows} == {identity_of("trades", p) for p in prints}
+    assert store.query(f"SELECT countIf(backfilled = 1), countIf(source = 'col-b@1') FROM {trades}")[0] == \
+        (0, len(prints[::3] + prints[1::3]))  # a live row before a backfilled one, the first stored before later
+    for symbol in SYMBOLS:
+        assert query_bars(store, symbol, 0, 2**62) == expected_bars(prints, symbol)
