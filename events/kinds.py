@@ -11,6 +11,9 @@ and a migration creating its table.
 Row functions return the event's own columns, in :attr:`TableSpec.columns` order; storage
 appends the envelope (who received it, when, where on the bus). Absent optional integers are
 stored as -1 and absent optional texts as "", as the tables declare them.
+
+Each table also names its identity, what makes two rows the same event: a trade by content,
+the rest by (source, seq) (:attr:`TableSpec.identity`; docs/ARCHITECTURE.md, "Identity of an event").
 """
 
 from __future__ import annotations

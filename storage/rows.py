@@ -4,6 +4,8 @@ The writer, the backup restore and the tests all go through :func:`to_batches`.
 ``bus_partition``/``bus_offset`` say where on the bus a row came from (-1 when it did not
 come from the bus, e.g. a restore).
 :func:`out_of_range` names the rows holding a value their column cannot store.
+:func:`identity_of` and :func:`stored_identity` give a row's identity (:mod:`events.kinds`) from an
+event and from a stored row, equal for the same event.
 """
 
 from __future__ import annotations

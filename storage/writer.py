@@ -3,6 +3,7 @@
     BusConsumer ──poll──► BatchBuffer ──due (rows or age)──► InsertBatch ──► DuplicateFilter
                                                                                  │ drops events already stored
                             Inserter: dead letters, then atomic runs per table ◄─┘ or earlier in the batch
+                                                                                   (old trades: asks storage)
                                 │ ok          │ poison rows set aside      │ any other failure
                                 ▼             ▼                            ▼
                       OffsetCommitter   dead-letter them, then     keep the batch, pause the partitions,
