@@ -31,7 +31,7 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 
-from bus.base import TopicPartition
+from bus.base import BusRecord, TopicPartition
 from bus.topics import TopicSet
 from events import Event
 from events.kinds import TABLES
@@ -58,7 +58,8 @@ class RecentKeys:
     :meth:`trim` (once a batch: a cut in C costs less than one eviction per row).
 
     With ``time_index`` (content keys) it keeps ``horizon``: the newest time among the stored rows it does
-    not remember, forgotten or never loaded; a new key whose ``time_of`` is at or before it may be stored."""
+    not remember, forgotten or never loaded; a new key whose ``time_of`` (the event's ``ts_ns``) is at or before
+    it may be stored."""
 
     def __init__(self, capacity: int, time_index: int | None = None, horizon: int | None = None) -> None:
         self.capacity = capacity
@@ -179,26 +180,40 @@ class DuplicateFilter:
             if not records:
                 continue
             partitions = self._keys.setdefault(records[0].topic, {})  # a table's rows all come from its topic
+            keys = identities(table, [r.event for r in records])
             kept = []
-            partition, keys = None, None
-            for record, key in zip(records, identities(table, [r.event for r in records])):
+            partition, admit = None, None
+            for record, key in zip(records, keys):
                 if record.partition != partition:  # the bus hands out a partition's records together
                     partition = record.partition
-                    keys = partitions.get(partition)
-                    if keys is None:
-                        keys = partitions[partition] = self._new_keys(table)
-                    admit, horizon, time_of = keys.admit, keys.horizon, keys.time_of
-                if admit(key):
+                    recent = partitions.get(partition)
+                    if recent is None:
+                        recent = partitions[partition] = self._new_keys(table)
+                    admit = recent.admit
+                if admit(key):  # type: ignore[misc]
                     kept.append(record)
-                    if horizon is not None and time_of(key) <= horizon:  # type: ignore[misc]
-                        batch.unchecked.append((table, record))
+            self._mark_late(table, partitions, keys, kept, batch)
             if len(kept) != len(records):
                 dropped += len(records) - len(kept)
                 batch.rows[table] = kept
-            for keys in partitions.values():
-                keys.trim()
+            for recent in partitions.values():
+                recent.trim()
         self.duplicates += dropped
         return dropped
+
+    @staticmethod
+    def _mark_late(table: str, partitions: Mapping[int, RecentKeys], keys: list[Hashable], kept: list[BusRecord],
+                   batch: InsertBatch) -> None:
+        """Put the kept rows no newer than their partition's horizon in ``batch.unchecked``. The live path
+        costs one pass at C speed: its rows are all newer than every horizon."""
+        time_of = partitions and next(iter(partitions.values())).time_of
+        horizons = [recent.horizon for recent in partitions.values() if recent.horizon is not None]
+        if not time_of or not horizons or min(map(time_of, keys)) > max(horizons):
+            return
+        for record in kept:
+            horizon = partitions[record.partition].horizon
+            if horizon is not None and record.event.ts_ns <= horizon:  # type: ignore[union-attr]
+                batch.unchecked.append((table, record))
 
     def drop_stored(self, batch: InsertBatch, stored: Mapping[str, set[Identity]]) -> int:
         """Remove the unchecked rows whose identity ``stored`` holds (:func:`stored_copies`); return how many."""
