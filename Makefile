@@ -4,23 +4,38 @@ PY      := $(VENV)/bin/python
 PYTHON  ?= python3
 PORT    ?= 8501
 
-.PHONY: install run test services-up services-down services-status bench clean
+.PHONY: install install-dev run dev test services-up services-down services-status bench clean
 
+## Runtime dependencies only (requirements.txt): what `make run` and the container image need.
 install: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt
-	$(PYTHON) -m venv $(VENV)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
 	touch $@
 
+## Runtime plus test dependencies (requirements-dev.txt): what `make test` needs.
+install-dev: $(VENV)/.installed-dev
+
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
 ## Dashboard with the embedded default: simulator feed, in-process bus, chDB under ./data.
+## Streamlit's file watcher stays off (.streamlit/config.toml); `make dev` turns it on.
 run: install
 	$(VENV)/bin/streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT) \
 	  --server.headless true --browser.gatherUsageStats false
 
+## Development: as `make run`, and the page reruns when a source file is saved (file watcher on).
+dev: install
+	$(VENV)/bin/streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT) \
+	  --server.headless true --browser.gatherUsageStats false \
+	  --server.fileWatcherType auto --server.runOnSave true
+
 ## Whole suite against real Kafka and ClickHouse (started here, stopped if we started them).
-test: install
+test: install-dev
 	bash scripts/run_tests.sh
 
 services-up: install

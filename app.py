@@ -1,7 +1,8 @@
 """TickOps operator dashboard (Streamlit entry point): navigation and the shared sidebar.
 
 Rendering only: the pipeline runs in the Engine created once per process
-(dashboard/resources.py); pages read its in-memory status and query storage.
+(dashboard/resources.py), or apart from the dashboard when it is attached; pages read its
+in-memory status and query storage.
 """
 
 from __future__ import annotations
@@ -92,13 +93,17 @@ outage_banner()
 login_box()
 symbol_controls()
 
-navigation = st.navigation([
-    st.Page("pages/overview.py", title="Overview", icon=":material/home:", default=True),
-    st.Page("pages/live_feeds.py", title="Live feeds", icon=":material/show_chart:"),
-    st.Page("pages/alerts.py", title="Alerts", icon=":material/notifications_active:"),
-    st.Page("pages/latency.py", title="Latency", icon=":material/timer:"),
-    st.Page("pages/host_health.py", title="Host health", icon=":material/monitor_heart:"),
-    st.Page("pages/data_integrity.py", title="Data integrity", icon=":material/fact_check:"),
-    st.Page("pages/audit_log.py", title="Audit log", icon=":material/history:"),
-])
+# Pages that read a pipeline in this process (latency histograms, validation) are left out when the
+# dashboard is attached to collectors and writers that run apart (runtime/attached.py).
+in_process = not resources.attached()
+navigation = st.navigation([page for page, shown in (
+    (st.Page("pages/overview.py", title="Overview", icon=":material/home:", default=True), True),
+    (st.Page("pages/live_feeds.py", title="Live feeds", icon=":material/show_chart:"), True),
+    (st.Page("pages/alerts.py", title="Alerts", icon=":material/notifications_active:"), True),
+    (st.Page("pages/latency.py", title="Latency", icon=":material/timer:"), in_process),
+    (st.Page("pages/host_health.py", title="Host health", icon=":material/monitor_heart:"), True),
+    (st.Page("pages/data_integrity.py", title="Data integrity", icon=":material/fact_check:"), in_process),
+    (st.Page("pages/audit_log.py", title="Audit log", icon=":material/history:"), True),
+    (st.Page("pages/logs.py", title="Logs", icon=":material/article:"), True),
+) if shown])
 navigation.run()

@@ -97,6 +97,15 @@ class FeedSettings(_Section):
     reconnect_max_s: float = Field(10.0, gt=0, le=600)
     lookup_rate_per_s: float = Field(50.0, gt=0, le=1000)
     lookup_timeout_s: float = Field(30.0, gt=0, le=600)  # silence that abandons a lookup request
+    # Catch-up: whenever a symbol starts being watched (start, restart after a crash, takeover, an
+    # operator's start), its trades since its watermark (last stored trade) come from tick history
+    # (runtime/catchup.py). The range reaches back at most catch_up_max_s from the watch, on the feed's
+    # clock; 0 means to the start of the trading day (04:00 Eastern pre-market, XNYS calendar), so a first
+    # start or a long outage asks for one day at most. catch_up_batch symbols are fetched per pass (one
+    # progress line in the log each).
+    catch_up: bool = True
+    catch_up_max_s: float = Field(0.0, ge=0, le=30 * 86_400)
+    catch_up_batch: int = Field(50, ge=1, le=10_000)
     depth_book: Literal["levels", "orders"] = "levels"  # Level 2 watch: WPL price levels or WOR orders
     # A watched symbol silent this long while others trade gets an outage window and a
     # re-watch; 0 disables. The threshold follows the NYSE session at the feed's own time
@@ -117,6 +126,9 @@ class FeedSettings(_Section):
     )
     connect_timeout_s: float = Field(60.0, gt=0, le=3600)
     launch_under_xvfb: bool = False  # prefix the launch command with xvfb-run -a (wine needs a display)
+    # The engine launches and supervises IQConnect (collectors/iqfeed/iqconnect.py, runtime/iqconnect_link.py);
+    # false when IQConnect runs elsewhere (another host, its own service) and only feed.host is dialled.
+    supervise: bool = True
     restart_initial_s: float = Field(2.0, gt=0, le=600)  # IQConnect restart backoff
     restart_max_s: float = Field(60.0, gt=0, le=3600)
     # Embedded simulator (mode=simulator): synthetic message rate across all symbols.
@@ -202,6 +214,8 @@ class StorageSettings(_Section):
     # Per bus partition, the writer remembers the keys of this many recent rows and drops a re-sent copy
     # of one of them (about 140 bytes a key: 20,000 keys ~ 3 MB per partition). docs/DELIVERY.md.
     dedup_keys: int = Field(20_000, ge=1, le=10_000_000)
+    # The engine stores the bus itself; false when ``python -m storage.writer`` processes do (needs bus.kind=kafka).
+    embedded_writer: bool = True
 
     _retry_order = _relative_to("retry_max_ms", "at least", "retry_initial_ms")
 
@@ -234,8 +248,24 @@ class BackupSettings(_Section):
     compression_level: int = Field(3, ge=1, le=19)
     fsync: bool = False
     retry_s: float = Field(1.0, gt=0, le=3600)
+    # A second copy on another disk or mount (storage/mirror.py): sealed segments and operator
+    # snapshots are copied there and verified by sha256; never created by TickOps (mount it first).
+    mirror_directory: Path | None = None
+    mirror_interval_s: float = Field(10.0, ge=1, le=3600)
+    # Alerts, audit log, symbols, outages and uptime minutes exported to <directory>/operator/
+    # (storage/operator_backup.py): how often, and how many of this instance's snapshots are kept.
+    operator_snapshot_s: int = Field(300, ge=10, le=86_400)
+    operator_snapshot_keep: int = Field(48, ge=1, le=100_000)
 
     _segment_fits = _relative_to("budget_mb", "at least", "segment_max_mb")
+
+    @field_validator("mirror_directory")
+    @classmethod
+    def _elsewhere(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        directory = info.data.get("directory")
+        if value is not None and directory is not None and value.resolve() == directory.resolve():
+            raise ValueError("is the backup directory itself: a mirror must be another disk or mount")
+        return value
 
 
 class MonitoringSettings(_Section):
@@ -244,6 +274,8 @@ class MonitoringSettings(_Section):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(9464, ge=0, le=65535)
+    # Availability objective per component (runtime/uptime.py): 0.999 leaves 43 bad minutes in 30 days.
+    uptime_objective: float = Field(0.999, gt=0, lt=1)
 
 
 class OperatorSettings(_Section):
@@ -267,6 +299,36 @@ class DashboardSettings(_Section):
 
     operators: dict[str, OperatorSettings] = Field(default_factory=dict)
     refresh_s: float = Field(1.0, ge=0.2, le=60)
+    # Attached: the dashboard starts no engine; it reads storage and the /healthz of the processes named in
+    # ``process_endpoints`` (collectors, writers: "http://collector:9464") and writes symbol changes and
+    # acknowledgements to storage, where the collectors take them in (runtime/attached.py).
+    attach: bool = False
+    process_endpoints: list[str] = Field(default_factory=list)
+
+    @field_validator("process_endpoints")
+    @classmethod
+    def _http_endpoints(cls, value: list[str]) -> list[str]:
+        bad = [url for url in value if not url.startswith(("http://", "https://"))]
+        if bad:
+            raise ValueError(f"not http:// or https:// URLs: {bad}")
+        return value
+
+
+class LogSettings(_Section):
+    """Log lines (JSON) go to stderr and, with ``file``, to ``<directory>/<process>.log`` (monitoring/logs.py).
+
+    ``directory`` defaults to ``<data_dir>/logs``; processes that run apart share it (a volume, a mount)
+    so that the dashboard's Logs page reads them all. A file is rotated when it would pass
+    ``max_file_mb`` or is ``rotate_after_h`` old; ``keep_files`` rotated files are kept, none older
+    than ``max_age_days``.
+    """
+
+    file: bool = True
+    directory: Path | None = None
+    max_file_mb: int = Field(20, ge=1, le=100_000)
+    rotate_after_h: float = Field(24.0, gt=0, le=24 * 366)
+    keep_files: int = Field(10, ge=1, le=10_000)
+    max_age_days: float = Field(14.0, gt=0, le=3650)
 
 
 class AlertSettings(_Section):
@@ -391,6 +453,21 @@ class Settings(BaseSettings):
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    logs: LogSettings = Field(default_factory=LogSettings)
+
+    @model_validator(mode="after")
+    def _processes_apart(self) -> Settings:
+        """Settings that split the pipeline over processes need a bus and a store that processes share."""
+        if not self.storage.embedded_writer and self.bus.kind != "kafka":
+            raise ValueError("storage.embedded_writer = false needs bus.kind = \"kafka\": the in-process bus "
+                             "cannot be read by a writer process")
+        if self.dashboard.attach and self.storage.backend != "server":
+            raise ValueError("dashboard.attach = true needs storage.backend = \"server\": chDB's data path "
+                             "belongs to one process, the collector's")
+        return self
+
+    def log_directory(self) -> Path:
+        return self.logs.directory or self.data_dir / "logs"
 
     @classmethod
     def settings_customise_sources(
@@ -425,6 +502,9 @@ def load_settings(**overrides: Any) -> Settings:
 def _describe(exc: ValidationError) -> str:
     lines = ["invalid TickOps configuration:"]
     for error in exc.errors():
+        if not error["loc"]:  # a rule between sections: its message names the settings
+            lines.append(f"  {error['msg']}")
+            continue
         dotted = ".".join(str(part) for part in error["loc"])
         env_name = "TICKOPS_" + "__".join(str(part) for part in error["loc"]).upper()
         lines.append(f"  {dotted} (env {env_name}): {error['msg']}")

@@ -29,6 +29,10 @@ class Observation:
     heartbeat_age_s: float | None = None
     feed_connected: bool = True
     dtn_connected: bool | None = None
+    # What the IQConnect supervisor reports is wrong ("" while fine or not supervised): an exit, a launch
+    # failure, never connected (login), disconnected too long; and how often it restarted IQConnect.
+    iqconnect_problem: str = ""
+    iqconnect_restarts: int = 0
     bus_reachable: bool = True
     spool_bytes: int = 0
     spool_growth_bytes_per_s: float = 0.0
@@ -52,6 +56,9 @@ class Observation:
     storage_down_since_ns: int | None = None
     storage_error: str = ""
     storage_pending_writes: int = 0
+    # The second copies of the backup: the mirror's and the operator snapshot's latest failure ("" when fine).
+    backup_mirror_error: str = ""
+    operator_snapshot_error: str = ""
 
 
 Rule = Callable[[Observation, AlertSettings], list[Finding]]
@@ -113,6 +120,16 @@ def iqconnect_disconnected(obs: Observation, cfg: AlertSettings) -> list[Finding
     if obs.dtn_connected is False:
         return [Finding("iqconnect_disconnected", "dtn", "critical",
                         "IQConnect reports it is not connected to DTN", for_s=5)]
+    return []
+
+
+def iqconnect_failing(obs: Observation, cfg: AlertSettings) -> list[Finding]:
+    """The supervisor's own verdict: it fires at once (a crash or a login problem is never a blip) and
+    resolves when IQConnect is connected to DTN again."""
+    if obs.iqconnect_problem:
+        return [Finding("iqconnect_failing", "iqconnect", "critical",
+                        f"{obs.iqconnect_problem} (restarted {obs.iqconnect_restarts} times)",
+                        value=obs.iqconnect_restarts)]
     return []
 
 
@@ -215,14 +232,27 @@ def backup_degraded(obs: Observation, cfg: AlertSettings) -> list[Finding]:
     return []
 
 
+def backup_copies(obs: Observation, cfg: AlertSettings) -> list[Finding]:
+    """The copies that outlive a lost disk or database: the backup mirror and the operator table snapshots."""
+    findings = []
+    if obs.backup_mirror_error:
+        findings.append(Finding("backup_mirror_failed", "backup_mirror", "warning",
+                                f"backup mirror failing (the backup itself goes on): {obs.backup_mirror_error}"))
+    if obs.operator_snapshot_error:
+        findings.append(Finding("operator_snapshot_failed", "operator_snapshot", "warning",
+                                f"operator tables not snapshotted: {obs.operator_snapshot_error}"))
+    return findings
+
+
 def job_failing(obs: Observation, cfg: AlertSettings) -> list[Finding]:
     return [Finding("job_failing", name, "critical", f"background job {name} failing: {error}")
             for name, error in obs.failing_jobs.items()]
 
 
 RULES: tuple[Rule, ...] = (
-    symbol_silent, symbols_over_limit, heartbeat_missing, iqconnect_disconnected, bus_trouble, storage_unavailable, storage_trouble,
-    error_rate, disk_free, memory_growth, live_latency, storage_freshness, backup_degraded, job_failing,
+    symbol_silent, symbols_over_limit, heartbeat_missing, iqconnect_disconnected, iqconnect_failing, bus_trouble,
+    storage_unavailable, storage_trouble, error_rate, disk_free, memory_growth, live_latency, storage_freshness,
+    backup_degraded, backup_copies, job_failing,
 )
 
 

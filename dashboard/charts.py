@@ -65,3 +65,16 @@ def host_history(samples: Sequence[HostSample]) -> go.Figure:
     figure.update_yaxes(title_text="RSS MiB", secondary_y=True)
     figure.update_layout(title="Host", **_LAYOUT)
     return figure
+
+
+def errors_per_component(counts: dict[tuple[int, str], int]) -> go.Figure:
+    """Stacked bars of ERROR/CRITICAL log lines per minute, one colour per component (logger), from
+    {(minute_start_ns, component): count}: which part of the system started failing, and when."""
+    figure = go.Figure()
+    for component in sorted({component for _, component in counts}):
+        minutes = sorted(minute for minute, name in counts if name == component)
+        figure.add_trace(go.Bar(x=[_utc(m) for m in minutes], y=[counts[(m, component)] for m in minutes],
+                                name=component))
+    figure.update_layout(title="Errors per minute by component (UTC)", barmode="stack", yaxis_title="lines",
+                         **_LAYOUT)
+    return figure

@@ -1,7 +1,9 @@
 """Process-wide resources of the dashboard, created once per Streamlit process.
 
-The engine runs in the background for as long as the process lives; every session and
-page shares it. Nothing here blocks a render on the feed or the broker.
+Embedded (the default), the engine runs in the background for as long as the process lives;
+every session and page shares it. Attached (``dashboard.attach = true``), collectors and writers
+run as their own services and the dashboard holds an :class:`runtime.attached.AttachedRuntime`
+instead: it reads storage and their ``/healthz``. Nothing here blocks a render on the feed or the broker.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import streamlit as st
 
 from config import Settings, load_settings
 from dashboard.auth import LOCAL, Operator, demo_mode
-from monitoring.logs import configure_logging
+from monitoring.logs import configure_process_logging
+from runtime.attached import AttachedRuntime
 from runtime.engine import Engine
 from runtime.metrics import start_monitoring
 
@@ -21,13 +24,22 @@ from runtime.metrics import start_monitoring
 @st.cache_resource
 def settings() -> Settings:
     loaded = load_settings()
-    configure_logging(loaded.log_level)
+    configure_process_logging("dashboard", loaded)
     return loaded
 
 
+def attached() -> bool:
+    """True when collectors and writers run apart and this process only looks and acts (no engine)."""
+    return settings().dashboard.attach
+
+
 @st.cache_resource
-def engine() -> Engine:
+def engine() -> Engine | AttachedRuntime:
     config = settings()
+    if config.dashboard.attach:
+        view = AttachedRuntime(config).start()
+        threading._register_atexit(view.stop)  # noqa: SLF001 - as below
+        return view
     running = Engine(config).start()
     if config.monitoring.enabled:
         server = start_monitoring(running.status, config.monitoring.host, config.monitoring.port)

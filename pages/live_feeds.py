@@ -34,9 +34,13 @@ def table() -> None:
         st.warning("Rejected by IQFeed: " + ", ".join(f"{sym} ({why})" for sym, why in rejected.items()))
 
 
-table()
-
-symbols = sorted(engine.feed.watched()) if engine.feed else []
+if engine.feed is None:  # attached: quotes live in the collectors' processes; history comes from storage
+    st.info("Live quotes are kept by the collectors, which run apart from this dashboard; the charts below "
+            "read storage.")
+    symbols = sorted(s.symbol for s in engine.symbols.all() if s.level1)
+else:
+    table()
+    symbols = sorted(engine.feed.watched())
 if symbols:
     chosen = st.selectbox("Symbol", symbols)
     now = time.time_ns()

@@ -7,8 +7,13 @@ import streamlit as st
 from dashboard import resources
 from collectors.market_hours import session_at
 from dashboard.format import age, ms
+from dashboard.processes import render_attached_overview, render_iqconnect
+from dashboard.uptime_table import uptime_rows
 
 engine = resources.engine()
+if resources.attached():
+    render_attached_overview(engine)
+    st.stop()
 st.title("TickOps")
 st.caption(f"Engine `{engine.source}` · feed **{engine.settings.feed.mode}** · bus **{engine.settings.bus.kind}** "
            f"· storage **{engine.settings.storage.backend}**")
@@ -37,6 +42,8 @@ def live() -> None:
         )
         dtn = {True: "connected", False: "NOT CONNECTED", None: "unknown"}[feed.dtn_connected]
         st.write(f"IQConnect ↔ DTN: **{dtn}**")
+    if status.iqconnect is not None:
+        render_iqconnect(status.iqconnect)
     st.subheader("Pipeline")
     st.dataframe([
         {"stage": "producer", "state": status.producer.breaker.state.value,
@@ -51,7 +58,13 @@ def live() -> None:
         {"stage": "backup", "state": status.backup.state if status.backup else "disabled",
          "detail": (status.backup.last_error or f"{status.backup.events_written:,} events in segments")
          if status.backup else "—"},
-    ], hide_index=True, width="stretch")
+    ] + ([{"stage": "backup mirror", "state": status.mirror.state,
+            "detail": status.mirror.last_error or f"{status.mirror.files_copied:,} files copied, "
+                                                  f"{status.mirror.pending} waiting"}] if status.mirror else []),
+        hide_index=True, width="stretch")
+    if status.uptime is not None:
+        st.subheader(f"Availability (objective {status.uptime.objective:.1%} of minutes)")
+        st.dataframe(uptime_rows(status.uptime), hide_index=True, width="stretch")
     if firing:
         st.error("\n".join(f"- **{a.rule}** {a.subject}: {a.summary}" for a in firing))
     session = session_at(time.time_ns()).value

@@ -13,23 +13,22 @@ import signal
 import sys
 import threading
 
-from config import ConfigError, load_settings
-from monitoring.logs import configure_logging
+from monitoring.logs import start_process
 
 log = logging.getLogger("runtime")
 
 
 def run() -> int:
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    configure_logging(settings.log_level)
+    settings = start_process("collector")
+    from collectors.iqfeed.iqconnect import LaunchCommandError
     from runtime.engine import Engine
     from runtime.metrics import start_monitoring
 
-    engine = Engine(settings).start()
+    try:
+        engine = Engine(settings).start()
+    except LaunchCommandError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     monitoring = None
     if settings.monitoring.enabled:
         monitoring = start_monitoring(engine.status, settings.monitoring.host, settings.monitoring.port)

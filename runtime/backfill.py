@@ -95,6 +95,17 @@ def missing_trades(history: Sequence[Trade], *known: Iterable[TradeIdentity]) ->
     return missing
 
 
+def unknown_trades(symbol: str, history: list[Trade], stored: Callable[[str, int, int], Iterable[TradeIdentity]],
+                   recent: RecentTrades) -> list[Trade]:
+    """The ``history`` trades of ``symbol`` that neither storage (over the history's time span) nor the
+    engine's record of what it ingested holds."""
+    if not history:
+        return []
+    # Storage first, then the record: a trade stored after the query was recorded before it.
+    held = list(stored(symbol, min(t.ts_ns for t in history), max(t.ts_ns for t in history)))
+    return missing_trades(history, held, recent.identities(symbol))
+
+
 class RecentTrades:
     """Identities of the trades the engine ingested lately, per symbol; bounded by age and entries.
 
@@ -269,11 +280,7 @@ class Backfiller:
                                              "start_ns": window.start_ns, "end_ns": window.end_ns})
 
     def _missing(self, symbol: str, history: list[Trade]) -> list[Trade]:
-        if not history:
-            return []
-        # Storage first, then the record: a trade stored after the query was recorded before it.
-        stored = list(self._stored(symbol, min(t.ts_ns for t in history), max(t.ts_ns for t in history)))
-        return missing_trades(history, stored, self.recent.identities(symbol))
+        return unknown_trades(symbol, history, self._stored, self.recent)
 
     def _defer(self, reason: str, windows: int) -> None:
         self._deferred += 1

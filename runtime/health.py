@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import datetime, timezone
 
 from bus.breaker import BreakerState
@@ -50,6 +51,9 @@ def assess(s: EngineStatus, *, dropping: bool, window_s: float = INCIDENT_WINDOW
     if s.feed is not None:
         checks.append(("ok" if s.feed.level1.connected else "down", "IQFeed Level 1 disconnected"))
         checks.append(("degraded" if s.feed.dtn_connected is False else "ok", "IQConnect not connected to DTN"))
+    if s.iqconnect is not None:
+        checks.append(("degraded" if s.iqconnect.problem else "ok",
+                       f"IQConnect: {s.iqconnect.problem} (restarted {s.iqconnect.restarts} times)"))
     checks.append(("degraded" if s.producer.breaker.state is not BreakerState.CLOSED else "ok",
                    "bus unreachable: events spooling"))
     checks.append(("down" if dropping else "ok",
@@ -68,7 +72,13 @@ def assess(s: EngineStatus, *, dropping: bool, window_s: float = INCIDENT_WINDOW
     for job in s.jobs:
         checks.append(("degraded" if job.consecutive_failures >= 3 else "ok", f"job {job.name}: {job.last_error}"))
     health = combine(checks)
-    return Health(health.state, health.reasons, {"source": s.source, "ingested": s.ingested})
+    details: dict[str, object] = {"role": "collector", "source": s.source, "ingested": s.ingested}
+    if s.writer is not None:
+        details["stored"] = s.writer.stored
+        details["lag"] = s.writer.total_lag
+    if s.iqconnect is not None:
+        details["iqconnect"] = asdict(s.iqconnect)
+    return Health(health.state, health.reasons, details)
 
 
 class HealthCheck:

@@ -13,34 +13,42 @@ import time
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from bus.breaker import BreakerState
-from bus.latency import HistogramSnapshot
 from monitoring.http import MonitoringServer
+from monitoring.uptime import UptimeReport
 from runtime.health import HealthCheck
 from runtime.status import EngineStatus
+from storage.writer_metrics import histogram_family as _histogram
+from storage.writer_metrics import writer_families
 
 log = logging.getLogger(__name__)
 
 
-# Coarse bounds for export (the fine log-linear buckets would make hundreds of series); a value is
-# counted under a bound only when its whole fine bucket lies below it, so the export errs slow.
-EXPORT_BOUNDS_NS: tuple[int, ...] = tuple(
-    int(ms * 1_000_000) for ms in (0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 60_000)
-)
-
-
-def _histogram(name: str, doc: str, snap: HistogramSnapshot) -> HistogramMetricFamily:
-    buckets = [(repr(bound / 1e9), count) for bound, count in snap.cumulative(EXPORT_BOUNDS_NS)]
-    buckets.append(("+Inf", snap.count))
-    return HistogramMetricFamily(name, doc, buckets=buckets, sum_value=snap.sum_ns / 1e9)
+def _uptime(report: UptimeReport) -> Iterator[Metric]:
+    """Availability and error budget per component, window (24h, 30d) and scope (all, session)."""
+    labels = ["component", "window", "scope"]
+    ratio = GaugeMetricFamily("tickops_availability_ratio", "Good minutes / tracked minutes", labels=labels)
+    minutes = GaugeMetricFamily("tickops_availability_minutes", "Tracked minutes by verdict",
+                                labels=[*labels, "verdict"])
+    left = GaugeMetricFamily("tickops_error_budget_remaining_ratio",
+                             "Share of the window's error budget not spent (<= 0: spent)", labels=labels)
+    left_minutes = GaugeMetricFamily("tickops_error_budget_remaining_minutes",
+                                     "Bad minutes the objective still allows in the window", labels=labels)
+    for row in report.rows:
+        key = [row.component, row.window, row.scope]
+        if row.ratio is not None:
+            ratio.add_metric(key, row.ratio)
+        minutes.add_metric([*key, "good"], row.good_minutes)
+        minutes.add_metric([*key, "bad"], row.bad_minutes)
+        if row.budget_left_ratio is not None:
+            left.add_metric(key, row.budget_left_ratio)
+        left_minutes.add_metric(key, row.budget_left_minutes)
+    yield GaugeMetricFamily("tickops_availability_objective", "Availability objective per component",
+                            value=report.objective)
+    yield from (ratio, minutes, left, left_minutes)
 
 
 def _labelled(name: str, doc: str, values: dict[str, int]) -> GaugeMetricFamily:
@@ -49,6 +57,12 @@ def _labelled(name: str, doc: str, values: dict[str, int]) -> GaugeMetricFamily:
     for stat, value in sorted(values.items()):
         family.add_metric([stat], value)
     return family
+
+
+def _counters(prefix: str, rows: tuple[tuple[str, int, str], ...]) -> Iterator[CounterMetricFamily]:
+    """``prefix_name`` counters from (name, value, doc) rows of one component's stats."""
+    for name, value, doc in rows:
+        yield CounterMetricFamily(f"{prefix}_{name}", doc, value=value)
 
 
 class EngineCollector(Collector):
@@ -76,17 +90,7 @@ class EngineCollector(Collector):
                                 value=int(p.breaker.state is not BreakerState.CLOSED))
         yield _histogram("tickops_latency_recv_to_ack_seconds", "Feed receive to broker ack", p.latency)
         if s.writer is not None:
-            w = s.writer
-            yield CounterMetricFamily("tickops_writer_stored", "Rows stored", value=w.stored)
-            yield CounterMetricFamily("tickops_writer_write_failures", "Failed insert attempts", value=w.write_failures)
-            yield CounterMetricFamily("tickops_writer_dead_lettered", "Records sent to the dead-letter topic",
-                                      value=w.dead_lettered)
-            yield CounterMetricFamily("tickops_writer_duplicates", "Re-sent copies of stored events dropped before insert",
-                                      value=w.duplicates)
-            yield CounterMetricFamily("tickops_writer_dedup_evicted", "Keys the duplicate filter let go of (window moves)",
-                                      value=w.dedup_evicted)
-            yield GaugeMetricFamily("tickops_writer_lag", "Bus records not yet stored", value=w.total_lag)
-            yield _histogram("tickops_latency_recv_to_stored_seconds", "Feed receive to stored", w.latency)
+            yield from writer_families(s.writer)
         if s.backup is not None:
             b = s.backup
             yield CounterMetricFamily("tickops_backup_events_written", "Events in backup segments",
@@ -99,7 +103,7 @@ class EngineCollector(Collector):
             yield CounterMetricFamily(f"tickops_feed_{name}", f"Feed client {name}", value=value)
         if s.backfill is not None:
             b = s.backfill
-            for name, value, doc in (
+            yield from _counters("tickops_backfill", (
                 ("windows", b.windows_backfilled, "Feed outage windows backfilled from tick history"),
                 ("windows_failed", b.windows_failed, "Outage windows whose backfill was given up"),
                 ("trades", b.trades_backfilled, "Trades recovered by backfill"),
@@ -107,13 +111,27 @@ class EngineCollector(Collector):
                 ("deferred", b.deferred, "Backfill passes put off while the pipeline was behind"),
                 ("recent_trades_evicted", b.recent_trades_evicted,
                  "Ingested trade identities dropped for room before their age"),
-            ):
-                yield CounterMetricFamily(f"tickops_backfill_{name}", doc, value=value)
+            ))
             yield GaugeMetricFamily("tickops_backfill_recent_trades", "Ingested trade identities held for dedup",
                                     value=b.recent_trades)
+        if s.catch_up is not None:
+            c = s.catch_up
+            yield from _counters("tickops_catch_up", (
+                ("symbols", c.symbols_done, "Newly watched symbols caught up from their watermark"),
+                ("symbols_failed", c.symbols_failed, "Newly watched symbols whose catch-up was given up"),
+                ("trades", c.trades_recovered, "Trades recovered by catch-ups"),
+                ("restart_gaps", c.gaps_recorded, "Restart gaps (quotes, depth lost) recorded in feed_outages"),
+            ))
+            yield GaugeMetricFamily("tickops_catch_up_pending", "Newly watched symbols waiting for their catch-up",
+                                    value=c.symbols_pending)
         if s.feed is not None:
             yield GaugeMetricFamily("tickops_feed_connected", "1 when Level 1 is up and DTN is not down",
                                     value=int(s.feed.connected))
+        if s.iqconnect is not None:
+            yield CounterMetricFamily("tickops_iqconnect_restarts", "IQConnect restarts by the supervisor",
+                                      value=s.iqconnect.restarts)
+            yield GaugeMetricFamily("tickops_iqconnect_running", "1 while the supervised IQConnect process runs",
+                                    value=int(s.iqconnect.running))
         if s.notifications is not None:
             yield GaugeMetricFamily("tickops_notifications_queued", "Alert notifications waiting for delivery",
                                     value=s.notifications.queued)
@@ -130,6 +148,28 @@ class EngineCollector(Collector):
                                 value=s.storage.pending_writes)
         yield CounterMetricFamily("tickops_storage_pending_writes_dropped",
                                   "Pending storage writes lost to the bound or refused", value=s.storage.dropped_writes)
+        if s.uptime is not None:
+            yield from _uptime(s.uptime)
+        if s.mirror is not None:
+            m = s.mirror
+            yield GaugeMetricFamily("tickops_backup_mirror_failing", "1 while the backup mirror cannot copy",
+                                    value=int(m.state == "failing"))
+            yield GaugeMetricFamily("tickops_backup_mirror_pending", "Sealed backup files not in the mirror",
+                                    value=m.pending)
+            for name, value, doc in (("files_copied", m.files_copied, "Backup files copied to the mirror and verified"),
+                                     ("bytes_copied", m.bytes_copied, "Bytes copied to the mirror"),
+                                     ("failures", m.failures, "Backup files the mirror could not copy (per attempt)"),
+                                     ("checksum_mismatches", m.checksum_mismatches,
+                                      "Copies or sources whose sha256 differed from the manifest")):
+                yield CounterMetricFamily(f"tickops_backup_mirror_{name}", doc, value=value)
+        if s.operator_snapshots is not None:
+            o = s.operator_snapshots
+            for name, value, doc in (("snapshots_written", o.written, "Operator table snapshots written"),
+                                     ("snapshot_failures", o.failures, "Operator table snapshots that failed")):
+                yield CounterMetricFamily(f"tickops_operator_{name}", doc, value=value)
+            if o.last_ok_ns is not None:
+                yield GaugeMetricFamily("tickops_operator_snapshot_last_success_seconds",
+                                        "Unix time of the last operator table snapshot", value=o.last_ok_ns / 1e9)
         jobs = CounterMetricFamily("tickops_job_failures", "Background job failures", labels=["job"])
         for job in s.jobs:
             jobs.add_metric([job.name], job.failures)

@@ -9,12 +9,17 @@ from alerts.notify.notifier import NotifierStats
 from bus.producer import ProducerStats
 from collectors.iqfeed.client import FeedState
 from collectors.iqfeed.connections import OutageWindow
+from collectors.iqfeed.iqconnect import SupervisorState
 from monitoring.host import HostSample
+from monitoring.uptime import UptimeReport
 from runtime.backfill import BackfillStats
+from runtime.catchup import CatchUpStats
 from runtime.jobs import JobStatus
 from runtime.validation import ValidationSnapshot
 from storage.availability import StorageState
 from storage.backup import BackupHealth
+from storage.mirror import MirrorHealth
+from storage.operator_backup import SnapshotHealth
 from storage.writer import WriterStats
 
 
@@ -38,7 +43,12 @@ class EngineStatus:
     simulator_ports: dict[str, int] = field(default_factory=dict)
     notifications: NotifierStats | None = None  # None when no notification channel is configured
     backfill: BackfillStats | None = None
+    catch_up: CatchUpStats | None = None  # backfill of newly watched symbols from their watermark
     bus_stats: dict[str, int] = field(default_factory=dict)  # the bus's own bounds (in-process bus memory)
     store_stats: dict[str, int] = field(default_factory=dict)  # the store's own resources (connection pool)
     unwatched: dict[str, str] = field(default_factory=dict)  # wanted but not watched (over feed.watch_limit) -> why
     storage: StorageState = StorageState()
+    iqconnect: SupervisorState | None = None  # None unless the engine launches and supervises IQConnect
+    uptime: UptimeReport | None = None  # availability per component (None before the first sample)
+    mirror: MirrorHealth | None = None  # None without backup.mirror_directory
+    operator_snapshots: SnapshotHealth | None = None  # None with the backup disabled

@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 from alerts.lifecycle import AlertBook
 from alerts.store import AlertStore
+from config import Settings
 from runtime.symbols import SymbolRegistry
 from storage.availability import StorageMonitor, StorageState
 from storage.migrate import migrate
@@ -45,6 +46,12 @@ class StorageLink:
         self._delay = 0.0
         self._retry_at = float("-inf")
         self._alerts_merged = False  # stored alerts taken in since storage last answered
+
+    @classmethod
+    def from_settings(cls, store: Store, settings: Settings) -> StorageLink:
+        storage = settings.storage
+        return cls(store, max_pending=storage.pending_writes_max, retry_initial_s=storage.retry_initial_ms / 1000,
+                   retry_max_s=storage.retry_max_ms / 1000)
 
     def step(self) -> None:
         """One attempt to bring memory and storage in step; never raises a storage error (backs off instead)."""

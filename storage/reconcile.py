@@ -37,16 +37,15 @@ import importlib
 import json
 import logging
 import sys
-import time
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import msgspec
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaException
 
 from events import Event
+from storage.kafka_read import KafkaReadError, PartitionRange, partition_ranges, read_ranges, throwaway_consumer
 from storage.restore import expand_paths, parse_time
 from storage.rows import IDENTITY_COLUMNS, TABLE_COLUMNS, Identity, identity_of, stored_identity, symbol_column, table_for
 from storage.segments import ManifestMissing, SegmentError, iso_utc, verify_segment
@@ -119,19 +118,6 @@ class EventTally:
 
 
 @dataclass
-class PartitionRange:
-    topic: str
-    partition: int
-    low: int
-    high: int
-    start: int
-
-    @property
-    def messages(self) -> int:
-        return self.high - self.start
-
-
-@dataclass
 class KafkaRead:
     counts: Counts | None
     partitions: list[PartitionRange]
@@ -150,76 +136,31 @@ def read_kafka(
     idle_timeout_s: float = 30.0,
 ) -> KafkaRead:
     """Consume ``topics`` up to their high watermarks at start; ``decode`` None reads watermarks only."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"tickops-reconcile-{uuid.uuid4().hex[:12]}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "auto.offset.reset": "earliest",
-            "logger": _LIBRDKAFKA,
-        }
-    )
+    consumer = throwaway_consumer(bootstrap, _LIBRDKAFKA, "reconcile")
     try:
-        partitions = _partition_ranges(consumer, topics, start_offsets or {})
+        partitions = partition_ranges(consumer, topics, start_offsets or {})
         read = KafkaRead(None, partitions)
         if decode is None:
             return read
         tally = EventTally("kafka", since_ns, until_ns)
-        remaining = {(p.topic, p.partition): p.high for p in partitions if p.start < p.high}
-        consumer.assign([TopicPartition(p.topic, p.partition, p.start) for p in partitions if p.start < p.high])
-        deadline = time.monotonic() + idle_timeout_s
-        while remaining:
-            messages = consumer.consume(num_messages=10_000, timeout=0.5)
-            if messages:
-                deadline = time.monotonic() + idle_timeout_s
-            elif time.monotonic() > deadline:
-                raise ReconcileError(
-                    f"Kafka delivered nothing for {idle_timeout_s:.0f} s with {len(remaining)} partition(s) "
-                    f"not read to their end: {sorted(remaining)}"
-                )
+        for messages in read_ranges(consumer, partitions, idle_timeout_s):
             for message in messages:
-                where = (message.topic(), message.partition())
-                error = message.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        remaining.pop(where, None)
-                        continue
-                    raise ReconcileError(f"Kafka error on {where}: {error}")
-                high = remaining.get(where)
-                if high is None or message.offset() >= high:
-                    continue
                 read.messages += 1
                 try:
                     decoded = decode(message.value())
                 except Exception as exc:  # noqa: BLE001 - any decoder failure is reported, not fatal
-                    read.problems.append(f"undecodable message {where[0]}[{where[1]}]@{message.offset()}: {exc}")
+                    where = f"{message.topic()}[{message.partition()}]@{message.offset()}"
+                    read.problems.append(f"undecodable message {where}: {exc}")
                     decoded = []
                 tally.add([decoded] if isinstance(decoded, msgspec.Struct) else decoded)
-                if message.offset() >= high - 1:
-                    del remaining[where]
         read.counts = tally.finish()
         return read
+    except KafkaReadError as exc:
+        raise ReconcileError(str(exc)) from exc
     except KafkaException as exc:
         raise ReconcileError(f"Kafka at {bootstrap} failed: {exc}") from exc
     finally:
         consumer.close()
-
-
-def _partition_ranges(
-    consumer: Consumer, topics: Sequence[str], start_offsets: dict[tuple[str, int], int]
-) -> list[PartitionRange]:
-    ranges: list[PartitionRange] = []
-    for topic in topics:
-        metadata = consumer.list_topics(topic, timeout=10)
-        described = metadata.topics.get(topic)
-        if described is None or described.error is not None or not described.partitions:
-            raise ReconcileError(f"Kafka topic {topic!r} does not exist ({described.error if described else 'absent'})")
-        for partition in sorted(described.partitions):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-            start = min(max(start_offsets.get((topic, partition), low), low), high)
-            ranges.append(PartitionRange(topic, partition, low, high, start))
-    return ranges
 
 
 def read_store(store: Store, *, since_ns: int | None = None, until_ns: int | None = None) -> Counts:

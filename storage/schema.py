@@ -225,6 +225,25 @@ ORDER BY symbol""",
             twins=((probe_table("trades"), _probe_ddl("trades")),),
         ),
     ),
+    # Per-minute health of each component (runtime/uptime.py), so availability survives a restart.
+    # One row per (instance, component, minute) and write; a minute written twice (a restart within
+    # it) is read as min(ok). Plain MergeTree: a replacing merge would keep either row.
+    Migration(
+        5,
+        "per-minute component health",
+        (
+            """CREATE TABLE IF NOT EXISTS {db}.health_minutes (
+    instance_id String,
+    component String,
+    minute_ns Int64,
+    ok UInt8,
+    samples UInt32,
+    recorded_ns Int64
+) ENGINE = MergeTree
+PARTITION BY toYYYYMM(toDateTime(intDiv(minute_ns, 1000000000)))
+ORDER BY (instance_id, component, minute_ns)""",
+        ),
+    ),
 )
 
 _LEDGER = """CREATE TABLE IF NOT EXISTS {db}.schema_migrations (

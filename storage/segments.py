@@ -354,11 +354,17 @@ def read_manifest(segment: Path) -> Manifest:
         raise SegmentError(f"{path} is not a valid manifest: {exc}") from exc
 
 
-def write_manifest(segment: Path, manifest: Manifest) -> Path:
-    """Atomically write the manifest (temp file, fsync, rename, fsync the directory): it seals the segment."""
+def write_manifest(segment: Path, manifest: msgspec.Struct) -> Path:
+    """Atomically write the manifest: it seals the segment (or any other backup file: operator snapshots
+    and mirrored copies use the same sealing)."""
     path = manifest_path(segment)
+    write_atomically(path, msgspec.json.format(msgspec.json.encode(manifest), indent=2) + b"\n")
+    return path
+
+
+def write_atomically(path: Path, body: bytes) -> None:
+    """Write ``body`` to ``path`` whole or not at all: temp file, fsync, rename, fsync the directory."""
     tmp = path.with_name(path.name + _TMP_SUFFIX)
-    body = msgspec.json.format(msgspec.json.encode(manifest), indent=2) + b"\n"
     try:
         with tmp.open("wb") as handle:
             handle.write(body)
@@ -368,8 +374,7 @@ def write_manifest(segment: Path, manifest: Manifest) -> Path:
     except OSError:
         tmp.unlink(missing_ok=True)
         raise
-    fsync_directory(segment.parent)
-    return path
+    fsync_directory(path.parent)
 
 
 def fsync_directory(directory: Path) -> None:

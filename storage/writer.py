@@ -71,6 +71,17 @@ class WriterStats:
         return sum(self.lag.values())
 
 
+@dataclass(frozen=True)
+class WriterProgress:
+    """Where storage stands on the bus, per assigned partition: ``next`` is the first offset not stored
+    yet, ``ends`` the partition's end at the ``refreshes``-th lag refresh (about once a second). A catch-up
+    after a restart waits until ``next`` reaches an ``ends`` seen after it asked (runtime/catchup.py)."""
+
+    next: dict[TopicPartition, int]
+    ends: dict[TopicPartition, int]
+    refreshes: int
+
+
 class Writer:
     def __init__(
         self,
@@ -110,6 +121,8 @@ class Writer:
         self._next: dict[TopicPartition, int] = {}  # first offset not yet stored, per assigned partition
         self._lag: dict[str, int] = {}
         self._lag_at = float("-inf")
+        self._ends: dict[TopicPartition, int] = {}
+        self._lag_refreshes = 0
         self._subscribed = False
         self._closed = False
         self._halted = False  # stopped while positions were unknown: never write what was read after
@@ -247,6 +260,8 @@ class Writer:
         marks = self._consumer.high_watermarks()
         self._lag = {str(tp): max(0, marks[tp] - offset) for tp, offset in self._next.items() if tp in marks}
         self._lag_at = self._clock()
+        self._ends = marks
+        self._lag_refreshes += 1
 
     def flush(self, timeout_s: float) -> bool:
         """Write everything buffered or pending within ``timeout_s``; True when nothing is left."""
@@ -307,6 +322,10 @@ class Writer:
         """Receive -> stored, with its sliding windows (read it, never observe into it)."""
         return self._latency
 
+    def progress(self) -> WriterProgress:
+        """Safe from another thread: copies of dicts the writer's thread replaces or updates."""
+        return WriterProgress(dict(self._next), dict(self._ends), self._lag_refreshes)
+
     def stats(self) -> WriterStats:
         return WriterStats(
             self._consumed, self._stored, self._batches, self._skipped, self._inserter.dead_lettered,
@@ -358,14 +377,18 @@ def _crash_after_insert(n: int) -> Callable[[InsertBatch], None]:
     return crash
 
 
-def _retry(what: str, action: Callable[[], object], stop: threading.Event) -> bool:
-    """Run ``action`` until it succeeds (True) or ``stop`` is set (False); the services may still be starting."""
+def _retry(what: str, action: Callable[[], object], stop: threading.Event,
+           failed: Callable[[str, str], None] = lambda doing, error: None) -> bool:
+    """Run ``action`` until it succeeds (True) or ``stop`` is set (False); the services may still be starting.
+    ``failed(what, error)`` hears of each failed attempt (the health endpoint shows it)."""
     delay = 0.2
     while not stop.is_set():
+        failed(what, "")
         try:
             action()
             return True
         except (StorageError, BusError) as exc:
+            failed(what, str(exc))
             log.warning("not ready, retrying", extra={"doing": what, "error": str(exc), "delay_s": delay})
         stop.wait(delay)
         delay = min(delay * 2, 5.0)
@@ -373,34 +396,56 @@ def _retry(what: str, action: Callable[[], object], stop: threading.Event) -> bo
 
 
 def main() -> int:
-    """``python -m storage.writer``: the writer as a process over Kafka; SIGTERM/SIGINT stop it cleanly."""
+    """``python -m storage.writer``: the writer as a process over Kafka; SIGTERM/SIGINT stop it cleanly.
+
+    With ``monitoring.enabled`` it serves ``/healthz`` and ``/metrics`` on ``monitoring.port`` from the
+    start (degraded until storage is migrated and the topics exist). Exit code 2 for bad configuration.
+    """
     from bus.factory import open_bus
-    from config import load_settings
-    from monitoring.logs import configure_logging
+    from monitoring.logs import start_process
     from storage.factory import open_store
     from storage.migrate import migrate
+    from storage.writer_health import WriterProcessState, writer_monitoring
 
-    settings = load_settings()
-    configure_logging(settings.log_level)
+    settings = start_process("writer")
     if settings.bus.kind != "kafka":
         log.error("the writer process needs bus.kind=kafka (the in-process bus lives inside the engine)")
         return 2
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    state = WriterProcessState()
+    monitoring = None
+    if settings.monitoring.enabled:
+        try:
+            monitoring = writer_monitoring(state, settings.monitoring.host, settings.monitoring.port)
+            monitoring.start()
+        except OSError as exc:  # the pipeline matters more than its endpoint
+            log.error("monitoring endpoint not started", extra={"port": settings.monitoring.port, "error": str(exc)})
     store = open_store(settings)
     bus = open_bus(settings)
     crash_after = os.environ.get(CRASH_HOOK_ENV)
     hook = _crash_after_insert(int(crash_after)) if crash_after else None
     topics = TopicSet(settings.kafka.topic_prefix)
-    if not (_retry("migrate", lambda: migrate(store), stop)
-            and _retry("create topics", lambda: bus.ensure_topics(topics.all_topics, settings.kafka.partitions), stop)):
-        return 0
-    log.info("writer process started", extra={"settings": repr(settings.redacted())})
-    build_writer(settings, bus, store, after_insert=hook).run(stop)
-    store.close()
+    try:
+        if not (_retry("migrate", lambda: migrate(store), stop, state.preparing)
+                and _retry("create topics", lambda: bus.ensure_topics(topics.all_topics, settings.kafka.partitions),
+                           stop, state.preparing)):
+            return 0
+        log.info("writer process started", extra={"settings": repr(settings.redacted())})
+        writer = build_writer(settings, bus, store, after_insert=hook)
+        state.writing(writer)
+        writer.run(stop)
+    finally:
+        store.close()
+        if monitoring is not None:
+            monitoring.stop()
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # Run the imported module's main, not this __main__ copy: its loggers are then named storage.writer (the
+    # Logs page's component) and its classes are the ones storage.writer_health knows.
+    from storage.writer import main as _main
+
+    raise SystemExit(_main())

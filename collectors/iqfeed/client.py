@@ -168,6 +168,11 @@ class FeedClient:
             dtn = self._dtn
         return FeedState(self.level1.state, self.level2.state, self.admin.state, dtn)
 
+    def feed_time_ns(self) -> int | None:
+        """The feed's clock (its latest Level 1 heartbeat, which in a replay is the replay's time), for
+        ranges of history that must end at the feed's "now", not ours; None before the first heartbeat."""
+        return self.level1.feed_time_ns
+
     @property
     def outages(self) -> list[OutageWindow]:
         return self._outages.windows()

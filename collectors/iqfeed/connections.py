@@ -718,6 +718,8 @@ class Level1Connection(_LineConnection):
         self._silent: dict[str, float] = {}
         self._last_data_mono = 0.0
         self._next_silence_check = 0.0
+        self.feed_time_ns: int | None = None
+        """The feed's clock: the latest heartbeat's time (a replay's time in a replay); None before the first."""
 
     def watch(self, symbol: str) -> bool:
         """Watch trades and quotes; InvalidSymbol/SymbolLimitReached before anything is sent."""
@@ -799,6 +801,11 @@ class Level1Connection(_LineConnection):
     def _rejected(self, symbol: str, reason: str) -> None:
         super()._rejected(symbol, reason)
         self.subscriptions.reject(symbol, reason)
+
+    def _on_control(self, event: Event, recv_ns: int) -> None:
+        if type(event) is Heartbeat:
+            self.feed_time_ns = event.ts_ns
+        super()._on_control(event, recv_ns)
 
     def _check_liveness(self, now: float) -> None:
         try:

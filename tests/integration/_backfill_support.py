@@ -143,7 +143,7 @@ def running_engine(store: Store, tmp_path: Path, sim: IQFeedSimulator, symbols: 
     """An engine fed by ``sim`` (as if it were IQConnect), stopped (and drained) afterwards."""
     settings = load_settings(
         data_dir=tmp_path,
-        feed={"mode": "iqconnect", "host": "127.0.0.1", "level1_port": sim.level1_port,
+        feed={"mode": "iqconnect", "supervise": False, "host": "127.0.0.1", "level1_port": sim.level1_port,
               "level2_port": sim.level2_port, "admin_port": sim.admin_port, "lookup_port": sim.lookup_port,
               "symbols": list(symbols), "heartbeat_timeout_s": 2.0, "reconnect_initial_s": 0.05,
               "reconnect_max_s": 0.5, "symbol_silence_s": 0, "lookup_timeout_s": 10, **feed},

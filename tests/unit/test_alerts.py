@@ -75,6 +75,7 @@ def test_extended_sessions_use_their_own_threshold_off_by_default():
         ({"heartbeat_age_s": 4.0}, "heartbeat_missing"),
         ({"feed_connected": False}, "heartbeat_missing"),
         ({"dtn_connected": False}, "iqconnect_disconnected"),
+        ({"iqconnect_problem": "IQConnect exited with code 3", "iqconnect_restarts": 1}, "iqconnect_failing"),
         ({"bus_reachable": False}, "kafka_unreachable"),
         ({"spool_growth_bytes_per_s": 10.0}, "spool_growing"),
         ({"dropped_recent": 3}, "events_dropped"),

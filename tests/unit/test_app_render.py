@@ -13,7 +13,7 @@ from tests.conftest import unique_name
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 PAGES = ["pages/overview.py", "pages/live_feeds.py", "pages/alerts.py", "pages/latency.py",
-         "pages/host_health.py", "pages/data_integrity.py", "pages/audit_log.py"]
+         "pages/host_health.py", "pages/data_integrity.py", "pages/audit_log.py", "pages/logs.py"]
 
 
 @pytest.fixture
@@ -105,3 +105,12 @@ def test_every_page_renders_while_clickhouse_is_down_and_the_app_shows_a_storage
         app = _run(page)
         assert any("storage unavailable" in w.value for w in app.warning), page
 
+
+
+@pytest.mark.timeout(120)
+def test_data_integrity_page_shows_the_catch_up_progress_of_newly_watched_symbols(dashboard_env):
+    app = _run("pages/data_integrity.py")
+    assert not app.exception
+    assert "Catch-up of newly watched symbols" in [h.value for h in app.subheader]
+    (bar,) = app.get("progress")
+    assert "/ 2 symbols" in bar.proto.text and "trades recovered" in bar.proto.text

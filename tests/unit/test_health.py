@@ -71,3 +71,20 @@ def test_storage_down_is_degraded_naming_storage_and_since_when_until_it_answers
     assert unmigrated.state == "degraded" and unmigrated.reasons == (
         "storage schema not migrated yet: ACCESS_DENIED",)
     assert check(idle_status(storage=StorageState())).state == "ok"
+
+
+def test_a_supervised_iqconnect_with_a_problem_is_degraded_with_the_problem_and_its_state_in_the_details():
+    from dataclasses import replace
+
+    from collectors.iqfeed.iqconnect import SupervisorState
+
+    fine = SupervisorState(running=True, pid=42, dtn_connected=True, restarts=0, last_exit_code=None, problem="")
+    healthy = assess(replace(idle_status(), iqconnect=fine), dropping=False)
+    assert healthy.state == "ok" and healthy.details["iqconnect"]["pid"] == 42
+    crashed = replace(fine, running=False, restarts=2, last_exit_code=3, problem="IQConnect exited with code 3")
+    verdict = assess(replace(idle_status(), iqconnect=crashed), dropping=False)
+    assert verdict.state == "degraded"
+    assert "IQConnect: IQConnect exited with code 3 (restarted 2 times)" in verdict.reasons
+    assert verdict.details["iqconnect"] == {"running": False, "pid": 42, "dtn_connected": True, "restarts": 2,
+                                            "last_exit_code": 3, "problem": "IQConnect exited with code 3"}
+    assert "iqconnect" not in assess(idle_status(), dropping=False).details  # simulator or unsupervised

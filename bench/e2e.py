@@ -1,0 +1,93 @@
+"""End-to-end benchmark: simulator process -> our client -> bus -> writer -> storage, counted exactly.
+
+    .venv/bin/python bench/e2e.py --rate 20000 --symbols 1000 --seconds 60 [--bus kafka|memory]
+        [--store server|chdb] [--warmup 10] [--json] [--profile FILE.svg]
+
+The simulator runs as its own process (it stands in for IQConnect, a separate program) with a
+trade log; the engine (client, producer, writer) runs in this process, so ``cpu_percent`` and
+``rss_mb`` are the collector process's own. After ``--warmup`` seconds the engine's histograms
+are read for ``--seconds`` (the live path: receive -> acknowledged by the bus; freshness:
+receive -> stored), then the simulator is stopped, the engine drains, and the stored trades
+are compared with every trade the simulator logged for the watched symbols (by content), and
+every ingested event with the stored rows (by source and seq): ``lost`` and ``duplicates``
+count both. Exit status 1 when anything was lost or doubled.
+
+Kafka and ClickHouse must be running for the defaults (``make services-up``); the embedded
+default is ``--bus memory --store chdb``. Run it alone: the machine has two cores.
+``--profile`` records this process with py-spy as a flame graph during the window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from pipeline_run import pipeline  # noqa: E402
+
+
+def _ms(snapshot, q: float) -> float | None:
+    value = snapshot.percentile(q)
+    return None if value is None else round(value / 1e6, 2)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=20_000, help="simulator Level 1 messages/s")
+    parser.add_argument("--symbols", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=60, help="measured window")
+    parser.add_argument("--warmup", type=float, default=10)
+    parser.add_argument("--bus", choices=["kafka", "memory"], default="kafka")
+    parser.add_argument("--store", choices=["server", "chdb"], default="server")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--profile", type=Path, help="py-spy flame graph (SVG) of this process during the window")
+    args = parser.parse_args()
+
+    me = psutil.Process(os.getpid())
+    with pipeline(rate=args.rate, symbols=args.symbols, bus=args.bus, store=args.store) as run:
+        time.sleep(args.warmup)
+        profiler = None
+        if args.profile:
+            profiler = subprocess.Popen(["py-spy", "record", "-p", str(os.getpid()), "-d", str(int(args.seconds)),
+                                         "-o", str(args.profile), "-r", "100", "--nonblocking"])
+        start, cpu0, wall0 = run.engine.status(), me.cpu_times(), time.monotonic()
+        time.sleep(args.seconds)
+        end, cpu1, wall1 = run.engine.status(), me.cpu_times(), time.monotonic()
+        rss_mb = me.memory_info().rss / 2**20
+        if profiler is not None:
+            profiler.wait(60)
+        counts = run.finish()
+
+    window = wall1 - wall0
+    live = end.producer.latency.minus(start.producer.latency)
+    fresh = end.writer.latency.minus(start.writer.latency)
+    result = {
+        **counts,
+        "rate": round((end.ingested - start.ingested) / window),
+        "stored_rate": round((end.writer.stored - start.writer.stored) / window),
+        "live_p50_ms": _ms(live, 0.5), "live_p99_ms": _ms(live, 0.99),
+        "fresh_p50_ms": _ms(fresh, 0.5), "fresh_p99_ms": _ms(fresh, 0.99),
+        "max_ms": round(max(live.max_ns, fresh.max_ns) / 1e6, 2),
+        "cpu_percent": round((cpu1.user + cpu1.system - cpu0.user - cpu0.system) / window * 100, 1),
+        "rss_mb": round(rss_mb, 1),
+        "bus": args.bus, "store": args.store, "symbols": args.symbols, "sim_rate": args.rate,
+        "seconds": args.seconds, "load": round(os.getloadavg()[0], 2),
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:>14}: {value}")
+    return 0 if result["lost"] == 0 and result["duplicates"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

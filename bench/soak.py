@@ -1,0 +1,78 @@
+"""Memory soak: does the collector's RSS keep growing at a steady rate once warmed up?
+
+    .venv/bin/python bench/soak.py --rate 20000 --symbols 1000 --minutes 30 [--warmup-minutes 10]
+        [--bus kafka|memory] [--store server|chdb] [--json]
+
+Runs the same pipeline as bench/e2e.py (simulator process -> this process's engine -> bus ->
+writer -> storage), samples this process's RSS every 10 s, and fits a least-squares slope to
+the samples after the warm-up. The target (BENCHMARKS.md) is growth under 1 % per 10 minutes;
+the run also ends with the exact loss and duplicate count of e2e.py. Exit status 1 when the
+target is missed or anything was lost or doubled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from pipeline_run import pipeline  # noqa: E402
+
+SAMPLE_S = 10.0
+
+
+def slope_per_s(samples: list[tuple[float, float]]) -> float:
+    """Least-squares slope of (seconds, value) samples."""
+    n = len(samples)
+    mean_t = sum(t for t, _ in samples) / n
+    mean_v = sum(v for _, v in samples) / n
+    var = sum((t - mean_t) ** 2 for t, _ in samples)
+    return sum((t - mean_t) * (v - mean_v) for t, v in samples) / var if var else 0.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=20_000)
+    parser.add_argument("--symbols", type=int, default=1000)
+    parser.add_argument("--minutes", type=float, default=30, help="measured after the warm-up")
+    parser.add_argument("--warmup-minutes", type=float, default=10)
+    parser.add_argument("--bus", choices=["kafka", "memory"], default="kafka")
+    parser.add_argument("--store", choices=["server", "chdb"], default="server")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    me = psutil.Process(os.getpid())
+    samples: list[tuple[float, float]] = []
+    with pipeline(rate=args.rate, symbols=args.symbols, bus=args.bus, store=args.store) as run:
+        time.sleep(args.warmup_minutes * 60)
+        start = time.monotonic()
+        ingested0 = run.engine.status().ingested
+        while time.monotonic() - start < args.minutes * 60:
+            samples.append((time.monotonic() - start, me.memory_info().rss / 2**20))
+            if not args.json:
+                print(f"{samples[-1][0]:7.0f} s  rss {samples[-1][1]:8.1f} MiB", flush=True)
+            time.sleep(SAMPLE_S)
+        rate = (run.engine.status().ingested - ingested0) / (time.monotonic() - start)
+        counts = run.finish()
+    first = samples[0][1]
+    growth_pct_per_10min = slope_per_s(samples) * 600 / first * 100
+    result = {
+        **counts, "rate": round(rate), "rss_start_mb": round(first, 1), "rss_end_mb": round(samples[-1][1], 1),
+        "rss_max_mb": round(max(v for _, v in samples), 1), "growth_pct_per_10min": round(growth_pct_per_10min, 3),
+        "minutes": args.minutes, "warmup_minutes": args.warmup_minutes, "bus": args.bus, "store": args.store,
+        "symbols": args.symbols, "sim_rate": args.rate,
+    }
+    print(json.dumps(result) if args.json else "\n".join(f"{k:>22}: {v}" for k, v in result.items()))
+    met = growth_pct_per_10min < 1.0 and counts["lost"] == 0 and counts["duplicates"] == 0
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
