@@ -4,7 +4,7 @@ Portability rules (DESIGN.md): the same DDL must run on Debian's ClickHouse 18.1
 current ClickHouse (chDB 26.x), so there is no DateTime64 (times are Int64 UTC epoch ns),
 no column CODECs, no TTL. Event tables are ReplacingMergeTree ordered by their identity
 (events/kinds.py): trades by content (symbol, ts_ns, total_volume, price, size, since
-migration 5), the others by a key containing (symbol, ts_ns, source, seq), so a
+migration 6), the others by a key containing (symbol, ts_ns, source, seq), so a
 redelivered row collapses on merge; each row carries the bus partition/offset it came
 from so the writer can resume exactly after what is stored.
 
@@ -43,7 +43,7 @@ def _probe_ddl(table: str) -> str:
     return f"CREATE TABLE IF NOT EXISTS {{db}}.{probe_table(table)} AS {{db}}.{table} ENGINE = Null"
 
 
-# The 1-minute bars' aggregate states of trades: the view of migration 2 and the rebuild of migration 5
+# The 1-minute bars' aggregate states of trades: the view of migration 2 and the rebuild of migration 6
 # must compute the same states.
 _BARS_STATES = """SELECT
     symbol,
@@ -206,25 +206,6 @@ ORDER BY symbol""",
         "probe twins of the event tables",
         tuple(_probe_ddl(table) for table in ("trades", "quotes", "depth", "feed_status")),
     ),
-    # Trades are stored once by what they are, whoever delivered them: the sorting key becomes the trade's
-    # identity (events/kinds.py), so the ReplacingMergeTree backstop merges the same print from two
-    # collectors or a backfill. 18.16 cannot change a sorting key in place: storage/rekey.py copies the
-    # table (one row per identity, a live row before a backfilled one), swaps the names, recreates the
-    # bars view on the new table and rebuilds bars_1m from the copied trades, and recreates the probe twin.
-    Migration(
-        5,
-        "trades keyed by content identity",
-        (),
-        Rekey(
-            table="trades",
-            order_by=TRADES.identity,
-            partition_by=_DAY_PARTITION,
-            prefer=("backfilled", "stored_ns", "source", "seq"),
-            views=(("bars_1m_mv", _BARS_VIEW),),
-            rebuilds=(("bars_1m", _BARS_REBUILD),),
-            twins=((probe_table("trades"), _probe_ddl("trades")),),
-        ),
-    ),
     # Per-minute health of each component (runtime/uptime.py), so availability survives a restart.
     # One row per (instance, component, minute) and write; a minute written twice (a restart within
     # it) is read as min(ok). Plain MergeTree: a replacing merge would keep either row.
@@ -242,6 +223,25 @@ ORDER BY symbol""",
 ) ENGINE = MergeTree
 PARTITION BY toYYYYMM(toDateTime(intDiv(minute_ns, 1000000000)))
 ORDER BY (instance_id, component, minute_ns)""",
+        ),
+    ),
+    # Trades are stored once by what they are, whoever delivered them: the sorting key becomes the trade's
+    # identity (events/kinds.py), so the ReplacingMergeTree backstop merges the same print from two
+    # collectors or a backfill. 18.16 cannot change a sorting key in place: storage/rekey.py copies the
+    # table (one row per identity, a live row before a backfilled one), swaps the names, recreates the
+    # bars view on the new table and rebuilds bars_1m from the copied trades, and recreates the probe twin.
+    Migration(
+        6,
+        "trades keyed by content identity",
+        (),
+        Rekey(
+            table="trades",
+            order_by=TRADES.identity,
+            partition_by=_DAY_PARTITION,
+            prefer=("backfilled", "stored_ns", "source", "seq"),
+            views=(("bars_1m_mv", _BARS_VIEW),),
+            rebuilds=(("bars_1m", _BARS_REBUILD),),
+            twins=((probe_table("trades"), _probe_ddl("trades")),),
         ),
     ),
 )

@@ -17,7 +17,7 @@ from storage.migrate import applied_versions, migrate
 from storage.migration_lease import MigrationLock
 from storage.schema import MIGRATIONS
 from tests.conftest import CLICKHOUSE_PORT
-from tests.integration.trade_market import assert_each_print_once_and_bars_exact, old_database_with_copies
+from tests.integration.trade_market import FROM_REKEY, assert_each_print_once_and_bars_exact, old_database_with_copies
 
 ROOT = Path(__file__).resolve().parents[2]
 ALL = [m.version for m in MIGRATIONS]
@@ -75,7 +75,7 @@ def test_three_processes_migrating_a_fresh_database_at_once_apply_each_migration
 def test_three_processes_starting_together_on_an_old_database_copy_and_rename_the_trades_once(server_store):
     prints = old_database_with_copies(server_store)
     results = _fleet_migrates(server_store.database)
-    assert sorted(results) == [[], [], [5]], results  # the holder re-keyed; the others waited for the ledger
+    assert sorted(results) == [[], [], FROM_REKEY], results  # the holder re-keyed; the others waited for the ledger
     assert_each_print_once_and_bars_exact(server_store, prints)
 
 
@@ -91,7 +91,7 @@ def test_a_holder_that_dies_lets_another_instance_take_over_when_its_lease_expir
     lock = MigrationLock(server_store, settle_s=0.1, ttl_s=3, poll_s=0.1)
     assert [claim.owner for claim in lock.live_claims()] == ["doomed"]  # dead, but its lease has not expired
     started = time.monotonic()
-    assert migrate(server_store, lock=lock) == [5]
+    assert migrate(server_store, lock=lock) == FROM_REKEY
     assert time.monotonic() - started > 0.5  # it waited for the expiry instead of migrating beside a holder
     assert lock.live_claims() == []  # released
     assert_each_print_once_and_bars_exact(server_store, prints)

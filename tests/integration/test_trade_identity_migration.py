@@ -1,4 +1,4 @@
-"""Migration 5 re-keys a trades table that holds data, on ClickHouse 18.16 and chDB 26: the same prints
+"""Migration 6 re-keys a trades table that holds data, on ClickHouse 18.16 and chDB 26: the same prints
 from two collectors, a backfill and a redelivery become one row each, the 1-minute bars are rebuilt
 exact, and the bars view and the probe twin work on the new table."""
 
@@ -13,6 +13,8 @@ from storage.migrate import applied_versions, migrate
 from storage.store import StorageError, Store, sql_string
 from tests.integration.test_writer_table_faults import WrappedStore
 from tests.integration.trade_market import (
+    FROM_REKEY,
+    REKEY,
     assert_each_print_once_and_bars_exact,
     expected_bars,
     insert,
@@ -35,7 +37,7 @@ def test_migrating_an_old_database_keeps_each_print_once_and_rebuilds_the_bars_e
     prints = old_database_with_copies(store)
     assert query_bars(store, "AAPL", 0, 2**62) != expected_bars(prints, "AAPL")  # the old view counted copies
 
-    assert migrate(store) == [5]
+    assert migrate(store) == FROM_REKEY
     assert sorting_key(store, "trades") == ", ".join(TRADES.identity)
     assert_each_print_once_and_bars_exact(store, prints)
     tables = {name for (name,) in store.query(
@@ -71,6 +73,6 @@ def test_a_migration_interrupted_at_any_phase_completes_on_the_next_run(store, c
     failing = FailingOnce(store, crash_before.format(db=store.database))
     with pytest.raises(StorageError, match="injected"):
         migrate(failing)
-    assert failing.failed and 5 not in applied_versions(store)
-    assert migrate(store) == [5]
+    assert failing.failed and REKEY not in applied_versions(store)
+    assert migrate(store) == FROM_REKEY
     assert_each_print_once_and_bars_exact(store, prints)

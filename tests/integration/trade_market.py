@@ -65,7 +65,11 @@ def expected_bars(trades: Sequence[Trade], symbol: str) -> list[Bar]:
     return bars
 
 
-OLD_SCHEMA = MIGRATIONS[:4]
+REKEY = next(m.version for m in MIGRATIONS if m.procedure is not None)
+"""The migration that re-keys trades by content identity (storage/rekey.py)."""
+OLD_SCHEMA = tuple(m for m in MIGRATIONS if m.version < REKEY)
+FROM_REKEY = [m.version for m in MIGRATIONS if m.version >= REKEY]
+"""What migrating an old-schema database applies."""
 
 
 def old_database_with_copies(store: Store) -> list[Trade]:
