@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 
+import msgspec
 import pytest
 from confluent_kafka import Producer
 
@@ -117,3 +118,25 @@ def test_only_the_chosen_time_range_and_offsets_are_compared(kafka_bootstrap, ka
     resumed = read_kafka(kafka_bootstrap, [kafka_topic], decode,
                          start_offsets={(kafka_topic, p.partition): p.high for p in tail.partitions})
     assert resumed.messages == 0
+
+
+@pytest.mark.timeout(60)
+def test_a_trade_stored_from_another_collector_agrees_with_this_collectors_backup_and_kafka(
+    kafka_bootstrap, kafka_topic, server_store, tmp_path
+):
+    events = make_events(1_000)
+    trades = [e for e in events if table_for(e) == "trades"]
+    writer = BackupWriter(BackupConfig(directory=tmp_path / "backup", instance_id="rec-3"))
+    writer.append(events)
+    writer.close()
+    from_peer = [msgspec.structs.replace(t, source="peer@1", seq=t.seq + 10**6) for t in trades]
+    _produce(kafka_bootstrap, kafka_topic, [*events, *from_peer])  # both collectors published the prints
+    migrate(server_store)
+    _insert(server_store, [e for e in events if table_for(e) and table_for(e) != "trades"] + from_peer)
+
+    kafka = read_kafka(kafka_bootstrap, [kafka_topic], decode)
+    report = compare([kafka.counts, read_store(server_store), read_backup([tmp_path / "backup"]).counts])
+    assert report.ok, report.mismatches[:3]  # the same print is one trade, whoever stored it
+    stored = sum(1 for e in events if table_for(e))
+    assert report.totals["clickhouse"] == report.totals["backup"] == {"rows": stored, "unique": stored}
+    assert report.totals["kafka"]["rows"] == report.totals["kafka"]["unique"] + len(trades)  # two copies each
