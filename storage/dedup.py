@@ -206,9 +206,9 @@ class DuplicateFilter:
                    batch: InsertBatch) -> None:
         """Put the kept rows no newer than their partition's horizon in ``batch.unchecked``. The live path
         costs one pass at C speed: its rows are all newer than every horizon."""
-        time_of = partitions and next(iter(partitions.values())).time_of
+        index = _TIME[table]
         horizons = [recent.horizon for recent in partitions.values() if recent.horizon is not None]
-        if not time_of or not horizons or min(map(time_of, keys)) > max(horizons):
+        if index is None or not horizons or min(map(itemgetter(index), keys)) > max(horizons):
             return
         for record in kept:
             horizon = partitions[record.partition].horizon
