@@ -12,7 +12,7 @@ import streamlit as st
 from collectors.iqfeed.protocol import InvalidSymbol, SymbolLimitReached
 from config import ConfigError
 from dashboard import resources
-from dashboard.auth import authenticate, can_act, demo_mode
+from dashboard.auth import attempt_login, can_act, can_administer, demo_mode, legacy_warning, sign_out
 from dashboard.format import storage_banner
 
 st.set_page_config(page_title="TickOps", page_icon=":material/show_chart:", layout="wide")
@@ -24,10 +24,19 @@ except ConfigError as exc:
     st.error(f"Configuration error — fix it and restart:\n\n```\n{exc}\n```")
     st.stop()
 
+refusal = resources.demo_refused()
+if refusal:
+    st.title("TickOps")
+    st.error(refusal)
+    st.stop()  # before the engine exists: nothing runs, nothing can be acted on
+
 engine = resources.engine()
 
 
 def login_box() -> None:
+    warning = legacy_warning(config.dashboard)
+    if warning:
+        st.sidebar.warning(warning)
     if demo_mode(config.dashboard):
         st.sidebar.info("Demo mode: no operators configured, actions run as `local`.")
         return
@@ -35,6 +44,7 @@ def login_box() -> None:
     if who is not None:
         st.sidebar.success(f"Signed in as **{who.name}** ({who.role})")
         if st.sidebar.button("Sign out"):
+            sign_out(engine.alert_store.audit, who, resources.client_address())
             st.session_state.pop("operator", None)
             st.rerun()
         return
@@ -42,11 +52,12 @@ def login_box() -> None:
         name = st.text_input("Operator")
         password = st.text_input("Password", type="password")
         if st.form_submit_button("Sign in"):
-            found = authenticate(config.dashboard, name, password)
-            if found is None:
-                st.error("Unknown operator or wrong password")
+            result = attempt_login(config.dashboard, resources.login_throttle(), engine.alert_store.audit,
+                                   name, password, resources.client_address())
+            if result.operator is None:
+                st.error(result.message)
             else:
-                st.session_state["operator"] = found
+                st.session_state["operator"] = result.operator
                 st.rerun()
 
 
@@ -105,5 +116,6 @@ navigation = st.navigation([page for page, shown in (
     (st.Page("pages/data_integrity.py", title="Data integrity", icon=":material/fact_check:"), in_process),
     (st.Page("pages/audit_log.py", title="Audit log", icon=":material/history:"), True),
     (st.Page("pages/logs.py", title="Logs", icon=":material/article:"), True),
+    (st.Page("pages/settings.py", title="Settings", icon=":material/settings:"), can_administer(resources.operator())),
 ) if shown])
 navigation.run()

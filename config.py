@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import operator
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -76,6 +77,18 @@ def _relative_to(field: str, relation: str, other: str) -> Any:
         return value
 
     return field_validator(field)(check)
+
+
+def _existing_files(*fields: str) -> Any:
+    """A validator that each of ``fields`` (a path, or None) names a file: a certificate missing at start
+    is a ConfigError naming the setting, not a TLS handshake failing later inside a client library."""
+
+    def check(cls: type, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a file")
+        return value
+
+    return field_validator(*fields)(check)
 
 
 class FeedSettings(_Section):
@@ -186,9 +199,45 @@ class KafkaSettings(_Section):
     deadletter_retention_ms: int = Field(7 * 86_400_000, ge=60_000, le=10 * 365 * 86_400_000)
     deadletter_retention_mb: int = Field(64, ge=1, le=1_000_000)
 
+    # Security (bus/security.py turns these into librdkafka settings for every client: producer,
+    # consumers, admin). TLS: security_protocol SSL or SASL_SSL, the brokers' CA in ssl_ca_location
+    # (else the system's), a client certificate and key for mutual TLS. SASL: SASL_PLAINTEXT or
+    # SASL_SSL with a mechanism, user name and password.
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    ssl_ca_location: Path | None = None
+    ssl_certificate_location: Path | None = None
+    ssl_key_location: Path | None = None
+    ssl_key_password: SecretStr = SecretStr("")
+    ssl_verify_hostname: bool = True  # the broker's certificate must name the host connected to
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    sasl_username: str = ""
+    sasl_password: SecretStr = SecretStr("")
+
     _spool_segment_fits = _relative_to("spool_segment_mb", "at most", "spool_budget_mb")
     _timeout_after_linger = _relative_to("message_timeout_ms", "greater than", "linger_ms")  # librdkafka's rule
     _breaker_order = _relative_to("breaker_reset_max_s", "at least", "breaker_reset_s")
+
+    _tls_files = _existing_files("ssl_ca_location", "ssl_certificate_location", "ssl_key_location")
+
+    @model_validator(mode="after")
+    def _consistent_security(self) -> KafkaSettings:
+        tls = self.security_protocol in ("SSL", "SASL_SSL")
+        sasl = self.security_protocol.startswith("SASL_")
+        tls_files = [name for name in ("ssl_ca_location", "ssl_certificate_location", "ssl_key_location")
+                     if getattr(self, name) is not None]
+        if tls_files and not tls:
+            raise ValueError(f"kafka.{', kafka.'.join(tls_files)} set but kafka.security_protocol is "
+                             f"{self.security_protocol}: use SSL or SASL_SSL, or unset them")
+        if (self.ssl_certificate_location is None) != (self.ssl_key_location is None):
+            raise ValueError("kafka.ssl_certificate_location and kafka.ssl_key_location go together (mutual TLS)")
+        credentials = bool(self.sasl_username) or bool(self.sasl_password.get_secret_value())
+        if sasl and not (self.sasl_username and self.sasl_password.get_secret_value()):
+            raise ValueError(f"kafka.security_protocol {self.security_protocol} needs kafka.sasl_username and "
+                             "kafka.sasl_password")
+        if credentials and not sasl:
+            raise ValueError("kafka.sasl_username/sasl_password set but kafka.security_protocol is "
+                             f"{self.security_protocol}: use SASL_PLAINTEXT or SASL_SSL")
+        return self
 
 
 class StorageSettings(_Section):
@@ -214,10 +263,26 @@ class StorageSettings(_Section):
     # Per bus partition, the writer remembers the keys of this many recent rows and drops a re-sent copy
     # of one of them (about 140 bytes a key: 20,000 keys ~ 3 MB per partition). docs/DELIVERY.md.
     dedup_keys: int = Field(20_000, ge=1, le=10_000_000)
+    # Server backend: TLS to the server's secure native port (tcp_port_secure, usually 9440), checked
+    # against ca_certs (else the system's CAs); verify = false accepts any certificate (tests only).
+    secure: bool = False
+    ca_certs: Path | None = None
+    verify: bool = True
     # The engine stores the bus itself; false when ``python -m storage.writer`` processes do (needs bus.kind=kafka).
     embedded_writer: bool = True
 
     _retry_order = _relative_to("retry_max_ms", "at least", "retry_initial_ms")
+
+    _ca_file = _existing_files("ca_certs")
+
+    @model_validator(mode="after")
+    def _tls_for_the_server(self) -> StorageSettings:
+        if self.backend == "chdb" and (self.secure or self.ca_certs is not None):
+            raise ValueError("storage.secure and storage.ca_certs apply to the server backend; chDB is embedded "
+                             "(set storage.backend = \"server\" or unset them)")
+        if self.ca_certs is not None and not self.secure:
+            raise ValueError("storage.ca_certs is set but storage.secure is false: set secure = true")
+        return self
 
     @field_validator("database")
     @classmethod
@@ -278,32 +343,93 @@ class MonitoringSettings(_Section):
     uptime_objective: float = Field(0.999, gt=0, lt=1)
 
 
+# A salted scrypt entry as `python -m dashboard.users add` prints it (dashboard/passwords.py):
+# scrypt:ln=<log2 n>,r=<r>,p=<p>:<salt>:<key>, salt and key in unpadded URL-safe base64.
+_SCRYPT_ENTRY = re.compile(r"scrypt:ln=(\d{1,2}),r=(\d{1,2}),p=(\d{1,2}):[A-Za-z0-9_-]{16,}:[A-Za-z0-9_-]{32,}")
+OPERATOR_NAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")
+USERS_COMMAND = "python -m dashboard.users add NAME --role ROLE"
+
+
 class OperatorSettings(_Section):
-    """A dashboard login; the password is stored as its SHA-256 hex digest, never in clear."""
+    """A dashboard login: ``password_hash`` as printed by ``python -m dashboard.users add`` (salted scrypt),
+    or, for now, a legacy unsalted ``password_sha256`` digest (accepted with a warning at every start)."""
 
     role: Literal["viewer", "operator", "admin"] = "viewer"
-    password_sha256: SecretStr
+    password_hash: SecretStr | None = None
+    password_sha256: SecretStr | None = None
+
+    @field_validator("password_hash")
+    @classmethod
+    def _scrypt_entry(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            match = _SCRYPT_ENTRY.fullmatch(value.get_secret_value())
+            if match is None or not (10 <= int(match[1]) <= 18 and 1 <= int(match[2]) <= 16
+                                     and 1 <= int(match[3]) <= 16):
+                raise ValueError(f"must be an entry printed by `{USERS_COMMAND}` "
+                                 "(scrypt:ln=14,r=8,p=1:SALT:KEY, ln 10..18, r 1..16, p 1..16)")
+        return value
 
     @field_validator("password_sha256")
     @classmethod
-    def _hex_digest(cls, value: SecretStr) -> SecretStr:
+    def _hex_digest(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return value
         text = value.get_secret_value()
         if len(text) != 64 or any(ch not in "0123456789abcdef" for ch in text.lower()):
-            raise ValueError("must be a SHA-256 hex digest (64 hex characters): printf %s PASSWORD | sha256sum")
+            raise ValueError("must be a SHA-256 hex digest (64 hex characters); better, replace it by the "
+                             f"password_hash that `{USERS_COMMAND}` prints")
         return value
+
+    @model_validator(mode="after")
+    def _one_password(self) -> OperatorSettings:
+        if (self.password_hash is None) == (self.password_sha256 is None):
+            raise ValueError(f"give exactly one of password_hash (from `{USERS_COMMAND}`) and the legacy "
+                             "password_sha256")
+        return self
+
+    @property
+    def legacy(self) -> bool:
+        return self.password_hash is None
 
 
 class DashboardSettings(_Section):
-    """Operator logins. With none configured the dashboard runs in local demo mode: every
-    visitor acts as ``local`` with the operator role, and a banner says so."""
+    """Operator logins and their protection (dashboard/auth.py).
+
+    Without operators the dashboard runs in demo mode (every visitor acts as ``local``, an
+    admin), which it does only while Streamlit listens on loopback (``server.address``
+    127.0.0.1, ::1 or localhost); on any other address it refuses to run unless
+    ``allow_demo`` says so. After ``lockout_after_failures`` failed logins in a row, a user
+    name, and separately a client address, is locked out for ``lockout_initial_s``, doubling
+    with each further failure up to ``lockout_max_s``; failures older than
+    ``lockout_forget_s`` are forgotten.
+    """
 
     operators: dict[str, OperatorSettings] = Field(default_factory=dict)
     refresh_s: float = Field(1.0, ge=0.2, le=60)
+    allow_demo: bool = False
+    lockout_after_failures: int = Field(3, ge=1, le=1000)
+    lockout_initial_s: float = Field(1.0, gt=0, le=3600)
+    lockout_max_s: float = Field(900.0, gt=0, le=86_400)
+    lockout_forget_s: float = Field(3600.0, gt=0, le=7 * 86_400)
     # Attached: the dashboard starts no engine; it reads storage and the /healthz of the processes named in
     # ``process_endpoints`` (collectors, writers: "http://collector:9464") and writes symbol changes and
     # acknowledgements to storage, where the collectors take them in (runtime/attached.py).
     attach: bool = False
     process_endpoints: list[str] = Field(default_factory=list)
+
+    _lockout_order = _relative_to("lockout_max_s", "at least", "lockout_initial_s")
+
+    @field_validator("operators")
+    @classmethod
+    def _names(cls, value: dict[str, OperatorSettings]) -> dict[str, OperatorSettings]:
+        bad = sorted(name for name in value if not OPERATOR_NAME.fullmatch(name))
+        if bad:
+            raise ValueError(f"operator names must be 1-64 letters, digits or . _ @ -: {bad}")
+        return value
+
+    def legacy_operators(self) -> list[str]:
+        """Operators still on an unsalted SHA-256 digest; each should get a new entry from USERS_COMMAND."""
+        return sorted(name for name, entry in self.operators.items() if entry.legacy)
 
     @field_validator("process_endpoints")
     @classmethod

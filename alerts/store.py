@@ -1,40 +1,45 @@
 """Alerts, acknowledgements and the operator audit log, persisted in storage.
 
 The dashboard never holds the only copy: a restarted process (or a second one) reloads
-active alerts from here, and every operator action is appended to ``audit_log``, which
-is never updated in place.
+active alerts from here, and every operator action is appended to the tamper-evident audit
+trail (``audit_trail``: one hash chain per source, storage/audit_trail.py), which is never
+updated in place.
 
 Writes go through the write-behind queue (:mod:`storage.write_behind`): an alert that
 fires, or an acknowledgement given, while storage is down is kept in memory in order and
 stored when storage answers again, so alerting never depends on storage. Reads
 (:meth:`AlertStore.history`, :meth:`AlertStore.audit_log`) raise ``StorageError`` then.
+Audit records are chained when their turn to be written comes, so an action taken while
+storage is down still gets its place in its source's chain.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import astuple, dataclass, fields
+from dataclasses import astuple, fields
 
 from alerts.lifecycle import Alert
+from storage.audit_chain import AuditRecord, ChainSummary, verify
+from storage.audit_trail import (
+    AuditFilter,
+    AuditTrail,
+    DetailsAfter,
+    PendingRecord,
+    all_records,
+    distinct_values,
+    read_records,
+)
 from storage.store import Store
 from storage.write_behind import WriteBehind
 
 _ALERT_COLUMNS = tuple(f.name for f in fields(Alert))
 
 
-@dataclass(frozen=True)
-class AuditEntry:
-    ts_ns: int
-    actor: str
-    action: str
-    subject: str
-    details: str
-
-
 class AlertStore:
-    def __init__(self, store: Store, writes: WriteBehind | None = None) -> None:
+    def __init__(self, store: Store, writes: WriteBehind | None = None, *, audit_source: str = "local") -> None:
+        """``audit_source`` names this process's audit chain: the instance id, or a tool's name."""
         self._store = store
         self._writes = writes or WriteBehind(store)
+        self.trail = AuditTrail(store, self._writes, audit_source)
 
     def save(self, alerts: list[Alert]) -> None:
         if alerts:
@@ -52,14 +57,19 @@ class AlertStore:
         )
         return [Alert(**dict(zip(_ALERT_COLUMNS, row))) for row in rows]
 
-    def audit(self, actor: str, action: str, subject: str, details: str = "", ts_ns: int | None = None) -> AuditEntry:
-        entry = AuditEntry(ts_ns or time.time_ns(), actor, action, subject, details)
-        self._writes.insert("audit_log", [f.name for f in fields(AuditEntry)], [[v] for v in astuple(entry)])
-        return entry
+    def audit(self, actor: str, action: str, subject: str, details: str | DetailsAfter = "",
+              ts_ns: int | None = None) -> PendingRecord:
+        """Append an operator action to this process's chain (through the write-behind queue; never raises)."""
+        return self.trail.append(actor, action, subject, details, ts_ns)
 
-    def audit_log(self, limit: int = 200) -> list[AuditEntry]:
-        rows = self._store.query(
-            f"SELECT ts_ns, actor, action, subject, details FROM {self._store.table('audit_log')} "
-            f"ORDER BY ts_ns DESC LIMIT {int(limit)}"
-        )
-        return [AuditEntry(*row) for row in rows]
+    def audit_log(self, limit: int = 200, where: AuditFilter = AuditFilter()) -> list[AuditRecord]:
+        """Audit records of every source matching ``where``, newest first."""
+        return read_records(self._store, where, limit)
+
+    def audit_values(self, column: str) -> list[str]:
+        """The actors or actions present in the trail."""
+        return distinct_values(self._store, column)
+
+    def verify_audit(self) -> list[ChainSummary]:
+        """Every chain of the trail checked (storage/audit_chain.py)."""
+        return verify(all_records(self._store))

@@ -115,7 +115,7 @@ def pipeline(*, rate: float, symbols: int, bus: str, store: str) -> Iterator[Pip
         ], cwd=ROOT)
         settings = load_settings(
             data_dir=Path(data), instance_id=run, log_level="WARNING",
-            feed={"mode": "iqconnect", "host": "127.0.0.1", "symbols": names, "watch_limit": max(500, symbols),
+            feed={"mode": "iqconnect", "supervise": False, "host": "127.0.0.1", "symbols": names, "watch_limit": max(500, symbols),
                   **{f"{name}_port": port for name, port in ports.items()}},
             bus={"kind": bus}, kafka={"topic_prefix": run, "consumer_group": run},
             storage={"backend": store, "database": run}, monitoring={"enabled": False},

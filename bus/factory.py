@@ -8,6 +8,7 @@ from pathlib import Path
 from bus.base import Bus, BusError
 from bus.breaker import CircuitBreaker
 from bus.producer import EventProducer
+from bus.security import librdkafka_security
 from bus.spool import Spool
 from bus.topics import Retention, TopicSet
 from config import Settings
@@ -37,6 +38,7 @@ def open_bus(settings: Settings) -> Bus:
             session_timeout_ms=kafka.session_timeout_ms,
             client_id=settings.instance_id,
             retention=retention,
+            security=librdkafka_security(kafka),
         )
     from bus.memory import MemoryBus
 

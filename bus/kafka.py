@@ -100,8 +100,11 @@ class KafkaBus(Bus):
         admin_timeout_s: float = 3.0,
         client_id: str = "tickops",
         retention: Mapping[str, Retention] | None = None,
+        security: Mapping[str, str] | None = None,
     ) -> None:
+        """``security``: librdkafka's TLS/SASL settings for every client (bus/security.py); may hold a password."""
         self.bootstrap_servers = bootstrap_servers
+        self._security = dict(security or {})
         self._retention = dict(retention or {})
         self._retention_checked: set[str] = set()  # topics whose retention this process has verified
         self._replication_factor = replication_factor
@@ -109,6 +112,7 @@ class KafkaBus(Bus):
         self._session_timeout_ms = session_timeout_ms
         self._client_id = client_id
         self._producer_config: dict[str, Any] = {
+            **self._security,
             "bootstrap.servers": bootstrap_servers,
             "client.id": f"{client_id}-producer",
             "enable.idempotence": True,
@@ -126,8 +130,8 @@ class KafkaBus(Bus):
     def _admin(self) -> AdminClient:
         if self._admin_client is None:
             self._admin_client = AdminClient(
-                {"bootstrap.servers": self.bootstrap_servers, "client.id": f"{self._client_id}-admin",
-                 "logger": _LIBRDKAFKA_LOG}
+                {**self._security, "bootstrap.servers": self.bootstrap_servers,
+                 "client.id": f"{self._client_id}-admin", "logger": _LIBRDKAFKA_LOG}
             )
         return self._admin_client
 
@@ -206,6 +210,7 @@ class KafkaBus(Bus):
     def consumer(self, group_id: str) -> KafkaEventConsumer:
         return KafkaEventConsumer(
             {
+                **self._security,
                 "bootstrap.servers": self.bootstrap_servers,
                 "client.id": f"{self._client_id}-consumer",
                 "group.id": group_id,

@@ -9,22 +9,31 @@ instead: it reads storage and their ``/healthz``. Nothing here blocks a render o
 from __future__ import annotations
 
 import atexit
+import logging
 import threading
 
 import streamlit as st
+from streamlit import config as streamlit_config
 
 from config import Settings, load_settings
-from dashboard.auth import LOCAL, Operator, demo_mode
+from dashboard.auth import Operator, demo_mode, demo_operator, demo_refusal, legacy_warning, throttle_for
+from dashboard.throttle import LoginThrottle
 from monitoring.logs import configure_process_logging
 from runtime.attached import AttachedRuntime
 from runtime.engine import Engine
 from runtime.metrics import start_monitoring
 
 
+log = logging.getLogger(__name__)
+
+
 @st.cache_resource
 def settings() -> Settings:
     loaded = load_settings()
     configure_process_logging("dashboard", loaded)
+    warning = legacy_warning(loaded.dashboard)
+    if warning:
+        log.warning(warning, extra={"operators": ", ".join(loaded.dashboard.legacy_operators())})
     return loaded
 
 
@@ -34,8 +43,41 @@ def attached() -> bool:
 
 
 @st.cache_resource
+def login_throttle() -> LoginThrottle:
+    """One per process: every browser session's attempts count together."""
+    return throttle_for(settings().dashboard)
+
+
+def listen_address() -> str | None:
+    """The address Streamlit listens on (``server.address``; None: every interface)."""
+    return streamlit_config.get_option("server.address")
+
+
+def client_address() -> str | None:
+    """The browser's IP address (None when it connects from this machine, or the runtime cannot tell:
+    AppTest's stand-in runtime has no connection)."""
+    address = st.context.ip_address
+    return address if isinstance(address, str) and address else None
+
+
+class DemoRefused(RuntimeError):
+    """Demo mode on an address other machines can reach, without dashboard.allow_demo."""
+
+
+def demo_refused() -> str | None:
+    """Why this dashboard must not run (logged as an error), or None."""
+    refusal = demo_refusal(settings().dashboard, listen_address())
+    if refusal:
+        log.error("dashboard refused to run in demo mode", extra={"address": listen_address(), "reason": refusal})
+    return refusal
+
+
+@st.cache_resource
 def engine() -> Engine | AttachedRuntime:
     config = settings()
+    refusal = demo_refusal(config.dashboard, listen_address())
+    if refusal:  # app.py says so before asking; this keeps any other path from starting the pipeline
+        raise DemoRefused(refusal)
     if config.dashboard.attach:
         view = AttachedRuntime(config).start()
         threading._register_atexit(view.stop)  # noqa: SLF001 - as below
@@ -55,5 +97,5 @@ def engine() -> Engine | AttachedRuntime:
 def operator() -> Operator | None:
     """The logged-in operator of this browser session (``local`` in demo mode)."""
     if demo_mode(settings().dashboard):
-        return Operator(LOCAL, "operator")
+        return demo_operator()
     return st.session_state.get("operator")

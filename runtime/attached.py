@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from alerts.lifecycle import Alert, AlertBook
 from alerts.notify import Notifier
+from alerts.settings_audit import record_start
 from config import Settings
 from monitoring.health_probe import HealthProbes, ProbeResult
 from monitoring.host import HostSampler
@@ -59,7 +60,8 @@ class AttachedRuntime:
         self.started_ns = time.time_ns()
         self.source = f"dashboard:{settings.instance_id}"
         self.store = store or open_store(settings)
-        self.storage = StorageLink.from_settings(self.store, settings)
+        # Its own audit chain: a collector may run under the same instance id.
+        self.storage = StorageLink.from_settings(self.store, settings, audit_source=self.source)
         self.symbols = self.storage.symbols
         self.alert_store = self.storage.alert_store
         self.alert_book = AlertBook()  # replaced by the stored active alerts every ALERTS_REFRESH_S
@@ -73,6 +75,8 @@ class AttachedRuntime:
     def start(self) -> AttachedRuntime:
         if self._running:
             return self
+        # The operators and their roles live in this process's settings: what changed is on record here.
+        record_start(self.alert_store, "dashboard_start", self.source, self.settings.redacted(), self.source)
         self.storage.step()
         self._refresh_alerts()
         add = self.jobs.add

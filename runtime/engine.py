@@ -28,6 +28,7 @@ import time
 from alerts.lifecycle import Alert, AlertBook
 from alerts.notify import Notifier
 from alerts.rules import Observation, evaluate_rules
+from alerts.settings_audit import record_start, settings_digest
 from bus.base import Bus, BusError
 from bus.breaker import BreakerState
 from bus.factory import build_producer, open_bus
@@ -35,7 +36,7 @@ from bus.producer import EventProducer
 from bus.topics import TopicSet
 from collectors.iqfeed.client import FeedClient
 from collectors.iqfeed.iqconnect import IQConnectSupervisor
-from collectors.iqfeed.protocol import SymbolLimitReached
+from collectors.iqfeed.protocol import SymbolLimitReached, validate_symbol
 from collectors.market_hours import load_calendar, session_at, session_start_ns
 from config import Settings
 from events import Event, Trade
@@ -52,6 +53,7 @@ from runtime.storage_link import StorageLink
 from runtime.symbols import SymbolSpec
 from runtime.uptime import SAMPLE_INTERVAL_S, UptimeTracker, component_health
 from runtime.validation import Validator
+from storage.audit_trail import process_actor
 from storage.backup import BackupWriter
 from storage.factory import open_store
 from storage.mirror import BackupMirror
@@ -133,6 +135,9 @@ class Engine:
         if self._running:
             return self
         feed_settings = self.settings.feed
+        redacted = self.settings.redacted()
+        # Chained once storage answers; what changed is judged against this instance's previous start then.
+        record_start(self.alert_store, "engine_start", self.settings.instance_id, redacted, self.source)
         self.symbols.seed(feed_settings.symbols, feed_settings.depth_symbols)
         self.storage.step()  # migrations, stored symbols and alerts; while storage is down its job retries
         load_calendar()  # a second of pandas under the interpreter lock: before events flow, not in a rule
@@ -155,7 +160,7 @@ class Engine:
         self.jobs.start()
         self._running = True
         log.info("engine started", extra={"source": self.source, "bus": repr(self.bus), "store": repr(self.store),
-                                          "settings": self.settings.redacted()})
+                                          "settings": redacted, "settings_digest": settings_digest(redacted)})
         return self
 
     def stop(self, drain_timeout_s: float | None = None) -> None:
@@ -195,6 +200,8 @@ class Engine:
             self._persist_outages()
         except StorageError as exc:
             log.warning("feed outage windows not stored at shutdown", extra={"error": str(exc)})
+        self.alert_store.audit(process_actor(), "engine_stop", self.settings.instance_id,
+                               f"session={self.source} ingested={self._seq}")
         self.storage.close()
         if self.notifier is not None:
             self.notifier.close(timeout_s=min(2.0, max(0.5, left())))

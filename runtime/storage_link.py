@@ -33,12 +33,13 @@ log = logging.getLogger(__name__)
 
 class StorageLink:
     def __init__(self, store: Store, *, max_pending: int, retry_initial_s: float, retry_max_s: float,
-                 clock: Callable[[], float] = time.monotonic, clock_ns: Callable[[], int] = time.time_ns) -> None:
+                 audit_source: str = "local", clock: Callable[[], float] = time.monotonic,
+                 clock_ns: Callable[[], int] = time.time_ns) -> None:
         self.store = store
         self.monitor = StorageMonitor(migrated=False, clock_ns=clock_ns)
         self.writes = WriteBehind(store, self.monitor, max_entries=max_pending)
         self.symbols = SymbolRegistry(store, self.writes)
-        self.alert_store = AlertStore(store, self.writes)
+        self.alert_store = AlertStore(store, self.writes, audit_source=audit_source)
         self.alert_book = AlertBook()
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
@@ -48,10 +49,11 @@ class StorageLink:
         self._alerts_merged = False  # stored alerts taken in since storage last answered
 
     @classmethod
-    def from_settings(cls, store: Store, settings: Settings) -> StorageLink:
+    def from_settings(cls, store: Store, settings: Settings, audit_source: str | None = None) -> StorageLink:
+        """``audit_source``: this process's audit chain, by default the instance id."""
         storage = settings.storage
         return cls(store, max_pending=storage.pending_writes_max, retry_initial_s=storage.retry_initial_ms / 1000,
-                   retry_max_s=storage.retry_max_ms / 1000)
+                   retry_max_s=storage.retry_max_ms / 1000, audit_source=audit_source or settings.instance_id)
 
     def step(self) -> None:
         """One attempt to bring memory and storage in step; never raises a storage error (backs off instead)."""

@@ -19,6 +19,9 @@ def open_store(settings: Settings) -> Store:
             password=storage.password.get_secret_value(),
             pool_size=storage.pool_size,
             pool_wait_s=storage.pool_wait_s,
+            secure=storage.secure,
+            ca_certs=None if storage.ca_certs is None else str(storage.ca_certs),
+            verify=storage.verify,
         )
     from storage.chdb_store import ChdbStore
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
@@ -34,9 +34,12 @@ class PartitionRange:
         return self.high - self.start
 
 
-def throwaway_consumer(bootstrap: str, logger: logging.Logger, purpose: str) -> Consumer:
-    """A consumer in a group of its own (``tickops-<purpose>-<random>``) that never commits."""
+def throwaway_consumer(bootstrap: str, logger: logging.Logger, purpose: str,
+                       security: Mapping[str, str] | None = None) -> Consumer:
+    """A consumer in a group of its own (``tickops-<purpose>-<random>``) that never commits;
+    ``security``: librdkafka's TLS/SASL settings (bus/security.py)."""
     return Consumer({
+        **(security or {}),
         "bootstrap.servers": bootstrap,
         "group.id": f"tickops-{purpose}-{uuid.uuid4().hex[:12]}",
         "enable.auto.commit": False,

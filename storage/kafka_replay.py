@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from bus.codec import CodecError, decode
@@ -55,10 +55,11 @@ class KafkaReplayReport:
 
 
 def replay_kafka(store: Store, bootstrap: str, topics: TopicSet, *, chunk_events: int = 50_000,
-                 idle_timeout_s: float = 30.0, clock: Callable[[], int] = time.time_ns) -> KafkaReplayReport:
+                 idle_timeout_s: float = 30.0, clock: Callable[[], int] = time.time_ns,
+                 security: Mapping[str, str] | None = None) -> KafkaReplayReport:
     """Store what the event topics of ``topics`` hold and ``store`` (migrated) lacks; raises KafkaReadError
     or StorageError (nothing stored is lost: run it again)."""
-    consumer = throwaway_consumer(bootstrap, _LIBRDKAFKA, "replay")
+    consumer = throwaway_consumer(bootstrap, _LIBRDKAFKA, "replay", security)
     try:
         report = KafkaReplayReport(partition_ranges(consumer, list(topics.event_topics), {}))
         chunk: list[_Positioned] = []

@@ -5,7 +5,7 @@ nothing else happens; otherwise one instance takes the migration lease
 (:mod:`storage.migration_lease`) and applies what is pending while the others wait until
 the ledger shows it done (or the holder dies and its lease expires: then one of them takes
 over, and a migration interrupted half-way runs again, so each is idempotent). A fleet
-starting together therefore runs a copy-and-rename migration (6) exactly once.
+starting together therefore runs a copy-and-rename migration (7) exactly once.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Snapshots of the operator tables beside the event backup, so a lost database keeps its operators' record.
 
 Events are backed up as they arrive (storage/backup.py); the state operators create lives
-only in storage: alerts and their acknowledgements, the audit log, the desired symbols,
+only in storage: alerts and their acknowledgements, the audit trail (and the older unchained
+audit log), the desired symbols,
 feed outage windows and the per-minute health behind the uptime figures. The engine
 exports them every ``backup.operator_snapshot_s`` to ``<backup dir>/operator/``:
 
@@ -65,6 +66,7 @@ class OperatorTable:
 OPERATOR_TABLES: tuple[OperatorTable, ...] = (
     OperatorTable("alerts"),
     OperatorTable("audit_log"),
+    OperatorTable("audit_trail"),
     OperatorTable("symbols"),
     OperatorTable("feed_outages"),
     OperatorTable("health_minutes", recent_column="minute_ns"),

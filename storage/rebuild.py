@@ -30,13 +30,15 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from bus.security import librdkafka_security
 from bus.topics import TopicSet
 from config import Settings, load_settings
 from monitoring.logs import configure_logging
+from storage.audit_trail import record_tool_action
 from storage.backup import BackupConfig
 from storage.factory import open_store
 from storage.kafka_read import KafkaReadError
@@ -58,6 +60,7 @@ class KafkaSource:
     bootstrap: str
     topics: TopicSet
     writer_group: str
+    security: Mapping[str, str] = field(default_factory=dict)  # librdkafka's TLS/SASL settings (bus/security.py)
 
 
 @dataclass
@@ -100,14 +103,14 @@ class RebuildReport:
                            "steps": [asdict(step) for step in self.steps], "problems": self.problems}, indent=2)
 
 
-def active_writers(bootstrap: str, group: str) -> list[str]:
+def active_writers(bootstrap: str, group: str, security: Mapping[str, str] | None = None) -> list[str]:
     """The members of the writers' consumer group now (client id @ host); [] when it has none."""
     from confluent_kafka.admin import AdminClient
 
     quiet = logging.getLogger(f"{__name__}.admin")
     quiet.addHandler(logging.NullHandler())
     quiet.propagate = False
-    admin = AdminClient({"bootstrap.servers": bootstrap, "logger": quiet})
+    admin = AdminClient({**(security or {}), "bootstrap.servers": bootstrap, "logger": quiet})
     try:
         description = admin.describe_consumer_groups([group], request_timeout=10)[group].result(timeout=15)
     except Exception as exc:  # noqa: BLE001 - any failure to describe means we cannot tell: refuse
@@ -119,7 +122,7 @@ def rebuild(store: Store, backup_dirs: Sequence[Path], *, kafka: KafkaSource | N
             clock: Callable[[], float] = time.monotonic) -> RebuildReport:
     """Run the steps of the module docstring; raises RebuildRefused, StorageError or KafkaReadError."""
     if kafka is not None:
-        members = active_writers(kafka.bootstrap, kafka.writer_group)
+        members = active_writers(kafka.bootstrap, kafka.writer_group, kafka.security)
         if members:
             raise RebuildRefused(
                 f"consumer group {kafka.writer_group!r} has {len(members)} active member(s) ({', '.join(members)}): "
@@ -146,7 +149,7 @@ def rebuild(store: Store, backup_dirs: Sequence[Path], *, kafka: KafkaSource | N
 
     def from_kafka() -> str:
         assert kafka is not None
-        report.kafka = replay_kafka(store, kafka.bootstrap, kafka.topics)
+        report.kafka = replay_kafka(store, kafka.bootstrap, kafka.topics, security=kafka.security)
         k = report.kafka
         return (f"{k.messages} messages read, {k.inserted} inserted, {k.already_stored} already stored, "
                 f"{k.skipped} not stored kinds, {len(k.set_aside)} set aside")
@@ -188,7 +191,8 @@ def _kafka_source(settings: Settings) -> KafkaSource | None:
     if settings.bus.kind != "kafka":
         return None
     kafka = settings.kafka
-    return KafkaSource(kafka.bootstrap_servers, TopicSet(kafka.topic_prefix), kafka.consumer_group)
+    return KafkaSource(kafka.bootstrap_servers, TopicSet(kafka.topic_prefix), kafka.consumer_group,
+                       librdkafka_security(kafka))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -203,6 +207,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     store = open_store(settings)
     try:
         report = rebuild(store, backup_dirs, kafka=kafka, force=args.force)
+        # After the operator tables are back (a record before them would fork the chain they bring back).
+        record_tool_action(store, "rebuild", "rebuild", ", ".join(map(str, backup_dirs)),
+                           f"kafka={kafka is not None} force={args.force} events_inserted={report.events_inserted} "
+                           f"problems={len(report.problems)}")
     except RebuildRefused as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 2

@@ -37,13 +37,14 @@ import importlib
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import msgspec
 from confluent_kafka import KafkaException
 
+from bus.security import librdkafka_security
 from events import Event
 from storage.kafka_read import KafkaReadError, PartitionRange, partition_ranges, read_ranges, throwaway_consumer
 from storage.restore import expand_paths, parse_time
@@ -134,9 +135,12 @@ def read_kafka(
     since_ns: int | None = None,
     until_ns: int | None = None,
     idle_timeout_s: float = 30.0,
+    security: Mapping[str, str] | None = None,
 ) -> KafkaRead:
-    """Consume ``topics`` up to their high watermarks at start; ``decode`` None reads watermarks only."""
-    consumer = throwaway_consumer(bootstrap, _LIBRDKAFKA, "reconcile")
+    """Consume ``topics`` up to their high watermarks at start; ``decode`` None reads watermarks only.
+
+    ``security``: librdkafka's TLS/SASL settings (bus/security.py)."""
+    consumer = throwaway_consumer(bootstrap, _LIBRDKAFKA, "reconcile", security)
     try:
         partitions = partition_ranges(consumer, topics, start_offsets or {})
         read = KafkaRead(None, partitions)
@@ -436,6 +440,7 @@ def main(argv: Sequence[str] | None = None, *, decode: Decode | None = None) -> 
                 start_offsets={(t, p): o for t, p, o in args.start_offset},
                 since_ns=args.since,
                 until_ns=args.until,
+                security=librdkafka_security(settings.kafka),
             )
             partitions = kafka.partitions
             problems.extend(kafka.problems)

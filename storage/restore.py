@@ -5,7 +5,9 @@
 PATHs are segment files or directories (default: the configured backup directory);
 TIME is ISO 8601 (UTC unless it carries an offset) or integer epoch nanoseconds and
 selects events by ``ts_ns`` in [since, until). The target is
-``storage.factory.open_store(load_settings())``; migrations are applied first.
+``storage.factory.open_store(load_settings())``; migrations are applied first. The run is
+audited in the ``restore`` chain of the audit trail (``restore`` before, ``restore_done``
+with the counts after), under the OS user running it; no record, no restore.
 
 Idempotency, decided: the ReplacingMergeTree key (each table's identity, :mod:`events.kinds`:
 a trade by content, other events by (source, seq)) would absorb repeated rows on merge, but
@@ -215,6 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from config import load_settings
     from monitoring.logs import configure_logging
+    from storage.audit_trail import record_tool_action
     from storage.backup import BackupConfig
     from storage.factory import open_store
     from storage.migrate import migrate
@@ -231,12 +234,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"no backup segments in {', '.join(map(str, paths))}", file=sys.stderr)
         return 1
     store = open_store(settings)
+    request = f"segments={len(segments)} since={args.since} until={args.until} force={args.force}"
     try:
         migrate(store)
+        record_tool_action(store, "restore", "restore", ", ".join(map(str, paths)), request)
         report = restore_segments(
             store, segments, since_ns=args.since, until_ns=args.until, force=args.force,
             progress=not args.no_progress,
         )
+        record_tool_action(store, "restore", "restore_done", ", ".join(map(str, paths)),
+                           f"{request} inserted={report.inserted} already_stored={report.already_stored} "
+                           f"failed_segments={len(report.failed)}")
     except StorageError as exc:
         print(f"error: storage failed, nothing is lost; run the same restore again when it is back: {exc}",
               file=sys.stderr)

@@ -4,7 +4,7 @@ Portability rules (DESIGN.md): the same DDL must run on Debian's ClickHouse 18.1
 current ClickHouse (chDB 26.x), so there is no DateTime64 (times are Int64 UTC epoch ns),
 no column CODECs, no TTL. Event tables are ReplacingMergeTree ordered by their identity
 (events/kinds.py): trades by content (symbol, ts_ns, total_volume, price, size, since
-migration 6), the others by a key containing (symbol, ts_ns, source, seq), so a
+migration 7), the others by a key containing (symbol, ts_ns, source, seq), so a
 redelivered row collapses on merge; each row carries the bus partition/offset it came
 from so the writer can resume exactly after what is stored.
 
@@ -43,7 +43,7 @@ def _probe_ddl(table: str) -> str:
     return f"CREATE TABLE IF NOT EXISTS {{db}}.{probe_table(table)} AS {{db}}.{table} ENGINE = Null"
 
 
-# The 1-minute bars' aggregate states of trades: the view of migration 2 and the rebuild of migration 6
+# The 1-minute bars' aggregate states of trades: the view of migration 2 and the rebuild of migration 7
 # must compute the same states.
 _BARS_STATES = """SELECT
     symbol,
@@ -225,13 +225,35 @@ PARTITION BY toYYYYMM(toDateTime(intDiv(minute_ns, 1000000000)))
 ORDER BY (instance_id, component, minute_ns)""",
         ),
     ),
+    # The tamper-evident audit trail (storage/audit_chain.py): one hash chain per source (an
+    # instance id or a tool's name), each record linked to the one before it by prev_hash. A new
+    # table because ClickHouse 18.16 has no ADD COLUMN IF NOT EXISTS; audit_log keeps the entries
+    # written before this migration (unchained, so they cannot be verified).
+    Migration(
+        6,
+        "chained audit trail",
+        (
+            """CREATE TABLE IF NOT EXISTS {db}.audit_trail (
+    source String,
+    seq UInt64,
+    ts_ns Int64,
+    actor String,
+    action String,
+    subject String,
+    details String,
+    prev_hash String,
+    hash String
+) ENGINE = MergeTree
+ORDER BY (source, seq)""",
+        ),
+    ),
     # Trades are stored once by what they are, whoever delivered them: the sorting key becomes the trade's
     # identity (events/kinds.py), so the ReplacingMergeTree backstop merges the same print from two
     # collectors or a backfill. 18.16 cannot change a sorting key in place: storage/rekey.py copies the
     # table (one row per identity, a live row before a backfilled one), swaps the names, recreates the
     # bars view on the new table and rebuilds bars_1m from the copied trades, and recreates the probe twin.
     Migration(
-        6,
+        7,
         "trades keyed by content identity",
         (),
         Rekey(

@@ -38,7 +38,12 @@ class ClickHouseServerStore(Store):
         send_receive_timeout_s: float = 30.0,
         pool_size: int = 8,
         pool_wait_s: float = 10.0,
+        secure: bool = False,
+        ca_certs: str | None = None,
+        verify: bool = True,
     ) -> None:
+        """``secure``: TLS to the server's secure port, its certificate checked against ``ca_certs`` (else the
+        system's CAs) unless ``verify`` is false."""
         self.database = database
         self._params = {
             "host": host,
@@ -47,6 +52,9 @@ class ClickHouseServerStore(Store):
             "password": password,
             "connect_timeout": connect_timeout_s,
             "send_receive_timeout": send_receive_timeout_s,
+            "secure": secure,
+            "verify": verify,
+            **({"ca_certs": ca_certs} if ca_certs else {}),
         }
         self._pool = ClientPool(lambda: Client(**self._params), size=pool_size, wait_s=pool_wait_s, name=repr(self))
 

@@ -16,7 +16,7 @@ import threading
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from storage.availability import StorageMonitor
 from storage.store import StorageError, StorageUnavailable, Store
@@ -28,11 +28,24 @@ log = logging.getLogger(__name__)
 MAX_REFUSALS = 3
 
 
+@runtime_checkable
+class DeferredRows(Protocol):
+    """Rows computed only when their turn to be written comes, and told when they were stored.
+
+    The audit trail chains each record to the one stored before it (storage/audit_trail.py),
+    which is known only then; ``rows`` may read storage and raise a storage error like an insert.
+    """
+
+    def rows(self) -> Sequence[Sequence[Any]]: ...
+
+    def stored(self) -> None: ...
+
+
 @dataclass
 class PendingWrite:
     table: str
     columns: tuple[str, ...]
-    data: list[list[Any]]  # column-wise, as Store.insert_columns takes it
+    data: list[list[Any]] | DeferredRows  # column-wise, as Store.insert_columns takes it
     refusals: int = 0
 
 
@@ -50,9 +63,10 @@ class WriteBehind:
         self._dropped = 0
         self._refused = 0
 
-    def insert(self, table: str, columns: Sequence[str], data: Sequence[Sequence[Any]]) -> None:
+    def insert(self, table: str, columns: Sequence[str], data: Sequence[Sequence[Any]] | DeferredRows) -> None:
         """Queue one insert and, while storage is ready, write the queue through; never raises a storage error."""
-        entry = PendingWrite(table, tuple(columns), [list(column) for column in data])
+        rows = data if isinstance(data, DeferredRows) else [list(column) for column in data]
+        entry = PendingWrite(table, tuple(columns), rows)
         with self._lock:
             if len(self._pending) >= self._max_entries:
                 oldest = self._pending.popleft()
@@ -74,14 +88,18 @@ class WriteBehind:
                     if not self._pending:
                         return
                     head = self._pending[0]
+                deferred = head.data if isinstance(head.data, DeferredRows) else None
                 try:
-                    self._store.insert_columns(head.table, head.columns, head.data)
+                    data = head.data if deferred is None else deferred.rows()
+                    self._store.insert_columns(head.table, head.columns, data)
                 except StorageUnavailable:
                     raise
                 except Exception as exc:  # noqa: BLE001 - a server that answers but refuses: retry a few times
                     if not self._refused_for_good(head, exc):
                         raise StorageError(f"pending write to {head.table} refused: {exc}") from exc
                     continue
+                if deferred is not None:
+                    deferred.stored()
                 with self._lock:
                     if self._pending and self._pending[0] is head:  # the bound may have dropped it meanwhile
                         self._pending.popleft()

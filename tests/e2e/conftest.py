@@ -27,9 +27,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_dashboard(data: Path, settings: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
-    """`streamlit run app.py` with the embedded default in ``data`` (``settings``: TICKOPS_* env on top);
-    returns once healthy."""
+def start_dashboard(data: Path, settings: dict[str, str] | None = None,
+                    address: str = "127.0.0.1") -> tuple[subprocess.Popen, str]:
+    """`streamlit run app.py` with the embedded default in ``data`` (``settings``: TICKOPS_* env on top),
+    listening on ``address``; returns once healthy (reached through 127.0.0.1)."""
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("TICKOPS_")}
     env["TICKOPS_DATA_DIR"] = str(data)
@@ -37,7 +38,7 @@ def start_dashboard(data: Path, settings: dict[str, str] | None = None) -> tuple
     env.update(settings or {})
     log = open(data / "streamlit.log", "wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.address", "127.0.0.1",
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.address", address,
          "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
         cwd=data, env=env, stdout=log, stderr=subprocess.STDOUT,
     )

@@ -18,7 +18,7 @@ from storage.writer_health import WriterProcessState, writer_monitoring
 from tests.conftest import CLICKHOUSE_PORT, unique_name
 from tests.e2e.conftest import free_port
 from tests.integration._feed_support import wait_until
-from tests.unit.test_app_render import APP
+from tests.unit.test_app_render import APP, listening_on
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -47,7 +47,8 @@ def attached_env(monkeypatch, server_store, data_dir, writer_endpoint):
     monkeypatch.setenv("TICKOPS_STORAGE__DATABASE", server_store.database)
     monkeypatch.setenv("TICKOPS_STORAGE__EMBEDDED_WRITER", "false")
     st.cache_resource.clear()
-    yield {"writer": writer_endpoint, "nobody": nobody}
+    with listening_on("127.0.0.1"):  # no operators configured: demo mode, which runs on loopback only
+        yield {"writer": writer_endpoint, "nobody": nobody}
     from dashboard import resources
 
     resources.engine().stop()

@@ -234,7 +234,10 @@ def test_a_dropped_database_and_a_lost_backup_disk_are_rebuilt_from_the_mirror_a
     expected_bars = _expected_bars(events)
     for symbol in SYMBOLS:
         assert query_bars(store, symbol, 0, 2**62) == expected_bars[symbol], symbol
-    assert _operator_rows(store) == before  # the audit entry written after the snapshot is the RPO's loss
+    rebuilt = _operator_rows(store)
+    audited = [row for row in rebuilt["audit_trail"] if row[0] == "rebuild"]  # the rebuild audits itself
+    rebuilt["audit_trail"] = [row for row in rebuilt["audit_trail"] if row[0] != "rebuild"]
+    assert len(audited) == 1 and rebuilt == before  # the audit entry written after the snapshot is the RPO's loss
 
     # Running it again stores nothing twice.
     again = rebuild(store, [site.mirror_dir], kafka=KafkaSource(settings.kafka.bootstrap_servers, site.topics,

@@ -34,6 +34,8 @@ def _fill(store) -> None:
                        started_ns=3, updated_ns=9, value=None, fired_ns=4, resolved_ns=9)])
     alerts.audit("ana", "acknowledge", "disk_free_low/data_dir", "cleaning up", ts_ns=5)
     alerts.audit("bo", "start_symbol", "NVDA", "depth=False", ts_ns=6)
+    store.insert_columns("audit_log", ["ts_ns", "actor", "action", "subject", "details"],  # from before the chains
+                         [[4], ["ana"], ["login"], ["dashboard"], [""]])
     SymbolRegistry(store).set("NVDA", level1=True, silent_after_s=90.5, by="bo")
     store.insert_columns("feed_outages", ["source", "connection", "symbol", "cause", "start_ns", "end_ns", "recorded_ns"],
                          [["a@1", "a@1"], ["level1", "level1"], ["", "MSFT"], ["socket closed", "silent"],
@@ -80,20 +82,20 @@ def test_a_tampered_snapshot_is_passed_over_for_the_one_before_it(chdb_store, tm
     assert report.snapshot == older
     (skipped,) = report.skipped
     assert newer.name in skipped and "does not match its manifest" in skipped
-    assert chdb_store.query(f"SELECT action FROM {chdb_store.table('audit_log')}") == [("login",)]
+    assert chdb_store.query(f"SELECT action FROM {chdb_store.table('audit_trail')}") == [("login",)]
 
 
 def test_a_column_added_since_the_snapshot_takes_its_default_and_a_column_gone_is_reported(chdb_store, tmp_path):
     migrate(chdb_store)
     AlertStore(chdb_store).audit("ana", "login", "dashboard", ts_ns=1)
-    chdb_store.execute(f"ALTER TABLE {chdb_store.table('audit_log')} ADD COLUMN legacy String DEFAULT 'x'")
+    chdb_store.execute(f"ALTER TABLE {chdb_store.table('audit_trail')} ADD COLUMN legacy String DEFAULT 'x'")
     export_snapshot(chdb_store, tmp_path, instance_id="a", now_ns=T0_NS)
     chdb_store.execute(f"DROP DATABASE {chdb_store.database}")
     migrate(chdb_store)
-    chdb_store.execute(f"ALTER TABLE {chdb_store.table('audit_log')} ADD COLUMN chain String DEFAULT 'new'")
+    chdb_store.execute(f"ALTER TABLE {chdb_store.table('audit_trail')} ADD COLUMN chain String DEFAULT 'new'")
     report = restore_latest(chdb_store, [tmp_path])
-    assert report.dropped_columns == {"audit_log": ["legacy"]} and report.inserted["audit_log"] == 1
-    assert chdb_store.query(f"SELECT actor, chain FROM {chdb_store.table('audit_log')}") == [("ana", "new")]
+    assert report.dropped_columns == {"audit_trail": ["legacy"]} and report.inserted["audit_trail"] == 1
+    assert chdb_store.query(f"SELECT actor, chain FROM {chdb_store.table('audit_trail')}") == [("ana", "new")]
 
 
 def test_the_engine_job_snapshots_on_its_interval_keeps_the_newest_and_a_failure_alerts_until_it_recovers(

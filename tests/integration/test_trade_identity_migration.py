@@ -1,4 +1,4 @@
-"""Migration 6 re-keys a trades table that holds data, on ClickHouse 18.16 and chDB 26: the same prints
+"""Migration 7 re-keys a trades table that holds data, on ClickHouse 18.16 and chDB 26: the same prints
 from two collectors, a backfill and a redelivery become one row each, the 1-minute bars are rebuilt
 exact, and the bars view and the probe twin work on the new table."""
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -16,16 +18,31 @@ PAGES = ["pages/overview.py", "pages/live_feeds.py", "pages/alerts.py", "pages/l
          "pages/host_health.py", "pages/data_integrity.py", "pages/audit_log.py", "pages/logs.py"]
 
 
+@contextmanager
+def listening_on(address: str | None) -> Iterator[None]:
+    """Streamlit's server.address for AppTest runs (demo mode runs only on loopback), restored afterwards."""
+    from streamlit import config as streamlit_config
+
+    previous = streamlit_config.get_option("server.address")
+    streamlit_config.set_option("server.address", address)
+    try:
+        yield
+    finally:
+        streamlit_config.set_option("server.address", previous)
+
+
 @pytest.fixture
 def dashboard_env(monkeypatch, data_dir):
-    """A fresh engine per test: own database, no metrics port; stopped afterwards."""
+    """A fresh engine per test: own database, no metrics port; stopped afterwards. Streamlit listens on
+    loopback, as `make run` has it."""
     monkeypatch.setenv("TICKOPS_DATA_DIR", str(data_dir))
     monkeypatch.setenv("TICKOPS_INSTANCE_ID", unique_name("app"))
     monkeypatch.setenv("TICKOPS_STORAGE__DATABASE", unique_name("app"))
     monkeypatch.setenv("TICKOPS_MONITORING__ENABLED", "false")
     monkeypatch.setenv("TICKOPS_FEED__SYMBOLS", '["AAPL","MSFT"]')
     st.cache_resource.clear()
-    yield
+    with listening_on("127.0.0.1"):
+        yield
     from dashboard import resources
 
     try:

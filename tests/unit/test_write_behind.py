@@ -44,7 +44,7 @@ def test_beyond_its_bound_the_oldest_write_is_dropped_counted_and_logged(chdb_st
             alerts.audit("ops-anna", f"action-{ts}", "AAPL", ts_ns=ts)
     assert (writes.pending, writes.dropped) == (3, 2)
     dropped = [r for r in caplog.records if r.getMessage().startswith("pending storage write dropped")]
-    assert [(r.table, r.dropped, r.max_entries) for r in dropped] == [("audit_log", 1, 3), ("audit_log", 2, 3)]
+    assert [(r.table, r.dropped, r.max_entries) for r in dropped] == [("audit_trail", 1, 3), ("audit_trail", 2, 3)]
     monitor.mark_migrated()
     writes.flush()
     assert [ts for _, ts in _actions(alerts)] == [3, 4, 5]
