@@ -508,6 +508,26 @@ class AlertSettings(_Section):
     error_rate_per_min: float = Field(60.0, ge=0)
 
 
+class CompletenessSettings(_Section):
+    """End-of-day completeness (runtime/completeness/): after each trading day, each watched symbol's
+    stored volume against the feed's Total Volume and the daily bar; a shortfall is backfilled.
+
+    ``enabled``: None (default) runs it unless the feed is the embedded simulator, whose market
+    starts afresh with each process (a day spanning a restart would not add up). A day is
+    checked ``grace_s`` after its extended session ends (20:00 Eastern, 17:00 on early-close
+    days); a process that was down then catches up on the last ``lookback_days`` calendar
+    days. Tolerances are percentages of each reference; ``day_incomplete`` alerts for days
+    within the last ``alert_days``.
+    """
+
+    enabled: bool | None = None
+    grace_s: float = Field(600.0, ge=0, le=86_400)
+    lookback_days: int = Field(4, ge=0, le=30)
+    feed_volume_tolerance_pct: float = Field(0.0, ge=0, le=100)
+    daily_bar_tolerance_pct: float = Field(1.0, ge=0, le=100)
+    alert_days: int = Field(7, ge=0, le=366)
+
+
 class NotifySettings(_Section):
     """Where alert notifications go (alerts/notify/); with no channel set, alerts only reach the log.
 
@@ -604,6 +624,7 @@ class Settings(BaseSettings):
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
     logs: LogSettings = Field(default_factory=LogSettings)
+    completeness: CompletenessSettings = Field(default_factory=CompletenessSettings)
 
     @model_validator(mode="after")
     def _processes_apart(self) -> Settings:

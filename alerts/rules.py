@@ -66,6 +66,9 @@ class Observation:
     fleet_wanted: int = 0
     fleet_capacity: int = 0
     fleet_capacity_after_loss: int | None = None
+    # End-of-day completeness: recent trading days (ISO date) -> symbols whose stored day is not
+    # complete after backfill (incomplete or in excess); runtime/completeness/.
+    incomplete_days: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 Rule = Callable[[Observation, AlertSettings], list[Finding]]
@@ -274,10 +277,26 @@ def job_failing(obs: Observation, cfg: AlertSettings) -> list[Finding]:
             for name, error in obs.failing_jobs.items()]
 
 
+def day_incomplete(obs: Observation, cfg: AlertSettings) -> list[Finding]:
+    """A checked trading day whose stored trades still do not add up after the backfill: one alert per day.
+
+    It resolves when a later check (the engine's, or ``python -m runtime.completeness``) finds the
+    day complete, or when the day leaves ``completeness.alert_days``.
+    """
+    findings = []
+    for day, symbols in obs.incomplete_days.items():
+        shown = ", ".join(symbols[:10]) + (" ..." if len(symbols) > 10 else "")
+        findings.append(Finding("day_incomplete", day, "warning",
+                                f"{day}: {len(symbols)} symbols not complete after backfill: {shown} "
+                                "(Data integrity page; python -m runtime.completeness --day re-checks)",
+                                value=len(symbols)))
+    return findings
+
+
 RULES: tuple[Rule, ...] = (
     symbol_silent, symbols_over_limit, fleet_capacity, heartbeat_missing, iqconnect_disconnected, iqconnect_failing,
     bus_trouble, storage_unavailable, storage_trouble, error_rate, disk_free, memory_growth, live_latency,
-    storage_freshness, backup_degraded, backup_copies, job_failing,
+    storage_freshness, backup_degraded, backup_copies, job_failing, day_incomplete,
 )
 
 

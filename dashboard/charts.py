@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from monitoring.host import HostSample
+from storage.completeness import DaySummary
 
 _LAYOUT = {"margin": {"l": 10, "r": 10, "t": 30, "b": 10}, "height": 320, "template": "plotly_white"}
 
@@ -64,6 +65,20 @@ def host_history(samples: Sequence[HostSample]) -> go.Figure:
     figure.update_yaxes(title_text="%", range=[0, 100], secondary_y=False)
     figure.update_yaxes(title_text="RSS MiB", secondary_y=True)
     figure.update_layout(title="Host", **_LAYOUT)
+    return figure
+
+
+def completeness_by_day(days: Sequence[DaySummary]) -> go.Figure:
+    """Stacked bars per trading day: complete, incomplete and excess symbols (hover names them)."""
+    labels = [d.day.isoformat() for d in days]
+    figure = go.Figure()
+    for name, color, symbols in (("complete", "seagreen", [d.complete for d in days]),
+                                 ("incomplete", "firebrick", [d.incomplete for d in days]),
+                                 ("excess", "darkorange", [d.excess for d in days])):
+        figure.add_trace(go.Bar(x=labels, y=[len(s) for s in symbols], name=name, marker_color=color,
+                                hovertext=[", ".join(s[:20]) for s in symbols]))
+    figure.update_layout(title="End-of-day completeness (symbols per trading day)", barmode="stack",
+                         xaxis_type="category", yaxis_title="symbols", **_LAYOUT)
     return figure
 
 

@@ -11,25 +11,49 @@ and a migration creating its table.
 Row functions return the event's own columns, in :attr:`TableSpec.columns` order; storage
 appends the envelope (who received it, when, where on the bus). Absent optional integers are
 stored as -1 and absent optional texts as "", as the tables declare them.
+
+Each table also names its identity, what makes two rows the same event: a trade by content,
+the rest by (source, seq) (:attr:`TableSpec.identity`; docs/ARCHITECTURE.md, "Identity of an event").
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 from events import Depth, Event, FeedError, Heartbeat, Quote, SymbolNotFound, System, Trade
 
 
+_RECEIVED = ("source", "seq")
+"""The identity of an event by who received it: one collector session's sequence number."""
+
+
 @dataclass(frozen=True)
 class TableSpec:
-    """A table that stores events: its event columns (before the envelope) and how a row is made."""
+    """A table that stores events: its event columns (before the envelope), how a row is made, and what
+    makes two rows the same event.
+
+    ``identity`` names the columns of that key and ``identity_of`` computes it from an event, with values
+    as the row stores them (a missing total volume is -1), so a key made from an event equals the key
+    read back from storage. It is the ReplacingMergeTree sorting key, the writer's duplicate filter,
+    and what reconciliation, restore and the delivery tests compare (docs/ARCHITECTURE.md, "Identity
+    of an event").
+    """
 
     name: str
     columns: tuple[str, ...]
     row: Callable[[Any], tuple[Any, ...]]
     has_symbol: bool = True
+    identity: tuple[str, ...] = _RECEIVED
+    identity_of: Callable[[Any], tuple[Any, ...]] = attrgetter(*_RECEIVED)
+
+    @property
+    def by_content(self) -> bool:
+        """Whether a row is identified by what it is (any collector, a backfill may deliver it), not by
+        who received it."""
+        return "source" not in self.identity
 
 
 @dataclass(frozen=True)
@@ -51,6 +75,15 @@ def _trade_row(e: Trade) -> tuple[Any, ...]:
     )
 
 
+TRADE_IDENTITY = ("symbol", "ts_ns", "total_volume", "price", "size")
+"""A trade is one print: the day's cumulative volume tells apart prints sharing time, price and size
+(247 of the 32,627 in the shared 2021 tick sample)."""
+
+
+def _trade_identity(e: Trade) -> tuple[Any, ...]:
+    return (e.symbol, e.ts_ns, -1 if e.total_volume is None else e.total_volume, e.price, e.size)
+
+
 def _quote_row(e: Quote) -> tuple[Any, ...]:
     return (e.symbol, e.ts_ns, e.bid, e.bid_size, e.ask, e.ask_size)
 
@@ -64,7 +97,8 @@ def _status_row(e: System) -> tuple[Any, ...]:
 
 
 TRADES = TableSpec("trades", ("symbol", "ts_ns", "price", "size", "conditions", "market_center", "tick_id",
-                              "total_volume", "basis", "backfilled"), _trade_row)
+                              "total_volume", "basis", "backfilled"), _trade_row,
+                   identity=TRADE_IDENTITY, identity_of=_trade_identity)
 QUOTES = TableSpec("quotes", ("symbol", "ts_ns", "bid", "bid_size", "ask", "ask_size"), _quote_row)
 DEPTH = TableSpec("depth", ("symbol", "ts_ns", "action", "side", "price", "size", "order_id", "mmid",
                             "order_count"), _depth_row)

@@ -1,11 +1,15 @@
-"""Data integrity: validation rule counts, sequence gaps, feed outages, catch-ups and the backup."""
+"""Data integrity: validation rule counts, sequence gaps, feed outages, catch-ups, the backup and end-of-day
+completeness."""
 
 import streamlit as st
 
-from dashboard import resources
+from dashboard import charts, resources
 from dashboard.format import utc
+from storage.completeness import recent_checks, summarize_days
 from storage.outages import recent_outages
 from storage.store import StorageError
+
+COMPLETENESS_DAYS = 30
 
 engine = resources.engine()
 st.title("Data integrity")
@@ -63,4 +67,38 @@ def panels() -> None:
             f"{b.segments_sealed} segments sealed" + (f" · last error: {b.last_error}" if b.last_error else ""))
 
 
+@st.fragment(run_every=60)
+def completeness() -> None:
+    """Verdicts change once a day (or when an operator re-checks one): a slow refresh is plenty."""
+    st.subheader("End-of-day completeness")
+    try:
+        if not engine.status().storage.ready:  # never wait for a server that is known to be down
+            raise StorageError(engine.status().storage.last_error or "not ready")
+        checks = recent_checks(engine.store, COMPLETENESS_DAYS)
+    except StorageError as exc:
+        st.warning(f"Completeness: storage unavailable ({exc}).")
+        return
+    if not checks:
+        st.info("No trading day checked yet: each day is checked after its extended session ends "
+                f"(plus {engine.settings.completeness.grace_s:g} s); "
+                "`python -m runtime.completeness --day YYYY-MM-DD` checks a past day.")
+        return
+    days = summarize_days(checks)
+    st.plotly_chart(charts.completeness_by_day(days), width="stretch")
+    st.dataframe([{"day": d.day.isoformat(), "complete": len(d.complete), "incomplete": ", ".join(d.incomplete),
+                   "excess": ", ".join(d.excess), "trades recovered": d.trades_recovered}
+                  for d in reversed(days)], hide_index=True, width="stretch")
+    failed = [c for c in reversed(checks) if c.verdict != "complete"]
+    if failed:
+        st.error(f"{len(failed)} symbol-days not complete after backfill")
+        st.dataframe([{"day": c.day.isoformat(), "symbol": c.symbol, "verdict": c.verdict,
+                       "stored volume": c.stored_volume, "stored trades": c.stored_trades,
+                       "feed volume": c.feed_volume, "daily bar": c.bar_volume,
+                       "trades recovered": c.trades_recovered, "detail": c.detail, "checked": utc(c.checked_ns)}
+                      for c in failed], hide_index=True, width="stretch")
+    else:
+        st.success(f"Every checked symbol-day of the last {len(days)} checked days is complete.")
+
+
 panels()
+completeness()

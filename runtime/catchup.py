@@ -204,10 +204,12 @@ class CatchUp:
         self._recovered = self._known = self._gaps = self._deferred = 0
         self._waiting = ""
 
-    def request(self, symbols: Iterable[str], cause: str, feed_now_ns: int | None) -> None:
-        """Catch ``symbols`` up: they start being watched now. A symbol already waiting keeps its
-        earlier watch (a wider range) and takes the newer cause (a takeover names itself)."""
-        now = self._clock()
+    def request(self, symbols: Iterable[str], cause: str, feed_now_ns: int | None,
+                watched_ns: int | None = None) -> None:
+        """Catch ``symbols`` up: they start being watched now, or at ``watched_ns`` (our clock just
+        before the watch went out). A symbol already waiting keeps its earlier watch (a wider range)
+        and takes the newer cause (a takeover names itself)."""
+        now = self._clock() if watched_ns is None else watched_ns
         with self._lock:
             added = 0
             for symbol in symbols:

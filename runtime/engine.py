@@ -8,6 +8,7 @@
                              │ backfill of closed Level 1 outages (lookup HTT, runtime/backfill.py)
                              │ catch-up of newly watched symbols from their watermark (runtime/catchup.py)
                              │ storage link (migrations, durable state, catch-up: runtime/storage_link.py)
+                             │ end-of-day completeness (runtime/completeness/)
 
 The same object runs embedded in Streamlit (``st.cache_resource``) and headless
 (``python -m runtime run``). Durable state (desired symbols, alerts, audit log,
@@ -46,8 +47,12 @@ from monitoring.host import HostSampler, rss_growth_after_warmup
 from monitoring.uptime import COMPONENTS
 from runtime import operator_actions
 from runtime.backfill import Backfiller, TradeIdentity
-from runtime.catchup import CatchUp
+from runtime.catchup import BacklogGate, CatchUp
 from runtime.capacity import plan_watches
+from runtime.completeness.checker import DayChecker
+from runtime.completeness.job import INTERVAL_S as COMPLETENESS_INTERVAL_S
+from runtime.completeness.job import CompletenessJob, tolerances
+from runtime.completeness.volumes import FeedVolumes
 from runtime.fleet import Fleet
 from runtime.fleet_alerts import scope_findings, takes_in
 from runtime.fleet_status import FleetView, InstanceState, InstanceStatus, describe_instance
@@ -138,6 +143,11 @@ class Engine:
                                record_gaps=self._record_gaps, max_s=settings.feed.catch_up_max_s,
                                batch=settings.feed.catch_up_batch)
         self._ever_watched: set[str] = set()  # a symbol's first watch in this process is a restart
+        self.feed_volumes = FeedVolumes()
+        self.completeness = CompletenessJob(settings, self.store, checker=self._day_checker,
+                                            wanted=self._completeness_symbols, behind=self._completeness_behind,
+                                            last_trade_ns=self.feed_volumes.last_trade_ns)
+        self._day_gate = BacklogGate(TopicSet(settings.kafka.topic_prefix).trades)
         self._watched_since: dict[str, int] = {}
         self._unwatched: dict[str, str] = {}
         # Recent history of counters the alert rules judge over a window, never since start.
@@ -309,6 +319,8 @@ class Engine:
         add("symbols", self._reconcile_symbols, interval_s=2)
         add("outages", self._persist_outages, interval_s=2)
         add("backfill", self._backfill_outages, interval_s=BACKFILL_INTERVAL_S)
+        if self.completeness.enabled:
+            add("completeness", self.completeness.run, interval_s=COMPLETENESS_INTERVAL_S)
         add("uptime", self._track_uptime, interval_s=SAMPLE_INTERVAL_S)
         if self.operator_snapshots is not None:
             add("operator_snapshot", lambda: self.operator_snapshots.run_if_due(self.storage.ready), interval_s=5)
@@ -357,6 +369,7 @@ class Engine:
                 self.backup.append(events)
             self.producer.publish_many(events)
             self.backfill.recent.add(events, time.time_ns())  # what a backfill must not ingest again
+            self.feed_volumes.record(events)  # the day's Total Volume, for the end-of-day check
 
     # ------------------------------------------------------------------ symbols
 
@@ -408,6 +421,9 @@ class Engine:
             unwatched = dict(plan.over_limit)
             watched = self.feed.watched()
             started: list[str] = []
+            # Taken before the watches go out: an event answering a watch must count as after it, or the
+            # catch-up would take it for the last one before the gap (and its watermark).
+            watch_ns, feed_now = time.time_ns(), self.feed.feed_time_ns()
             for symbol in (s for s in plan.watch if s not in watched):
                 try:
                     if self.feed.watch(symbol):
@@ -415,7 +431,7 @@ class Engine:
                         started.append(symbol)
                 except SymbolLimitReached as exc:
                     unwatched[symbol] = str(exc)
-            self._catch_up_started(started)
+            self._catch_up_started(started, watch_ns, feed_now)
             for symbol in sorted(depth - self.feed.watched_depth()):
                 try:
                     self.feed.watch_depth(symbol)
@@ -469,18 +485,17 @@ class Engine:
         """What the fleet did on its own, in this instance's chain, like its start and stop."""
         self.alert_store.audit(process_actor(), action, self.settings.instance_id, details)
 
-    def _catch_up_started(self, symbols: list[str]) -> None:
+    def _catch_up_started(self, symbols: list[str], watch_ns: int, feed_now: int | None) -> None:
         """Ask the catch-up for symbols whose watch just began: "restart" for a symbol's first watch in
         this process (what an earlier process stored is where it resumes), "start" for a later one."""
         if not symbols or not self.settings.feed.catch_up:
             return
         first = [s for s in symbols if s not in self._ever_watched]
         self._ever_watched.update(symbols)
-        feed_now = self.feed.feed_time_ns() if self.feed else None
         if first:
-            self.catchup.request(first, "restart", feed_now)
+            self.catchup.request(first, "restart", feed_now, watched_ns=watch_ns)
         if len(first) < len(symbols):
-            self.catchup.request([s for s in symbols if s not in first], "start", feed_now)
+            self.catchup.request([s for s in symbols if s not in first], "start", feed_now, watched_ns=watch_ns)
 
     def catch_up(self, symbols: list[str], cause: str = "takeover") -> None:
         """Backfill ``symbols`` from their watermarks: this instance has just started watching them
@@ -553,6 +568,29 @@ class Engine:
         if self.writer is not None and self.writer.stats().retrying:
             return "storage writes failing"
         return ""
+
+    def _day_checker(self) -> DayChecker | None:
+        """The end-of-day check, recovering through ingest like an outage backfill (None until the feed runs)."""
+        if self.feed is None or not self.storage.ready:
+            return None
+        return DayChecker(self.store, self.feed.lookup, deliver=self.ingest, checked_by=self.source,
+                          tolerances=tolerances(self.settings), live_volume=self.feed_volumes.volume)
+
+    def _completeness_behind(self) -> str:
+        """Why the end-of-day check waits: catch-ups pending, or trades on the bus storage does not hold yet.
+        The gate re-arms after each pass it lets through, so every check waits for what is on the bus then."""
+        pending = self.catchup.stats().symbols_pending
+        if pending:
+            return f"{pending} newly watched symbols still catching up"
+        reason = self._day_gate.reason(self._storage_behind(), self.writer.progress() if self.writer else None)
+        if not reason:
+            self._day_gate.reset()
+        return reason
+
+    def _completeness_symbols(self) -> list[SymbolSpec]:
+        """The wanted symbols this process watches (all wanted ones before the feed runs)."""
+        watched = self.feed.watched() if self.feed else None
+        return [s for s in self.symbols.all() if s.level1 and (watched is None or s.symbol in watched)]
 
     def _trade_history(self, symbol: str, start_ns: int, end_ns: int) -> list[Trade]:
         assert self.feed is not None, "backfill runs only while the feed exists"
@@ -628,6 +666,7 @@ class Engine:
             storage_down_since_ns=None if status.storage.ready else (status.storage.down_since_ns or self.started_ns),
             storage_error=status.storage.last_error,
             storage_pending_writes=status.storage.pending_writes,
+            incomplete_days=self.completeness.incomplete_days(now_ns),
             backup_mirror_error=status.mirror.last_error if status.mirror else "",
             operator_snapshot_error=status.operator_snapshots.last_error if status.operator_snapshots else "",
             fleet_instances=capacity.instances if capacity else 0,

@@ -25,7 +25,8 @@ class InsertBatch:
     ``rows`` keeps bus order per partition; the inserter removes records as they are
     stored, so a retry after a partial failure sends only what is missing.
     ``dead_letters`` holds those not yet acknowledged by the dead-letter topic; rows the
-    inserter finds to be poison move there from ``rows``.
+    inserter finds to be poison move there from ``rows``. ``unchecked`` holds (table, record) of rows that
+    may repeat one stored long ago (:mod:`storage.dedup`): looked up in storage before the insert.
     """
 
     rows: dict[str, list[BusRecord]]
@@ -34,6 +35,7 @@ class InsertBatch:
     skipped: int = 0
     attempts: int = 0
     stored: int = 0
+    unchecked: list[tuple[str, BusRecord]] = field(default_factory=list)
     row_count: int = field(init=False)
 
     def __post_init__(self) -> None:

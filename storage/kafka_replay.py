@@ -7,9 +7,9 @@ partition's low watermark to its high watermark at the start.
 
 Rows keep their ``bus_partition``/``bus_offset`` as the writer would have stored them, so a
 writer that starts afterwards resumes each partition after them (storage/positions.py)
-and re-reads nothing. Like the segment restore, events whose key is already stored are
-skipped (the keys of each chunk are read back first), so running it twice stores nothing
-twice. What the writer would have set aside as a dead letter is set aside here too, not
+and re-reads nothing. Like the segment restore, events whose identity is already stored
+(a trade by content, whoever stored it; other events by source and seq) are skipped (the
+identities of each chunk are read back first), so running it twice stores nothing twice. What the writer would have set aside as a dead letter is set aside here too, not
 stored: undecodable payloads, events on the wrong topic, values their column cannot hold;
 they are counted and listed in the report (the dead-letter topic already holds them).
 """
@@ -25,8 +25,8 @@ from bus.codec import CodecError, decode
 from bus.topics import TopicSet
 from events import Event
 from storage.kafka_read import PartitionRange, partition_ranges, read_ranges, throwaway_consumer
-from storage.restore import stored_keys
-from storage.rows import EventKey, TableBatch, event_key, out_of_range, table_for, to_batches
+from storage.identity import stored_identities
+from storage.rows import Identity, TableBatch, identity_of, out_of_range, table_for, to_batches
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -102,12 +102,13 @@ def _routable(topic: str, partition: int, offset: int, payload: bytes | None, to
 
 
 def _store_new(store: Store, chunk: list[_Positioned], report: KafkaReplayReport, stored_ns: int) -> None:
-    """Insert, per table, the events of ``chunk`` whose key storage does not hold yet (each key once)."""
-    per_table: dict[str, dict[EventKey, _Positioned]] = {}
+    """Insert, per table, the events of ``chunk`` whose identity storage does not hold yet (each once)."""
+    per_table: dict[str, dict[Identity, _Positioned]] = {}
     for item in chunk:
-        per_table.setdefault(table_for(item[0]) or "", {}).setdefault(event_key(item[0]), item)
+        table = table_for(item[0]) or ""  # _routable let only stored kinds through
+        per_table.setdefault(table, {}).setdefault(identity_of(table, item[0]), item)
     for table, by_key in per_table.items():
-        present = stored_keys(store, table, by_key)
+        present = stored_identities(store, table, [event for event, _, _ in by_key.values()])
         fresh = [item for key, item in by_key.items() if key not in present]
         report.already_stored += sum(1 for item in chunk if table_for(item[0]) == table) - len(fresh)
         if not fresh:

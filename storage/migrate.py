@@ -1,8 +1,11 @@
 """Apply the schema's migrations to a store, once each, recording them in a ledger table.
 
-Safe to run from every process at start-up: applied versions are skipped, every
-statement is ``IF NOT EXISTS``, and the ledger is a ReplacingMergeTree keyed on the
-version, so two processes racing on a fresh database still converge.
+Safe to run from every process at start-up: when the ledger shows every version applied
+nothing else happens; otherwise one instance takes the migration lease
+(:mod:`storage.migration_lease`) and applies what is pending while the others wait until
+the ledger shows it done (or the holder dies and its lease expires: then one of them takes
+over, and a migration interrupted half-way runs again, so each is idempotent). A fleet
+starting together therefore runs a copy-and-rename migration (7) exactly once.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 
+from storage.migration_lease import MigrationLock, lease_ddl
 from storage.rows import TABLE_COLUMNS
 from storage.schema import MIGRATIONS, Migration, ledger_ddl
 from storage.store import StorageError, Store, sql_string
@@ -23,27 +27,42 @@ def applied_versions(store: Store) -> set[int]:
     return {int(version) for (version,) in rows}
 
 
-def migrate(store: Store, migrations: Sequence[Migration] = MIGRATIONS) -> list[int]:
-    """Bring ``store`` up to the newest migration; return the versions applied now."""
+def migrate(store: Store, migrations: Sequence[Migration] = MIGRATIONS, *, lock: MigrationLock | None = None) -> list[int]:
+    """Bring ``store`` up to the newest migration; return the versions this call applied (none when another
+    instance applied them). ``lock`` defaults to a :class:`MigrationLock` with its default timings."""
     store.execute(f"CREATE DATABASE IF NOT EXISTS {store.database}")
     store.execute(ledger_ddl(store.database))
-    done = applied_versions(store)
+    store.execute(lease_ddl(store.database))
+    wanted = {m.version for m in migrations}
     applied: list[int] = []
-    for migration in sorted(migrations, key=lambda m: m.version):
-        if migration.version in done:
-            continue
-        for statement in migration.statements:
-            store.execute(statement.format(db=store.database))
-        store.insert_columns(
-            "schema_migrations",
-            ["version", "name", "applied_ns"],
-            [[migration.version], [migration.name], [time.time_ns()]],
-        )
-        applied.append(migration.version)
-        log.info("migration applied", extra={"version": migration.version, "migration": migration.name, "store": repr(store)})
+    if not wanted <= applied_versions(store):
+        lease = (lock or MigrationLock(store)).acquire(done=lambda: wanted <= applied_versions(store))
+        if lease is not None:
+            try:
+                done = applied_versions(store)  # the previous holder may have applied some
+                for migration in sorted(migrations, key=lambda m: m.version):
+                    if migration.version not in done:
+                        lease.check()
+                        _apply(store, migration)
+                        applied.append(migration.version)
+            finally:
+                lease.release()
     if migrations is MIGRATIONS:
         check_tables(store)
     return applied
+
+
+def _apply(store: Store, migration: Migration) -> None:
+    for statement in migration.statements:
+        store.execute(statement.format(db=store.database))
+    if migration.procedure is not None:
+        migration.procedure(store)
+    store.insert_columns(
+        "schema_migrations",
+        ["version", "name", "applied_ns"],
+        [[migration.version], [migration.name], [time.time_ns()]],
+    )
+    log.info("migration applied", extra={"version": migration.version, "migration": migration.name, "store": repr(store)})
 
 
 class SchemaMismatch(StorageError):

@@ -3,9 +3,11 @@
     python -m storage.reconcile [--kafka | --topic T ...] [--since T] [--until T] [--json report.json]
 
 The proof behind "nothing lost, nothing doubled": for every (table, symbol, minute of
-``ts_ns``) each side is counted twice, as rows and as distinct keys (symbol, ts_ns,
-source, seq). A *mismatch* is a cell whose distinct counts differ between sides (an
-event is missing somewhere); it lists a sample of the missing (source, seq) per side.
+``ts_ns``) each side is counted twice, as rows and as distinct identities (the table's
+identity, :mod:`events.kinds`: a trade by content (symbol, ts_ns, total_volume, price,
+size), so the same print from two collectors or a backfill is one; quotes, depth and
+status by (source, seq)). A *mismatch* is a cell whose distinct counts differ between
+sides (an event is missing somewhere); it lists a sample of the missing identities per side.
 A *duplicate* is a cell where one side holds more rows than keys (absorbed by the
 ReplacingMergeTree key or by FINAL, so reported, and failing only with ``--strict``).
 Exit status: 0 all agree, 1 a mismatch or an unreadable input, 2 bad usage or a
@@ -18,7 +20,7 @@ Sides:
   (default ``bus.codec:decode``: payload bytes -> an event or a list of events).
   ``--kafka-offsets-only`` reads watermarks only (message counts per partition,
   informational: status topics also carry heartbeats, which are not stored).
-- ClickHouse: ``count()`` and ``uniqExact`` over the key per cell, from the configured
+- ClickHouse: ``count()`` and ``uniqExact`` over the identity per cell, from the configured
   store (``open_store(load_settings())``).
 - Backup: the sealed segments of the configured backup directory (or ``--backup``),
   each verified against its manifest; a segment still being written is skipped with a
@@ -46,7 +48,7 @@ from bus.security import librdkafka_security
 from events import Event
 from storage.kafka_read import KafkaReadError, PartitionRange, partition_ranges, read_ranges, throwaway_consumer
 from storage.restore import expand_paths, parse_time
-from storage.rows import TABLE_COLUMNS, event_key, symbol_column, table_for
+from storage.rows import IDENTITY_COLUMNS, TABLE_COLUMNS, Identity, identity_of, stored_identity, symbol_column, table_for
 from storage.segments import ManifestMissing, SegmentError, iso_utc, verify_segment
 from storage.store import StorageError, Store, sql_string
 
@@ -54,7 +56,7 @@ log = logging.getLogger(__name__)
 
 MINUTE_NS = 60_000_000_000
 Cell = tuple[str, str, int]  # (table, symbol, minute since the epoch)
-CellKey = tuple[int, str, int]  # (ts_ns, source, seq): the key within a cell, whose symbol is fixed
+CellKey = Identity  # the table's identity of an event within a cell
 Decode = Callable[[bytes], "Event | Sequence[Event]"]
 
 
@@ -104,12 +106,12 @@ class EventTally:
             table = table_for(event)
             if table is None:
                 continue
-            symbol, ts, source, seq = event_key(event)
+            ts = getattr(event, "ts_ns", 0)
             if (self._since is not None and ts < self._since) or (self._until is not None and ts >= self._until):
                 continue
-            cell = (table, symbol, ts // MINUTE_NS)
+            cell = (table, getattr(event, "symbol", ""), ts // MINUTE_NS)
             rows[cell] = rows.get(cell, 0) + 1
-            keys.setdefault(cell, set()).add((ts, source, seq))
+            keys.setdefault(cell, set()).add(identity_of(table, event))
 
     def finish(self) -> Counts:
         self.counts.unique = {cell: len(keys) for cell, keys in self.counts.key_sets.items()}
@@ -166,7 +168,7 @@ def read_kafka(
 
 
 def read_store(store: Store, *, since_ns: int | None = None, until_ns: int | None = None) -> Counts:
-    """``count()`` and ``uniqExact`` over the key per cell, per event table."""
+    """``count()`` and ``uniqExact`` over the identity per cell, per event table."""
     conditions = []
     if since_ns is not None:
         conditions.append(f"ts_ns >= {since_ns}")
@@ -184,18 +186,19 @@ def read_store(store: Store, *, since_ns: int | None = None, until_ns: int | Non
             symbol = symbol_column(table)
             pairs = ", ".join(f"({sql_string(sym)}, {minute})" for _, sym, minute in wanted)
             rows = store.query(
-                f"SELECT {symbol} AS sym, intDiv(ts_ns, {MINUTE_NS}) AS minute, ts_ns, source, seq "
+                f"SELECT {symbol} AS sym, intDiv(ts_ns, {MINUTE_NS}) AS minute, {', '.join(IDENTITY_COLUMNS[table])} "
                 f"FROM {store.table(table)} WHERE ({symbol}, intDiv(ts_ns, {MINUTE_NS})) IN ({pairs})"
             )
-            for sym, minute, ts, source, seq in rows:
-                found[(table, str(sym), int(minute))].add((int(ts), str(source), int(seq)))
+            for sym, minute, *identity in rows:
+                found[(table, str(sym), int(minute))].add(stored_identity(table, identity))
         return found
 
     counts = Counts("clickhouse", key_source=keys)
     for table in TABLE_COLUMNS:
         symbol = symbol_column(table)
         rows = store.query(
-            f"SELECT {symbol} AS sym, intDiv(ts_ns, {MINUTE_NS}) AS minute, count(), uniqExact(ts_ns, source, seq) "
+            f"SELECT {symbol} AS sym, intDiv(ts_ns, {MINUTE_NS}) AS minute, count(), "
+            f"uniqExact({', '.join(IDENTITY_COLUMNS[table])}) "
             f"FROM {store.table(table)} {where} GROUP BY sym, minute"
         )
         for sym, minute, row_count, unique in rows:
@@ -309,7 +312,12 @@ def _explain(findings: dict[Cell, CellFinding], sides: Sequence[Counts], sample:
             absent = union - held[cell]
             if absent:
                 finding.missing[name] = len(absent)
-                finding.missing_sample[name] = [f"{source}:{seq}@{ts}" for ts, source, seq in sorted(absent)[:sample]]
+                finding.missing_sample[name] = [identity_text(key) for key in sorted(absent)[:sample]]
+
+
+def identity_text(identity: CellKey) -> str:
+    """An identity as the report shows it: its values in the table's identity order, joined by ':'."""
+    return ":".join(map(str, identity))
 
 
 def render(report: ReconcileReport) -> str:

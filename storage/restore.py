@@ -9,14 +9,15 @@ selects events by ``ts_ns`` in [since, until). The target is
 audited in the ``restore`` chain of the audit trail (``restore`` before, ``restore_done``
 with the counts after), under the OS user running it; no record, no restore.
 
-Idempotency, decided: the ReplacingMergeTree key (symbol, ts_ns, source, seq) would
-absorb repeated rows on merge, but until a merge ``count()`` would show them twice. So
-restore also skips events whose key is already stored: before each chunk is inserted,
-the keys in the chunk's seq and time range are read back and only new events are
-inserted. Restoring the same segments twice therefore leaves ``count()`` exact without
-FINAL. The check-then-insert is not atomic: if the live writer inserts the same events
-at the same moment, the merge key still collapses them (integrity queries use
-``uniqExact`` over the key or FINAL).
+Idempotency, decided: the ReplacingMergeTree key (each table's identity, :mod:`events.kinds`:
+a trade by content, other events by (source, seq)) would absorb repeated rows on merge, but
+until a merge ``count()`` and the 1-minute bars would show them twice. So restore also skips
+events whose identity is already stored (:func:`storage.identity.stored_identities`, per
+chunk) and inserts each identity once: a trade that another collector or a backfill stored
+is not restored again from this instance's backup. Restoring the same segments twice
+therefore leaves ``count()`` exact without FINAL. The check-then-insert is not atomic: if
+the live writer inserts the same events at the same moment, the merge key still collapses
+them (integrity queries use ``uniqExact`` over the identity or FINAL).
 
 Every segment is verified against its manifest's sha256 first; a mismatch or a missing
 manifest is a clear error and the segment is skipped (exit status 1) unless ``--force``.
@@ -38,9 +39,10 @@ from typing import Literal
 from tqdm import tqdm
 
 from events import Event
-from storage.rows import EventKey, event_key, symbol_column, table_for, to_batches
+from storage.identity import stored_identities
+from storage.rows import Identity, identity_of, table_for, to_batches
 from storage.segments import SegmentError, is_sealed, list_segments, read_manifest, verify_segment
-from storage.store import StorageError, Store, sql_string
+from storage.store import StorageError, Store
 
 log = logging.getLogger(__name__)
 
@@ -172,41 +174,19 @@ def _within(event: Event, since_ns: int | None, until_ns: int | None) -> bool:
 
 
 def _insert_new(store: Store, events: list[Event], outcome: SegmentOutcome, stored_ns: int) -> None:
-    """Insert the events whose key is not stored yet (and each key once)."""
-    by_table: dict[str, dict[EventKey, Event]] = {}
+    """Insert the events whose identity is not stored yet (and each identity once)."""
+    by_table: dict[str, dict[Identity, Event]] = {}
     for event in events:
         table = table_for(event)
         assert table is not None
-        by_table.setdefault(table, {}).setdefault(event_key(event), event)
+        by_table.setdefault(table, {}).setdefault(identity_of(table, event), event)
     fresh: list[Event] = []
     for table, keyed in by_table.items():
-        stored = stored_keys(store, table, keyed)
+        stored = stored_identities(store, table, list(keyed.values()))
         fresh.extend(event for key, event in keyed.items() if key not in stored)
     outcome.already_stored += len(events) - len(fresh)
     for batch in to_batches(fresh, stored_ns).values():
         outcome.inserted += store.insert_columns(batch.table, batch.columns, batch.data)
-
-
-def stored_keys(store: Store, table: str, keys: Iterable[EventKey]) -> set[EventKey]:
-    """Which of ``keys`` are already in ``table``: one query bounded by time and per-source seq ranges."""
-    ranges: dict[str, list[int]] = {}
-    ts_low = ts_high = None
-    for _, ts, source, seq in keys:
-        bounds = ranges.setdefault(source, [seq, seq])
-        bounds[0], bounds[1] = min(bounds[0], seq), max(bounds[1], seq)
-        ts_low = ts if ts_low is None else min(ts_low, ts)
-        ts_high = ts if ts_high is None else max(ts_high, ts)
-    if not ranges:
-        return set()
-    symbol = symbol_column(table)
-    per_source = " OR ".join(
-        f"(source = {sql_string(source)} AND seq BETWEEN {low} AND {high})" for source, (low, high) in ranges.items()
-    )
-    rows = store.query(
-        f"SELECT {symbol}, ts_ns, source, seq FROM {store.table(table)} "
-        f"WHERE ts_ns BETWEEN {ts_low} AND {ts_high} AND ({per_source})"
-    )
-    return {(str(sym), int(ts), str(source), int(seq)) for sym, ts, source, seq in rows}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -214,8 +194,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m storage.restore",
         description=(
             "Replay backup segments into the configured storage (TICKOPS_* settings). Each segment is "
-            "verified against its manifest's sha256 first; events already stored (same symbol, ts_ns, "
-            "source, seq) are skipped, so restoring twice changes nothing."
+            "verified against its manifest's sha256 first; events already stored (a trade with the same symbol, "
+            "ts_ns, total volume, price and size; any other event with the same source and seq) are skipped, "
+            "so restoring twice changes nothing."
         ),
     )
     parser.add_argument(

@@ -4,6 +4,8 @@ The writer, the backup restore and the tests all go through :func:`to_batches`.
 ``bus_partition``/``bus_offset`` say where on the bus a row came from (-1 when it did not
 come from the bus, e.g. a restore).
 :func:`out_of_range` names the rows holding a value their column cannot store.
+:func:`identity_of` and :func:`stored_identity` give a row's identity (:mod:`events.kinds`) from an
+event and from a stored row, equal for the same event.
 """
 
 from __future__ import annotations
@@ -27,15 +29,6 @@ _ROW = {kind.type: (kind.table.name, kind.table.row) for kind in BY_TYPE.values(
 def symbol_column(table: str) -> str:
     """The SQL for a table's symbol: the column, or '' for tables of events without one (feed status)."""
     return "symbol" if TABLES[table].has_symbol else "''"
-
-
-EventKey = tuple[str, int, str, int]
-"""(symbol, ts_ns, source, seq): the ReplacingMergeTree key; symbol is '' for feed_status rows."""
-
-
-def event_key(event: Event) -> EventKey:
-    """The key under which storage dedups ``event`` (restore and reconciliation compare on it)."""
-    return (getattr(event, "symbol", ""), getattr(event, "ts_ns", 0), event.source, event.seq)
 
 
 @dataclass(frozen=True)
@@ -76,6 +69,39 @@ COLUMN_RANGES: dict[str, dict[str, ColumnRange]] = {
               **_ENVELOPE_RANGES},
     "feed_status": {"ts_ns": _INT64, **_ENVELOPE_RANGES},
 }
+
+
+Identity = tuple[Any, ...]
+"""What makes two rows of a table the same event (:attr:`events.kinds.TableSpec.identity`)."""
+
+IDENTITY_COLUMNS: dict[str, tuple[str, ...]] = {name: spec.identity for name, spec in TABLES.items()}
+_IDENTITY_OF = {name: spec.identity_of for name, spec in TABLES.items()}
+
+
+def _python_type(table: str, column: str) -> type:
+    """How a stored value of an identity column compares with an event's (chDB returns Int64 as text)."""
+    kind = COLUMN_RANGES[table].get(column)
+    if kind is None:
+        return str
+    return float if kind.lo is None else int
+
+
+_IDENTITY_TYPES = {table: tuple(_python_type(table, c) for c in columns) for table, columns in IDENTITY_COLUMNS.items()}
+
+
+def identity_of(table: str, event: Event) -> Identity:
+    """The identity of ``event`` in ``table``, equal to :func:`stored_identity` of its stored row."""
+    return _IDENTITY_OF[table](event)
+
+
+def stored_identity(table: str, row: Sequence[Any]) -> Identity:
+    """The identity of a row read as ``SELECT <IDENTITY_COLUMNS[table]>``, typed as :func:`identity_of` makes it."""
+    return tuple(convert(value) for convert, value in zip(_IDENTITY_TYPES[table], row))
+
+
+def by_content(table: str) -> bool:
+    """Whether ``table`` identifies a row by what it is, so any collector or a backfill may deliver it."""
+    return TABLES[table].by_content
 
 
 def _column_fits(column: list[Any], kind: ColumnRange) -> bool:

@@ -2,10 +2,11 @@
 
 Portability rules (DESIGN.md): the same DDL must run on Debian's ClickHouse 18.16 and on
 current ClickHouse (chDB 26.x), so there is no DateTime64 (times are Int64 UTC epoch ns),
-no column CODECs, no TTL. Event tables are ReplacingMergeTree ordered by a key that
-contains (symbol, ts_ns, source, seq), so a redelivered row collapses on merge, and each
-row carries the bus partition/offset it came from so the writer can resume exactly
-after what is stored.
+no column CODECs, no TTL. Event tables are ReplacingMergeTree ordered by their identity
+(events/kinds.py): trades by content (symbol, ts_ns, total_volume, price, size, since
+migration 8), the others by a key containing (symbol, ts_ns, source, seq), so a
+redelivered row collapses on merge; each row carries the bus partition/offset it came
+from so the writer can resume exactly after what is stored.
 
 A migration's statements are frozen once released: change the schema by appending a
 new migration, never by editing an old one. ``{db}`` is replaced by the database name.
@@ -13,7 +14,12 @@ new migration, never by editing an old one. ``{db}`` is replaced by the database
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from events.kinds import TRADES
+from storage.rekey import Rekey
+from storage.store import Store
 
 _DAY_PARTITION = "toYYYYMMDD(toDateTime(intDiv(ts_ns, 1000000000)))"
 
@@ -33,11 +39,34 @@ def probe_table(table: str) -> str:
     return f"{table}_probe"
 
 
+def _probe_ddl(table: str) -> str:
+    return f"CREATE TABLE IF NOT EXISTS {{db}}.{probe_table(table)} AS {{db}}.{table} ENGINE = Null"
+
+
+# The 1-minute bars' aggregate states of trades: the view of migration 2 and the rebuild of migration 8
+# must compute the same states.
+_BARS_STATES = """SELECT
+    symbol,
+    intDiv(ts_ns, 60000000000) * 60000000000 AS minute_ns,
+    argMinState(price, ts_ns) AS open,
+    maxState(price) AS high,
+    minState(price) AS low,
+    argMaxState(price, ts_ns) AS close,
+    sumState(size) AS volume,
+    countState() AS trades
+FROM {db}.trades"""
+_BARS_VIEW = f"CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.bars_1m_mv TO {{db}}.bars_1m AS\n{_BARS_STATES}\nGROUP BY symbol, minute_ns"
+_BARS_REBUILD = f"INSERT INTO {{db}}.bars_1m\n{_BARS_STATES}\nWHERE {{where}}\nGROUP BY symbol, minute_ns"
+
+
 @dataclass(frozen=True)
 class Migration:
+    """Statements run in order; a ``procedure`` (run after them) does what DDL alone cannot, idempotently."""
+
     version: int
     name: str
     statements: tuple[str, ...]
+    procedure: Callable[[Store], None] | None = None
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -124,18 +153,7 @@ ORDER BY (source, connection, symbol, start_ns)""",
 ) ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMMDD(toDateTime(intDiv(minute_ns, 1000000000)))
 ORDER BY (symbol, minute_ns)""",
-            """CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.bars_1m_mv TO {db}.bars_1m AS
-SELECT
-    symbol,
-    intDiv(ts_ns, 60000000000) * 60000000000 AS minute_ns,
-    argMinState(price, ts_ns) AS open,
-    maxState(price) AS high,
-    minState(price) AS low,
-    argMaxState(price, ts_ns) AS close,
-    sumState(size) AS volume,
-    countState() AS trades
-FROM {db}.trades
-GROUP BY symbol, minute_ns""",
+            _BARS_VIEW,
         ),
     ),
     # Operator-facing durable state: alerts (one row per state change, latest wins),
@@ -186,10 +204,7 @@ ORDER BY symbol""",
     Migration(
         4,
         "probe twins of the event tables",
-        tuple(
-            f"CREATE TABLE IF NOT EXISTS {{db}}.{probe_table(table)} AS {{db}}.{table} ENGINE = Null"
-            for table in ("trades", "quotes", "depth", "feed_status")
-        ),
+        tuple(_probe_ddl(table) for table in ("trades", "quotes", "depth", "feed_status")),
     ),
     # Per-minute health of each component (runtime/uptime.py), so availability survives a restart.
     # One row per (instance, component, minute) and write; a minute written twice (a restart within
@@ -230,6 +245,50 @@ ORDER BY (instance_id, component, minute_ns)""",
     hash String
 ) ENGINE = MergeTree
 ORDER BY (source, seq)""",
+        ),
+    ),
+    # End-of-day completeness (runtime/completeness/): one row per (trading day, symbol) and check;
+    # re-checking a day replaces its rows (latest checked_ns wins). Volumes -1: that reference was
+    # unknown (no Total Volume seen, no daily bar); history_trades -1: the tick history was not fetched.
+    Migration(
+        7,
+        "end-of-day completeness",
+        (
+            """CREATE TABLE IF NOT EXISTS {db}.day_completeness (
+    day Date,
+    symbol String,
+    stored_volume Int64,
+    stored_trades Int64,
+    feed_volume Int64,
+    bar_volume Int64,
+    history_trades Int64,
+    trades_recovered Int64,
+    volume_recovered Int64,
+    verdict String,
+    detail String,
+    checked_by String,
+    checked_ns Int64
+) ENGINE = ReplacingMergeTree(checked_ns)
+ORDER BY (day, symbol)""",
+        ),
+    ),
+    # Trades are stored once by what they are, whoever delivered them: the sorting key becomes the trade's
+    # identity (events/kinds.py), so the ReplacingMergeTree backstop merges the same print from two
+    # collectors or a backfill. 18.16 cannot change a sorting key in place: storage/rekey.py copies the
+    # table (one row per identity, a live row before a backfilled one), swaps the names, recreates the
+    # bars view on the new table and rebuilds bars_1m from the copied trades, and recreates the probe twin.
+    Migration(
+        8,
+        "trades keyed by content identity",
+        (),
+        Rekey(
+            table="trades",
+            order_by=TRADES.identity,
+            partition_by=_DAY_PARTITION,
+            prefer=("backfilled", "stored_ns", "source", "seq"),
+            views=(("bars_1m_mv", _BARS_VIEW),),
+            rebuilds=(("bars_1m", _BARS_REBUILD),),
+            twins=((probe_table("trades"), _probe_ddl("trades")),),
         ),
     ),
 )

@@ -3,6 +3,7 @@
     BusConsumer ──poll──► BatchBuffer ──due (rows or age)──► InsertBatch ──► DuplicateFilter
                                                                                  │ drops events already stored
                             Inserter: dead letters, then atomic runs per table ◄─┘ or earlier in the batch
+                                                                                   (old trades: asks storage)
                                 │ ok          │ poison rows set aside      │ any other failure
                                 ▼             ▼                            ▼
                       OffsetCommitter   dead-letter them, then     keep the batch, pause the partitions,
@@ -38,7 +39,7 @@ from bus.topics import TopicSet
 from config import Settings
 from storage.batching import BatchBuffer, InsertBatch
 from storage.committer import OffsetCommitter
-from storage.dedup import DuplicateFilter, recent_keys
+from storage.dedup import DuplicateFilter, recent_keys, stored_copies
 from storage.inserter import Inserter
 from storage.positions import StoredPositions
 from storage.store import StorageError, StorageUnavailable, Store
@@ -155,7 +156,7 @@ class Writer:
                 self._next[tp] = first
         keys = self._ask_storage(lambda: recent_keys(self._store, self._topics, stored, self._duplicates.capacity),
                                  "reading the keys of recently stored rows", {})
-        self._duplicates.load(starts, keys)
+        self._duplicates.load(starts, keys, {tp.topic: self._topics.table_for_topic(tp.topic) for tp in starts})
         positions = ", ".join(f"{tp}@{offset}" for tp, offset in sorted(chosen.items(), key=str))
         log.info("partitions assigned", extra={"count": len(starts), "positions": positions})
         return chosen
@@ -222,6 +223,8 @@ class Writer:
 
     def _write(self, batch: InsertBatch) -> bool:
         try:
+            if batch.unchecked:  # trades older than the duplicate filter remembers: ask storage
+                self._duplicates.drop_stored(batch, stored_copies(self._store, batch))
             if batch.attempts:
                 self._positions.drop_stored(batch)
             while not self._inserter.write(batch):  # poison rows were set aside: dead-letter them, write the rest

@@ -19,9 +19,10 @@ import logging
 import socket
 import threading
 import time
+from datetime import date
 from typing import Callable, Final
 
-from events import Event, FeedError, HistoryTick, Trade
+from events import Event, FeedError, HistoryBar, HistoryTick, Trade
 from collectors.iqfeed.protocol import (
     LookupFailed,
     LookupKind,
@@ -31,6 +32,7 @@ from collectors.iqfeed.protocol import (
     ProtocolError,
     ProtocolVersionError,
     decode_lookup,
+    history_daily_command,
     history_ticks_command,
     set_protocol_command,
 )
@@ -123,6 +125,14 @@ class LookupClient:
             lambda request_id: history_ticks_command(symbol, start_ns, end_ns, request_id), "ticks", symbol
         )
         return [e for e in events if isinstance(e, HistoryTick) and start_ns <= e.ts_ns <= end_ns]
+
+    def daily_bars(self, symbol: str, first: date, last: date) -> list[HistoryBar]:
+        """Daily bars from ``first`` to ``last`` (Eastern dates, inclusive) via ``HDT``, oldest first.
+
+        ``volume`` is IQFeed's PeriodVolume, the day's volume; :class:`NoData` when none traded.
+        """
+        events = self.request(lambda request_id: history_daily_command(symbol, first, last, request_id), "daily", symbol)
+        return [e for e in events if isinstance(e, HistoryBar)]
 
     def backfill(self, symbol: str, start_ns: int, end_ns: int) -> list[Trade]:
         """The trades of an outage window, marked ``backfilled``; empty when IQFeed has none."""

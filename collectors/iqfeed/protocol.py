@@ -231,6 +231,20 @@ def history_ticks_command(
     )
 
 
+def history_daily_command(symbol: str, first: date, last: date, request_id: str, per_send: int = 100) -> bytes:
+    """``HDT``: daily bars from ``first`` to ``last`` (Eastern calendar dates, both included), oldest first.
+
+    Parameters in IQFeed's order: Symbol, BeginDate, EndDate (``YYYYMMDD``), MaxDatapoints
+    (empty: no limit), DataDirection (1: oldest first), RequestID, DatapointsPerSend.
+    """
+    if last < first:
+        raise ValueError(f"daily bars from {first} to {last}: the last date is before the first")
+    return format_command(
+        "HDT", validate_symbol(symbol), first.strftime("%Y%m%d"), last.strftime("%Y%m%d"), "", "1", request_id,
+        str(per_send),
+    )
+
+
 def _format_htt_time(epoch_s: int) -> str:
     return datetime.fromtimestamp(epoch_s, EASTERN).strftime("%Y%m%d %H%M%S")
 

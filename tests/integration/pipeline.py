@@ -1,8 +1,10 @@
 """Helpers for pipeline tests: deterministic event streams, the exactly-once reconciliation, waiting.
 
-The reconciliation is the proof every delivery test ends with: the (source, seq) keys
-stored across the event tables equal the keys generated, and ``count()`` without FINAL
-equals the number generated, so a lost event and a doubled row both fail the test.
+The reconciliation is the proof every delivery test ends with: the identities stored in
+each event table (a trade by content, other events by (source, seq): :mod:`events.kinds`)
+equal the identities generated, and ``count()`` without FINAL equals their number, so a
+lost event and a doubled row both fail the test (the same print from two collectors or a
+backfill is one trade, stored once).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 from events import Depth, Event, Heartbeat, Quote, System, Trade
 from events.kinds import TABLES
-from storage.rows import table_for
+from storage.rows import IDENTITY_COLUMNS, Identity, identity_of, stored_identity, table_for
 from storage.store import StorageError, Store
 
 EVENT_TABLES = tuple(TABLES)
@@ -61,18 +63,30 @@ def stored_count(store: Store) -> int:
         return 0
 
 
+def expected_identities(generated: Sequence[Event]) -> set[tuple[str, Identity]]:
+    """(table, identity) of every stored kind among ``generated``: what storage must hold, once each."""
+    return {(table, identity_of(table, event)) for event in generated if (table := table_for(event)) is not None}
+
+
+def stored_identities(store: Store) -> Counter[tuple[str, Identity]]:
+    """How many rows storage holds of each (table, identity), without FINAL."""
+    stored: Counter[tuple[str, Identity]] = Counter()
+    for table, columns in IDENTITY_COLUMNS.items():
+        rows = store.query(f"SELECT {', '.join(columns)} FROM {store.table(table)}")
+        stored.update((table, stored_identity(table, row)) for row in rows)
+    return stored
+
+
 def assert_stored_exactly_once(store: Store, generated: Sequence[Event]) -> None:
-    expected = {(event.source, event.seq) for event in stored_kinds(generated)}
-    stored: Counter[tuple[str, int]] = Counter()
-    for table in EVENT_TABLES:
-        stored.update((source, int(seq)) for source, seq in store.query(f"SELECT source, seq FROM {store.table(table)}"))
+    expected = expected_identities(generated)
+    stored = stored_identities(store)
     lost = sorted(expected - stored.keys())
     doubled = sorted(key for key, times in stored.items() if times > 1)
     unexpected = sorted(stored.keys() - expected)
     assert not (lost or doubled or unexpected), (
         f"lost {len(lost)} {lost[:5]}, doubled {len(doubled)} {doubled[:5]}, unexpected {len(unexpected)} {unexpected[:5]}"
     )
-    assert stored_count(store) == len(expected), "count() without FINAL differs from the number of events generated"
+    assert stored_count(store) == len(expected), "count() without FINAL differs from the number of distinct events generated"
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.1) -> None:

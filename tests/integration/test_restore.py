@@ -7,12 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from storage.backup import BackupConfig, BackupWriter
+from storage.bars import query_bars
 from storage.migrate import migrate
 from storage.restore import expand_paths, restore_segments
-from storage.rows import TABLE_COLUMNS, event_key, table_for
+from storage.rows import IDENTITY_COLUMNS, TABLE_COLUMNS, identity_of, stored_identity, table_for, to_batches
 from storage.segments import list_segments
 from tests.conftest import CLICKHOUSE_PORT
 from tests.events_factory import T0_NS, FakeClock, make_events
@@ -34,10 +36,9 @@ def _backup(directory: Path, events: list, **config) -> list[Path]:
 
 def _stored_keys(store) -> dict[str, set]:
     keys = {}
-    for table in TABLE_COLUMNS:
-        symbol = "''" if table == "feed_status" else "symbol"
-        rows = store.query(f"SELECT {symbol}, ts_ns, source, seq FROM {store.table(table)}")
-        keys[table] = {(str(s), int(t), str(src), int(q)) for s, t, src, q in rows}
+    for table, columns in IDENTITY_COLUMNS.items():
+        rows = store.query(f"SELECT {', '.join(columns)} FROM {store.table(table)}")
+        keys[table] = {stored_identity(table, row) for row in rows}
     return keys
 
 
@@ -50,7 +51,7 @@ def _expected_keys(events) -> dict[str, set]:
     for event in events:
         table = table_for(event)
         if table:
-            keys[table].add(event_key(event))
+            keys[table].add(identity_of(table, event))
     return keys
 
 
@@ -85,6 +86,24 @@ def test_a_partly_stored_backup_is_completed_without_doubling_what_was_there(chd
     report = restore_segments(chdb_store, segments)
     assert 0 < stored_before == report.already_stored
     assert _counts(chdb_store) == {table: len(keys) for table, keys in _expected_keys(events).items()}
+
+
+@pytest.mark.timeout(60)
+def test_trades_another_collector_stored_are_not_restored_again_and_the_bars_stay_exact(store, tmp_path):
+    events = make_events(2_000)
+    segments = _backup(tmp_path, events)  # this instance's backup
+    migrate(store)
+    trades = [e for e in events if table_for(e) == "trades"]
+    from_peer = [msgspec.structs.replace(t, source="peer@1", recv_ns=t.recv_ns + 7) for t in trades]
+    for batch in to_batches(from_peer, stored_ns=1).values():  # the same prints, stored by another collector
+        store.insert_columns(batch.table, batch.columns, batch.data)
+    bars_before = query_bars(store, "AAPL", 0, 2**62)
+
+    report = restore_segments(store, segments)
+    assert report.already_stored == len(trades)
+    assert _counts(store)["trades"] == len(trades)  # count() without FINAL: each print once
+    assert _stored_keys(store) == _expected_keys(events)
+    assert query_bars(store, "AAPL", 0, 2**62) == bars_before and sum(b.trades for b in bars_before) > 0
 
 
 @pytest.mark.timeout(60)

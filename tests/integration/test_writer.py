@@ -208,7 +208,7 @@ def test_stored_positions_beyond_the_end_of_the_bus_are_ignored_not_skipped_to(s
     stale = Trade(symbol="OLD", price=1.0, size=1, ts_ns=1, source="old", seq=1)
     rows = to_batches([stale], stored_ns=1, positions=[(0, 10**6)])["trades"]  # stored by an earlier bus
     store.insert_columns("trades", rows.columns, rows.data)
-    events = [Trade(symbol="NEW", price=1.0, size=1, ts_ns=2, source="new", seq=i) for i in range(1, 4)]
+    events = [Trade(symbol="NEW", price=1.0, size=1, ts_ns=2, total_volume=i, source="new", seq=i) for i in range(1, 4)]
     producer = build_producer(settings, bus)
     producer.publish_many(events)
     assert producer.flush(5)

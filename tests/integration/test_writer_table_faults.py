@@ -21,7 +21,7 @@ from bus.factory import build_producer, open_bus
 from bus.topics import TopicSet
 from config import Settings
 from storage.migrate import migrate
-from storage.rows import table_for
+from storage.rows import IDENTITY_COLUMNS, Identity, identity_of, stored_identity, table_for
 from storage.store import StorageUnavailable, Store
 from storage.writer import Writer
 from tests.integration.pipeline import (
@@ -85,13 +85,13 @@ class SlowFlakyTrades(WrappedStore):
 
 class CheckedCommits(BusConsumer):
     """Wraps the writer's consumer: at every commit, each stored-kind record read below the committed
-    offset must already be in storage (its row, or another copy of its event), or be acknowledged as a dead
+    offset must already be in storage (its row, or another row of its identity), or be acknowledged as a dead
     letter (``dead_lettered()``), and no committed offset may move backwards."""
 
     def __init__(self, inner: BusConsumer, store: Store, topics: TopicSet,
                  dead_lettered: Callable[[], Set[tuple[TopicPartition, int]]] = frozenset) -> None:
         self._inner, self._store, self._topics, self._dead_lettered = inner, store, topics, dead_lettered
-        self.read: dict[TopicPartition, dict[int, tuple[str, int]]] = defaultdict(dict)  # offset -> (source, seq)
+        self.read: dict[TopicPartition, dict[int, Identity]] = defaultdict(dict)  # offset -> the event's identity
         self.committed: dict[TopicPartition, int] = {}
         self.commits = 0
         self.violations: list[str] = []
@@ -102,8 +102,9 @@ class CheckedCommits(BusConsumer):
     def poll_batch(self, max_records: int, timeout_s: float) -> list[Record]:
         records = self._inner.poll_batch(max_records, timeout_s)
         for record in records:
-            if isinstance(record, BusRecord) and table_for(record.event) == self._topics.table_for_topic(record.topic):
-                self.read[record.position][record.offset] = (record.event.source, record.event.seq)
+            table = table_for(record.event) if isinstance(record, BusRecord) else None
+            if table is not None and table == self._topics.table_for_topic(record.topic):
+                self.read[record.position][record.offset] = identity_of(table, record.event)
         return records
 
     def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
@@ -114,10 +115,11 @@ class CheckedCommits(BusConsumer):
             below = {o for o in self.read[tp] if o < offset}
             if table is None or not below:
                 continue
-            rows = self._store.query(f"SELECT bus_offset, source, seq FROM {self._store.table(table)} "
+            rows = self._store.query(f"SELECT bus_offset, {', '.join(IDENTITY_COLUMNS[table])} "
+                                     f"FROM {self._store.table(table)} "
                                      f"WHERE bus_partition = {tp.partition} AND bus_offset < {offset}")
-            stored = {int(o) for o, _, _ in rows}
-            events = {(source, int(seq)) for _, source, seq in rows}
+            stored = {int(o) for o, *_ in rows}
+            events = {stored_identity(table, identity) for _, *identity in rows}
             missing = {o for o in below - stored if self.read[tp][o] not in events}
             missing -= {o for (p, o) in self._dead_lettered() if p == tp}
             if missing:

@@ -12,9 +12,9 @@ from bus.codec import decode
 from bus.topics import TopicSet
 from events import Heartbeat, Quote, Trade
 from storage.batching import BatchBuffer, InsertBatch, route
-from storage.dedup import DuplicateFilter, RecentKeys, identities, stored_identity
+from storage.dedup import DuplicateFilter, RecentKeys, StoredTail, identities
 from storage.inserter import _BUCKET_NS, _leading_run
-from storage.rows import out_of_range, to_batches
+from storage.rows import identity_of, out_of_range, stored_identity, to_batches
 
 TOPICS = TopicSet("p")
 
@@ -100,31 +100,102 @@ def test_missing_quote_sides_are_in_range_and_infinite_ones_are_not():
     assert out_of_range(batch) == {1: "quotes.ask = -inf does not fit its column type Nullable(Float64) (finite)"}
 
 
-def routed(*offsets_and_events: tuple[int, int, Trade]) -> InsertBatch:
-    return route([BusRecord(TOPICS.trades, p, o, b"A", e) for p, o, e in offsets_and_events], TOPICS)
+def routed(*offsets_and_events: tuple[int, int, Trade], topic: str = TOPICS.trades) -> InsertBatch:
+    return route([BusRecord(topic, p, o, b"A", e) for p, o, e in offsets_and_events], TOPICS)
+
+
+TABLE_OF_TOPIC = {topic: TOPICS.table_for_topic(topic) for topic in TOPICS.event_topics}
 
 
 def test_a_copy_of_an_event_is_dropped_in_its_batch_and_in_later_batches_of_its_partition():
     duplicates = DuplicateFilter(capacity=100)
-    duplicates.load([TopicPartition(TOPICS.trades, 0)], {})
-    a, b, c = (Trade(symbol="A", price=1.0, size=1, ts_ns=1, source="s", seq=seq) for seq in (1, 2, 3))
-    first = routed((0, 10, a), (0, 11, b), (0, 12, a))
+    duplicates.load([TopicPartition(TOPICS.quotes, 0)], {}, TABLE_OF_TOPIC)
+    a, b, c = (Quote(symbol="A", bid=1.0, bid_size=1, ask=2.0, ask_size=1, ts_ns=1, source="s", seq=seq)
+               for seq in (1, 2, 3))
+    first = routed((0, 10, a), (0, 11, b), (0, 12, a), topic=TOPICS.quotes)
     assert duplicates.drop_duplicates(first) == 1
-    assert [r.offset for r in first.rows["trades"]] == [10, 11]
-    assert first.offsets == {TopicPartition(TOPICS.trades, 0): 13}  # the commit still moves past the copy
-    later = routed((0, 13, msgspec.structs.replace(b, recv_ns=99)), (0, 14, c))
-    assert duplicates.drop_duplicates(later) == 1 and [r.offset for r in later.rows["trades"]] == [14]
+    assert [r.offset for r in first.rows["quotes"]] == [10, 11]  # same content, other seq: a real repeated quote
+    assert first.offsets == {TopicPartition(TOPICS.quotes, 0): 13}  # the commit still moves past the copy
+    later = routed((0, 13, msgspec.structs.replace(b, recv_ns=99)), (0, 14, c), topic=TOPICS.quotes)
+    assert duplicates.drop_duplicates(later) == 1 and [r.offset for r in later.rows["quotes"]] == [14]
     assert duplicates.duplicates == 2
 
 
-def test_keys_loaded_from_storage_catch_a_copy_after_a_restart():
-    stored = Trade(symbol="A", price=1.0, size=1, ts_ns=1, source="sim@1", seq=7)
+def test_a_trade_is_dropped_by_content_whoever_delivered_it_and_prints_differing_in_total_volume_are_kept():
     duplicates = DuplicateFilter(capacity=100)
-    tp = TopicPartition(TOPICS.trades, 1)
-    duplicates.load([tp], {tp: [stored_identity(("sim@1", "7"))]})  # as a query returns it
-    batch = routed((1, 50, stored))
-    assert duplicates.drop_duplicates(batch) == 1 and batch.rows["trades"] == []
-    assert identities([stored]) == [stored_identity((stored.source, stored.seq))]
+    duplicates.load([TopicPartition(TOPICS.trades, 0)], {}, TABLE_OF_TOPIC)
+    print_ = Trade(symbol="A", price=1.0, size=5, ts_ns=1, total_volume=100, source="sim-a@1", seq=1)
+    twin = msgspec.structs.replace(print_, total_volume=105, seq=2)  # same time, price and size: another print
+    other_source = msgspec.structs.replace(print_, source="sim-b@1", seq=40)
+    backfilled = msgspec.structs.replace(print_, source="sim-a@2", seq=7, backfilled=True)
+    batch = routed((0, 1, print_), (0, 2, twin), (0, 3, other_source))
+    assert duplicates.drop_duplicates(batch) == 1
+    assert [r.event for r in batch.rows["trades"]] == [print_, twin]
+    later = routed((0, 4, backfilled))
+    assert duplicates.drop_duplicates(later) == 0 and [r.event for _, r in later.unchecked] == [backfilled]
+    assert duplicates.drop_stored(later, {"trades": {identity_of("trades", print_)}}) == 1  # storage has it
+    assert later.rows["trades"] == []
+
+
+def test_a_backfilled_trade_remembered_but_missing_from_storage_is_inserted_again():
+    """A backfill comes because storage lacks the trade (a row deleted, or dead-lettered after its key was
+    remembered): the writer's memory must not drop it; storage decides. A copy within one batch stays dropped."""
+    duplicates = DuplicateFilter(capacity=100)
+    duplicates.load([TopicPartition(TOPICS.trades, 0)], {}, TABLE_OF_TOPIC)
+    lost = Trade(symbol="A", price=1.0, size=5, ts_ns=1, total_volume=100, source="sim-a@1", seq=1)
+    assert duplicates.drop_duplicates(routed((0, 1, lost))) == 0
+    recovered = msgspec.structs.replace(lost, source="sim-a@2", seq=1, backfilled=True)
+    live_again = msgspec.structs.replace(lost, seq=9)
+    batch = routed((0, 2, recovered), (0, 3, live_again), (0, 4, recovered))
+    assert duplicates.drop_duplicates(batch) == 2  # the live copy (not a backfill) and the second recovery
+    assert [r.offset for _, r in batch.unchecked] == [2]
+    assert duplicates.drop_stored(batch, {"trades": set()}) == 0
+    assert [r.offset for r in batch.rows["trades"]] == [2]
+    fresh = Trade(symbol="A", price=2.0, size=1, ts_ns=2, total_volume=101, source="sim-a@2", seq=2, backfilled=True)
+    same_batch = routed((0, 5, fresh), (0, 6, msgspec.structs.replace(fresh, seq=3)))
+    assert duplicates.drop_duplicates(same_batch) == 1 and [r.offset for r in same_batch.rows["trades"]] == [5]
+
+
+def test_keys_loaded_from_storage_catch_a_copy_after_a_restart():
+    trade = Trade(symbol="A", price=1.5, size=3, ts_ns=1, source="sim@1", seq=7)
+    quote = Quote(symbol="A", bid=1.0, bid_size=1, ask=2.0, ask_size=1, ts_ns=1, source="sim@1", seq=8)
+    duplicates = DuplicateFilter(capacity=100)
+    trades, quotes = TopicPartition(TOPICS.trades, 1), TopicPartition(TOPICS.quotes, 1)
+    duplicates.load([trades, quotes], {  # as chDB returns them: 64-bit integers as text
+        trades: StoredTail([stored_identity("trades", ("A", "1", "-1", 1.5, "3"))]),
+        quotes: StoredTail([stored_identity("quotes", ("sim@1", "8"))])}, TABLE_OF_TOPIC)
+    batch = route([BusRecord(TOPICS.trades, 1, 50, b"A", trade), BusRecord(TOPICS.quotes, 1, 9, b"A", quote)], TOPICS)
+    assert duplicates.drop_duplicates(batch) == 2 and batch.rows == {"trades": [], "quotes": []}
+    assert identities("trades", [trade]) == [identity_of("trades", trade)] == [("A", 1, -1, 1.5, 3)]
+    assert identities("quotes", [quote]) == [("sim@1", 8)]
+
+
+def test_a_new_trade_no_newer_than_a_forgotten_stored_row_is_checked_against_storage_and_a_later_one_is_not():
+    duplicates = DuplicateFilter(capacity=2)
+    tp = TopicPartition(TOPICS.trades, 0)
+    duplicates.load([tp], {tp: StoredTail(horizon=500)}, TABLE_OF_TOPIC)  # storage holds rows before the window
+    old, stored_copy, live = (Trade(symbol="A", price=1.0, size=1, ts_ns=ts, source="s", seq=ts)
+                              for ts in (400, 500, 501))
+    batch = routed((0, 1, old), (0, 2, stored_copy), (0, 3, live))
+    assert duplicates.drop_duplicates(batch) == 0
+    assert [record.event for _, record in batch.unchecked] == [old, stored_copy]
+    assert duplicates.drop_stored(batch, {"trades": {identity_of("trades", stored_copy)}}) == 1
+    assert [r.event for r in batch.rows["trades"]] == [old, live] and batch.unchecked == []
+    assert duplicates.duplicates == 1
+
+
+def test_forgetting_a_trade_moves_the_horizon_so_its_copy_is_checked_against_storage():
+    keys = RecentKeys(capacity=1, time_index=1)
+    assert keys.admit(("A", 10)) and keys.admit(("A", 20))
+    keys.trim()
+    assert keys.horizon == 10 and keys.admit(("A", 10))  # forgotten: only storage can say it is a copy
+    duplicates = DuplicateFilter(capacity=1)
+    tp = TopicPartition(TOPICS.trades, 0)
+    duplicates.load([tp], {}, TABLE_OF_TOPIC)
+    first, second = (Trade(symbol="A", price=1.0, size=1, ts_ns=ts, source="s", seq=ts) for ts in (10, 20))
+    duplicates.drop_duplicates(routed((0, 1, first), (0, 2, second)))
+    again = routed((0, 3, msgspec.structs.replace(first, source="t")))
+    assert duplicates.drop_duplicates(again) == 0 and [r.event.source for _, r in again.unchecked] == ["t"]
 
 
 def test_recent_keys_stay_within_their_capacity_and_count_what_they_forget():
@@ -134,7 +205,8 @@ def test_recent_keys_stay_within_their_capacity_and_count_what_they_forget():
     assert len(keys) == 3 and keys.evicted == 2
     assert not keys.admit("e") and keys.admit("a")  # the oldest were forgotten first
     duplicates = DuplicateFilter(capacity=2)
-    duplicates.load([TopicPartition(TOPICS.trades, 0)], {TopicPartition(TOPICS.trades, 0): ["x", "y", "z"]})
+    duplicates.load([TopicPartition(TOPICS.quotes, 0)], {TopicPartition(TOPICS.quotes, 0): StoredTail(["x", "y", "z"])},
+                    TABLE_OF_TOPIC)
     assert duplicates.evicted == 1
     duplicates.forget()
     assert duplicates.evicted == 1  # counted for good, not only while the partition is assigned
