@@ -65,6 +65,7 @@ class InstanceStatus:
     writer_lag: int | None  # None when the instance runs no writer
     started_ns: int
     updated_ns: int
+    standby: tuple[str, ...] = ()  # of ``watched``, those watched only as hot standby (docs/HA.md)
 
     def age_s(self, now_ns: int) -> float:
         return max(0.0, (now_ns - self.updated_ns) / 1e9)
@@ -101,7 +102,7 @@ def decode_status(key: str, payload: bytes) -> InstanceStatus:
         raise FleetStatusError(f"status of {key!r} is not a version {STATUS_VERSION} status: {payload[:80]!r}")
     try:
         status = InstanceStatus(**{**data, "reasons": tuple(data["reasons"]), "partitions": tuple(data["partitions"]),
-                                   "watched": tuple(data["watched"])})
+                                   "watched": tuple(data["watched"]), "standby": tuple(data.get("standby", ()))})
     except (TypeError, KeyError) as exc:
         raise FleetStatusError(f"status of {key!r} lacks or mistypes a field ({exc})") from None
     if status.instance_id != key:
