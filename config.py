@@ -259,6 +259,13 @@ class FleetSettings(_Section):
     status_interval_s: float = Field(5.0, ge=0.5, le=300)
     stale_after_s: float = Field(20.0, gt=0, le=3600)
     join_timeout_s: float = Field(30.0, gt=0, le=3600)
+    # Hot standby (docs/HA.md "Redundancy"): each critical symbol is also watched by one other responsive
+    # collector, which publishes only its trades (deduplicated by content identity) while it stands by.
+    standby_critical: bool = False
+    # A minute's digest is published this long after the feed clock passed the minute's end (late prints).
+    consistency_close_s: float = Field(10.0, ge=0, le=600)
+    # The rules owner compares two instances' digests of a minute; one side alone is dropped after this long.
+    consistency_wait_s: float = Field(180.0, gt=0, le=86_400)
 
     _stale_after_interval = _relative_to("stale_after_s", "greater than", "status_interval_s")
 

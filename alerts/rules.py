@@ -69,6 +69,9 @@ class Observation:
     # End-of-day completeness: recent trading days (ISO date) -> symbols whose stored day is not
     # complete after backfill (incomplete or in excess); runtime/completeness/.
     incomplete_days: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Hot standby, filled only by the rules owner: symbol -> the recent minutes whose digests from its two
+    # watchers differed, and how (runtime/consistency.py).
+    inconsistent_feeds: dict[str, str] = field(default_factory=dict)
 
 
 Rule = Callable[[Observation, AlertSettings], list[Finding]]
@@ -293,10 +296,19 @@ def day_incomplete(obs: Observation, cfg: AlertSettings) -> list[Finding]:
     return findings
 
 
+def feed_inconsistent(obs: Observation, cfg: AlertSettings) -> list[Finding]:
+    """Two collectors watching one critical symbol received different trades in some minute: one feed
+    dropped, altered or invented a print. It resolves an hour after the last differing minute."""
+    return [Finding("feed_inconsistent", symbol, "warning",
+                    f"{symbol}: the two collectors watching it received different trades: {what} "
+                    "(docs/RUNBOOK.md feed_inconsistent)")
+            for symbol, what in sorted(obs.inconsistent_feeds.items())]
+
+
 RULES: tuple[Rule, ...] = (
     symbol_silent, symbols_over_limit, fleet_capacity, heartbeat_missing, iqconnect_disconnected, iqconnect_failing,
     bus_trouble, storage_unavailable, storage_trouble, error_rate, disk_free, memory_growth, live_latency,
-    storage_freshness, backup_degraded, backup_copies, job_failing, day_incomplete,
+    storage_freshness, backup_degraded, backup_copies, job_failing, day_incomplete, feed_inconsistent,
 )
 
 

@@ -48,7 +48,7 @@ from monitoring.uptime import COMPONENTS
 from runtime import operator_actions
 from runtime.backfill import Backfiller, TradeIdentity
 from runtime.catchup import BacklogGate, CatchUp
-from runtime.capacity import plan_watches
+from runtime.capacity import WatchPlan, plan_watches
 from runtime.completeness.checker import DayChecker
 from runtime.completeness.job import INTERVAL_S as COMPLETENESS_INTERVAL_S
 from runtime.completeness.job import CompletenessJob, tolerances
@@ -59,6 +59,8 @@ from runtime.fleet_status import FleetView, InstanceState, InstanceStatus, descr
 from runtime.health import HealthCheck
 from runtime.jobs import JobRunner
 from runtime.live_state import LiveState
+from runtime.redundancy import Redundancy
+from runtime.standby import add_standby, standby_specs
 from runtime.status import EngineStatus
 from runtime.storage_link import StorageLink
 from runtime.stored_progress import StoredProgress
@@ -123,6 +125,8 @@ class Engine:
         if settings.bus.kind == "kafka" and settings.fleet.enabled:
             self.fleet = Fleet(settings, stored=self.symbols.all, audit=self._audit_fleet)
             self.storage.take_in_alerts(self._takes_in)
+        # Hot standby of critical symbols and the consistency check between the two watchers (docs/HA.md).
+        self.redundancy = Redundancy(settings) if self.fleet is not None and settings.fleet.standby_critical else None
         self._rules_owner = self.fleet is None
         self._stored_progress = (StoredProgress(self.store, TopicSet(settings.kafka.topic_prefix),
                                                 settings.kafka.bootstrap_servers,
@@ -221,6 +225,8 @@ class Engine:
             self.feed.stop()
         if self.fleet is not None:
             self.fleet.close(self._instance_status("stopped"), timeout_s=min(2.0, left()))
+        if self.redundancy is not None:
+            self.redundancy.close(timeout_s=min(2.0, left()))
         if self._stored_progress is not None:
             self._stored_progress.close()
         if self.iqconnect is not None:
@@ -310,6 +316,9 @@ class Engine:
             add("writer", self._writer_step, interval_s=1, loop=True)
         if self.fleet is not None:
             add("fleet", self._fleet_step, interval_s=1, loop=True)
+        if self.redundancy is not None:
+            add("consistency", lambda: self.redundancy.step(self.feed.feed_time_ns() if self.feed else None,
+                                                            rules_owner=self._rules_owner), interval_s=1)
         if self.backup is not None:
             add("backup_rotation", self.backup.rotate_if_due, interval_s=0.25)
             add("backup_retention", self.backup.enforce_retention, interval_s=60)
@@ -365,9 +374,13 @@ class Engine:
             self._seq = seq
             self.validator.feed(events)
             self.live.update(events)
+            published = events
+            if self.redundancy is not None:  # a standby symbol's quotes, depth and status are its owner's to store
+                self.redundancy.record(events)
+                published = self.redundancy.publishable(events)
             if self.backup is not None:
-                self.backup.append(events)
-            self.producer.publish_many(events)
+                self.backup.append(published)
+            self.producer.publish_many(published)
             self.backfill.recent.add(events, time.time_ns())  # what a backfill must not ingest again
             self.feed_volumes.record(events)  # the day's Total Volume, for the end-of-day check
 
@@ -410,6 +423,7 @@ class Engine:
         with self._reconcile_lock:
             wanted = self._wanted_specs()
             plan = plan_watches(wanted, self.feed.watched(), self.settings.feed.watch_limit)
+            plan = self._with_standby(plan, wanted)
             chosen = set(plan.watch)
             depth = {s.symbol for s in wanted if s.depth}
             for symbol in sorted(self.feed.watched() - chosen):
@@ -431,7 +445,8 @@ class Engine:
                         started.append(symbol)
                 except SymbolLimitReached as exc:
                     unwatched[symbol] = str(exc)
-            self._catch_up_started(started, watch_ns, feed_now)
+            standby = self.redundancy.standby if self.redundancy is not None else frozenset()
+            self._catch_up_started([s for s in started if s not in standby], watch_ns, feed_now)  # owners catch up
             for symbol in sorted(depth - self.feed.watched_depth()):
                 try:
                     self.feed.watch_depth(symbol)
@@ -445,6 +460,18 @@ class Engine:
             self._unwatched = unwatched
 
     # ------------------------------------------------------------------ fleet
+
+    def _with_standby(self, plan: WatchPlan, wanted: list[SymbolSpec]) -> WatchPlan:
+        """This instance's plan plus the critical symbols it stands by for (runtime/standby.py), in the room
+        its limit leaves; tells the redundancy which watched symbols are critical and which only standby."""
+        if self.redundancy is None:
+            return plan
+        standby = standby_specs(self.settings.instance_id, self.fleet.desired(), [s.symbol for s in wanted],
+                                self.fleet.view(), self.redundancy.standby)
+        both = add_standby(plan, standby, self.settings.feed.watch_limit)
+        critical = {s.symbol for s in wanted if s.critical} | both.standby
+        self.redundancy.watching(critical & set(both.plan.watch), both.standby, both.unfitted)
+        return both.plan
 
     def _fleet_step(self) -> None:
         """Serve the collector group (a loop job): watch this instance's share as soon as it changes, and
@@ -673,6 +700,7 @@ class Engine:
             fleet_wanted=capacity.wanted if capacity else 0,
             fleet_capacity=capacity.capacity if capacity else 0,
             fleet_capacity_after_loss=capacity.after_one_loss if capacity else None,
+            inconsistent_feeds=self.redundancy.inconsistent() if self.redundancy is not None else {},
         )
 
     def _record_counters(self, status: EngineStatus) -> None:
@@ -731,4 +759,5 @@ class Engine:
             uptime=self.uptime.report(),
             mirror=self.mirror.health if self.mirror else None,
             operator_snapshots=self.operator_snapshots.health if self.operator_snapshots else None,
+            redundancy=self.redundancy.stats() if self.redundancy is not None else None,
         )

@@ -18,7 +18,7 @@ from dataclasses import replace
 
 from alerts.lifecycle import Alert, Finding
 
-FLEET_RULES = frozenset({"storage_unavailable", "fleet_capacity"})
+FLEET_RULES = frozenset({"storage_unavailable", "fleet_capacity", "feed_inconsistent"})
 
 
 def instance_subject(instance_id: str, subject: str) -> str:

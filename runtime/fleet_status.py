@@ -86,6 +86,7 @@ def describe_instance(instance_id: str, status: EngineStatus, health: Health, *,
         watched=tuple(sorted(status.watched)), unwatched=dict(status.unwatched),
         writer_lag=status.writer.total_lag if status.writer is not None else None,
         started_ns=status.started_ns, updated_ns=now_ns,
+        standby=tuple(sorted(status.redundancy.standby)) if status.redundancy is not None else (),
     )
 
 

@@ -145,6 +145,18 @@ class EngineCollector(Collector):
                                     "since start)", value=int(membership.standalone))
             yield GaugeMetricFamily("tickops_fleet_collectors", "Responsive collectors in the fleet",
                                     value=len(s.fleet.live))
+        if s.redundancy is not None:
+            r = s.redundancy
+            yield GaugeMetricFamily("tickops_standby_symbols", "Critical symbols watched only as hot standby",
+                                    value=len(r.standby))
+            yield from _counters("tickops_standby", (
+                ("events_unpublished", r.standby_unpublished, "Events of standby symbols not published (all but trades)"),
+            ))
+            yield from _counters("tickops_consistency", (
+                ("digests_published", r.digests_published, "Per-minute trade digests published"),
+                ("comparisons", r.check.comparisons if r.check else 0, "Owner/standby minute digests compared"),
+                ("differences", r.check.differences if r.check else 0, "Compared minutes whose digests differed"),
+            ))
         if s.notifications is not None:
             yield GaugeMetricFamily("tickops_notifications_queued", "Alert notifications waiting for delivery",
                                     value=s.notifications.queued)

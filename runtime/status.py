@@ -16,6 +16,7 @@ from runtime.backfill import BackfillStats
 from runtime.catchup import CatchUpStats
 from runtime.fleet_status import FleetView
 from runtime.jobs import JobStatus
+from runtime.redundancy import RedundancyStats
 from runtime.validation import ValidationSnapshot
 from storage.availability import StorageState
 from storage.backup import BackupHealth
@@ -55,3 +56,4 @@ class EngineStatus:
     uptime: UptimeReport | None = None  # availability per component (None before the first sample)
     mirror: MirrorHealth | None = None  # None without backup.mirror_directory
     operator_snapshots: SnapshotHealth | None = None  # None with the backup disabled
+    redundancy: RedundancyStats | None = None  # None unless fleet.standby_critical
