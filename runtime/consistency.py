@@ -18,13 +18,13 @@ that minute whole, or died).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 from events import Event, Trade
+from runtime.json_record import dump_record, load_record
 
 log = logging.getLogger(__name__)
 
@@ -61,16 +61,11 @@ def minute_text(minute_ns: int) -> str:
 
 
 def encode_digest(digest: MinuteDigest) -> bytes:
-    return json.dumps({"v": DIGEST_VERSION, **asdict(digest)}, separators=(",", ":")).encode()
+    return dump_record(DIGEST_VERSION, asdict(digest))
 
 
 def decode_digest(key: str, payload: bytes) -> MinuteDigest:
-    try:
-        data = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DigestRecordError(f"digest {key!r} is not JSON ({exc})") from None
-    if not isinstance(data, dict) or data.pop("v", None) != DIGEST_VERSION:
-        raise DigestRecordError(f"digest {key!r} is not a version {DIGEST_VERSION} digest: {payload[:80]!r}")
+    data = load_record(payload, DIGEST_VERSION, what=f"digest {key!r}", kind="digest", error=DigestRecordError)
     try:
         digest = MinuteDigest(**data)
     except TypeError as exc:

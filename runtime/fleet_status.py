@@ -13,12 +13,12 @@ A clean stop publishes a last status in state ``stopped``.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from monitoring.http import Health
 from runtime.capacity import FleetCapacity, assess_capacity
+from runtime.json_record import dump_record, load_record
 
 if TYPE_CHECKING:  # EngineStatus carries a FleetView: a run-time import would be circular
     from runtime.status import EngineStatus
@@ -91,16 +91,11 @@ def describe_instance(instance_id: str, status: EngineStatus, health: Health, *,
 
 
 def encode_status(status: InstanceStatus) -> bytes:
-    return json.dumps({"v": STATUS_VERSION, **asdict(status)}, separators=(",", ":")).encode()
+    return dump_record(STATUS_VERSION, asdict(status))
 
 
 def decode_status(key: str, payload: bytes) -> InstanceStatus:
-    try:
-        data = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FleetStatusError(f"status of {key!r} is not JSON ({exc})") from None
-    if not isinstance(data, dict) or data.pop("v", None) != STATUS_VERSION:
-        raise FleetStatusError(f"status of {key!r} is not a version {STATUS_VERSION} status: {payload[:80]!r}")
+    data = load_record(payload, STATUS_VERSION, what=f"status of {key!r}", kind="status", error=FleetStatusError)
     try:
         status = InstanceStatus(**{**data, "reasons": tuple(data["reasons"]), "partitions": tuple(data["partitions"]),
                                    "watched": tuple(data["watched"]), "standby": tuple(data.get("standby", ()))})

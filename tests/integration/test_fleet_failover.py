@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -36,10 +35,10 @@ from runtime.fleet_status import InstanceStatus, decode_status
 from runtime.symbols import SymbolSpec
 from storage.migrate import migrate
 from tests.conftest import CLICKHOUSE_PORT, unique_name
+from tests.integration._simulator_process import start_simulator
 from tests.integration.pipeline import delete_topics, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-LISTENING = re.compile(r"listening on \S+: level1=(\d+) level2=(\d+) admin=(\d+) lookup=(\d+)")
 SYMBOLS = generated_symbols(800)
 LIMIT = 500
 SESSION_TIMEOUT_S = 6.0
@@ -72,23 +71,9 @@ class Fleet:
 
 
 def _simulator(tmp: Path, trade_log: Path) -> tuple[subprocess.Popen, dict[str, int]]:
-    log_path = tmp / "simulator.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "collectors.iqfeed.simulator", "--level1-port", "0", "--level2-port", "0",
-             "--admin-port", "0", "--lookup-port", "0", "--symbols", str(len(SYMBOLS)), "--rate", "400",
-             "--watch-limit", str(LIMIT), "--watch-limit-per-connection", "--trade-log", str(trade_log),
-             "--history-ticks", "2000000"],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        match = LISTENING.search(log_path.read_text(errors="replace"))
-        if match:
-            return proc, dict(zip(("level1", "level2", "admin", "lookup"), (int(g) for g in match.groups())))
-        assert proc.poll() is None, log_path.read_text()
-        time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("the simulator did not start listening")
+    return start_simulator(tmp / "simulator.log", "--symbols", str(len(SYMBOLS)), "--rate", "400",
+                           "--watch-limit", str(LIMIT), "--watch-limit-per-connection", "--trade-log", str(trade_log),
+                           "--history-ticks", "2000000")
 
 
 class StatusWatch:

@@ -12,10 +12,7 @@ feeds, is compared without a word.
 
 from __future__ import annotations
 
-import os
-import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -26,11 +23,10 @@ from config import load_settings
 from runtime.consistency import MINUTE_NS, minute_text
 from runtime.engine import Engine
 from tests.conftest import unique_name
+from tests.integration._simulator_process import start_simulator
 from tests.integration.pipeline import delete_topics, wait_until
 
 pytestmark = pytest.mark.timeout(240)
-ROOT = Path(__file__).resolve().parents[2]
-LISTENING = re.compile(r"listening on \S+: level1=(\d+) level2=(\d+) admin=(\d+) lookup=(\d+)")
 SYMBOL = "AAPL"
 SPEED = 20  # replay speed: the file's 9 minutes in about 27 s
 REPLAY_S = 540
@@ -66,23 +62,8 @@ def _replay_files(tmp: Path) -> tuple[Path, Path, list[tuple[int, float, int]]]:
 
 
 def _simulator(tmp: Path, name: str, replay: Path) -> tuple[subprocess.Popen, dict[str, int]]:
-    log_path = tmp / f"{name}.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [os.environ.get("TICKOPS_PYTHON", sys.executable), "-m", "collectors.iqfeed.simulator",
-             "--level1-port", "0", "--level2-port", "0", "--admin-port", "0", "--lookup-port", "0",
-             "--symbols", SYMBOL, "--rate", "0", "--replay", str(replay), "--replay-symbol", SYMBOL,
-             "--speed", str(SPEED)],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        match = LISTENING.search(log_path.read_text(errors="replace"))
-        if match:
-            return proc, dict(zip(("level1", "level2", "admin", "lookup"), (int(g) for g in match.groups())))
-        assert proc.poll() is None, log_path.read_text()
-        time.sleep(0.1)
-    proc.kill()
-    raise AssertionError(f"simulator {name} did not start listening")
+    return start_simulator(tmp / f"{name}.log", "--symbols", SYMBOL, "--rate", "0", "--replay", str(replay),
+                           "--replay-symbol", SYMBOL, "--speed", str(SPEED))
 
 
 def _engine(name: str, prefix: str, bootstrap: str, store, tmp: Path, ports: dict[str, int]) -> Engine:

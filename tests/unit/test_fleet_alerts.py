@@ -47,3 +47,13 @@ def test_fleet_capacity_fires_when_short_warns_one_failure_ahead_and_is_silent_w
     assert rule(Observation(now_ns=S, fleet_instances=3, fleet_wanted=800, fleet_capacity=1500,
                             fleet_capacity_after_loss=1000)) == []
     assert rule(Observation(now_ns=S, fleet_wanted=800)) == []  # not in a fleet, or not the rules owner
+
+
+def test_a_feed_inconsistency_is_one_fleet_wide_alert_per_symbol_naming_its_minutes_raised_by_the_rules_owner():
+    obs = Observation(now_ns=S, inconsistent_feeds={"AAPL": "2026-11-30 09:14 UTC: volume 5580 (a) != 5587 (b)"})
+    findings = [f for f in evaluate_rules(obs, AlertSettings()) if f.rule == "feed_inconsistent"]
+    assert [(f.subject, f.severity) for f in findings] == [("AAPL", "warning")]
+    assert "2026-11-30 09:14 UTC: volume 5580 (a) != 5587 (b)" in findings[0].summary
+    assert [f.subject for f in scope_findings(findings, "a", rules_owner=True)] == ["AAPL"]
+    assert scope_findings(findings, "b", rules_owner=False) == []
+    assert not [f for f in evaluate_rules(Observation(now_ns=S), AlertSettings()) if f.rule == "feed_inconsistent"]
