@@ -1,0 +1,50 @@
+"""An operator pastes a list of symbols with a bad entry on the Fleet page, sees the rejection and its
+reason, applies, and sees the symbols watched."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import start_dashboard, stop_dashboard
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The embedded default (its five configured symbols), on its own so the counts are this test's."""
+    proc, url = start_dashboard(tmp_path_factory.mktemp("bulk-add"))
+    try:
+        yield url
+    finally:
+        stop_dashboard(proc)
+
+
+@pytest.mark.timeout(180)
+def test_a_pasted_list_is_previewed_with_its_rejection_then_applied_and_watched(url, page):
+    page.goto(url)
+    sidebar = page.get_by_test_id("stSidebar")
+    expect(sidebar.get_by_text("5 watched", exact=False)).to_be_visible(timeout=60_000)
+    page.reload()  # docs/ARCHITECTURE.md, Dashboard: act only after the session's first run
+    expect(sidebar.get_by_text("5 watched", exact=False)).to_be_visible(timeout=60_000)
+    page.get_by_role("link", name="Fleet").click()
+    expect(page.get_by_role("heading", name="Add symbols")).to_be_visible(timeout=60_000)
+    symbols = page.get_by_label("Symbols to add")
+    symbols.fill("nvda, AMZN\nÄPPL aapl")
+    symbols.press("Control+Enter")
+    page.get_by_role("button", name="Preview").click()
+    expect(page.get_by_text("2 to start: NVDA, AMZN")).to_be_visible(timeout=15_000)
+    expect(page.get_by_text("1 entries rejected", exact=False)).to_be_visible()
+    expect(page.get_by_text("wanted already (nothing to do): AAPL", exact=False)).to_be_visible()
+    rejections = page.get_by_test_id("stDataFrame").filter(has_text="reason")
+    expect(rejections).to_contain_text("ÄPPL")
+    expect(rejections).to_contain_text("invalid symbol")
+    page.get_by_role("button", name="Start 2 symbols now").click()
+    expect(page.get_by_text("Started 2 symbols: NVDA, AMZN")).to_be_visible(timeout=30_000)
+    expect(sidebar.get_by_text("7 watched", exact=False)).to_be_visible(timeout=15_000)
+    instances = page.get_by_test_id("stDataFrame").first
+    expect(instances).to_contain_text("7", timeout=15_000)
+    expect(page.get_by_test_id("stException")).to_have_count(0)
