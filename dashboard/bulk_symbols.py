@@ -51,6 +51,7 @@ def render_bulk_add(engine: Any, who: Operator | None) -> None:
     _show_preview(preview)
     if not preview.accepted:
         return
+    _warn_capacity(engine, len(preview.accepted))
     st.markdown("**Start them all now**, or **roll them out in stages** (each stage only once the previous "
                 "one is healthy: every symbol has data, no critical alert, the pipeline not behind).")
     left, right = st.columns(2)
@@ -92,6 +93,19 @@ def _show_preview(preview: SymbolList) -> None:
         st.warning(f"{len(preview.rejected):,} entries rejected: they will not be started.")
         st.dataframe([{"entry": r.entry, "reason": r.reason} for r in preview.rejected], hide_index=True,
                      width="stretch")
+
+
+def _warn_capacity(engine: Any, adding: int) -> None:
+    """Before anything starts: the watch limits (the responsive collectors', embedded this process's) as the
+    start would judge them, so an operator trims the list rather than learns it halfway through."""
+    capacity = engine.fleet_view().capacity()
+    if not capacity.instances:
+        return
+    room = max(0, capacity.capacity - capacity.wanted)
+    if adding > room:
+        st.warning(f"Only {room:,} more symbols fit: {capacity.wanted:,} are wanted and the watch limits add up to "
+                   f"{capacity.capacity:,}. Starting stops at the limit; the other {adding - room:,} would be "
+                   "refused. Stop symbols, raise feed.watch_limit (and the account's), or add a collector.")
 
 
 def _apply(engine: Any, who: Operator, preview: SymbolList, *, depth: bool, critical: bool) -> None:

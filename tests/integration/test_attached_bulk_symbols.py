@@ -16,6 +16,7 @@ from storage.rows import to_batches
 from tests.conftest import unique_name
 from tests.integration._feed_support import wait_until
 from tests.integration.test_attached_dashboard import attached_env, run, writer_endpoint  # noqa: F401 - fixtures
+from tests.unit.test_app_bulk_symbols import _preview
 
 pytestmark = pytest.mark.timeout(180)
 FLEET = "pages/fleet.py"
@@ -27,11 +28,6 @@ def _stored_trade(store, symbol: str) -> None:
     trade = Trade(symbol=symbol, price=1.0, size=1, ts_ns=now, source="collector-1@1", seq=1, recv_ns=now)
     for batch in to_batches([trade], stored_ns=now).values():
         store.insert_columns(batch.table, batch.columns, batch.data)
-
-
-def _preview(app, text: str):
-    app.text_area(key="bulk_text").input(text).run()
-    return app.button(key="bulk_preview_button").click().run()
 
 
 def test_attached_bulk_add_and_rollout_act_through_storage_and_judge_by_stored_events(

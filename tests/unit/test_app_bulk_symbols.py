@@ -68,6 +68,8 @@ def test_applying_starts_the_accepted_symbols_watches_and_audits_each(dashboard_
 def test_a_start_over_the_watch_limit_reports_the_rest_not_started_and_never_crashes(dashboard_env, monkeypatch):
     monkeypatch.setenv("TICKOPS_FEED__WATCH_LIMIT", "3")
     app = _preview(_run(FLEET), "NVDA AMZN GOOGL")
+    assert any(w.value.startswith("Only 1 more symbols fit: 2 are wanted and the watch limits add up to 3")
+               for w in app.warning), [w.value for w in app.warning]
     app = app.button(key="bulk_apply").click().run()
     assert not app.exception, app.exception
     assert any("Started 1 symbols: NVDA" in s.value for s in app.success)
