@@ -53,7 +53,8 @@ class StageHealth:
     last_event_ns: Mapping[str, int]  # symbol -> receive time (wall ns) of its latest event; absent: none seen
     critical_firing: tuple[str, ...] = ()  # "rule subject" of each firing critical alert
     behind: tuple[str, ...] = ()  # why the pipeline is behind (spool holding events, writer retrying)
-    rejected: Mapping[str, str] = field(default_factory=dict)  # symbol -> why the feed refused to watch it
+    # symbol -> why it is not watched (the feed refused it, or it is over a collector's watch limit)
+    not_watched: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -163,11 +164,11 @@ class Rollout:
         self._healthy = len(symbols) - len(silent)
         reasons: list[str] = []
         if silent:
-            refused = [f"{s} ({health.rejected[s]})" for s in silent if s in health.rejected]
+            unwatched = [f"{s} ({health.not_watched[s]})" for s in silent if s in health.not_watched]
             reasons.append(f"{len(silent)} of {len(symbols)} symbols without data since their start: "
                            + ", ".join(silent[:10]) + (" …" if len(silent) > 10 else ""))
-            if refused:
-                reasons.append("refused by the feed: " + ", ".join(refused[:10]))
+            if unwatched:
+                reasons.append("not watched: " + ", ".join(unwatched[:10]))
         if health.critical_firing:
             reasons.append("critical alerts firing: " + ", ".join(health.critical_firing))
         reasons.extend(health.behind)

@@ -40,13 +40,15 @@ def pipeline_behind(status: EngineStatus) -> tuple[str, ...]:
 
 
 def engine_health(engine: Engine, symbols: Sequence[str], since_ns: int) -> StageHealth:
+    """``since_ns`` is not needed here: live state keeps each symbol's latest receive time, which the
+    rollout compares with the symbol's own start."""
     live = engine.live.snapshot()
     status = engine.status()
     last = {s: live[s].last_event_recv_ns for s in symbols
             if s in live and live[s].last_event_recv_ns is not None}
     wanted = set(symbols)
-    rejected = {s: why for s, why in status.rejected_symbols.items() if s in wanted}
-    return StageHealth(last, critical_firing(engine.alert_book), pipeline_behind(status), rejected)
+    not_watched = {s: why for s, why in {**status.unwatched, **status.rejected_symbols}.items() if s in wanted}
+    return StageHealth(last, critical_firing(engine.alert_book), pipeline_behind(status), not_watched)
 
 
 def attached_health(runtime: AttachedRuntime, symbols: Sequence[str], since_ns: int) -> StageHealth:
@@ -60,8 +62,11 @@ def attached_health(runtime: AttachedRuntime, symbols: Sequence[str], since_ns: 
         except StorageError as exc:
             behind.append(f"storage did not answer: {exc}")
     view = runtime.fleet_view()
+    wanted = set(symbols)
+    not_watched = {s: f"{instance.instance_id}: {why}" for instance in view.live
+                   for s, why in instance.unwatched.items() if s in wanted}
     for instance in view.live:
         if instance.health != "ok":
             behind.append(f"collector {instance.instance_id} is {instance.health}: "
                           + ("; ".join(instance.reasons) or "no reason given"))
-    return StageHealth(last, critical_firing(runtime.alert_book), tuple(behind))
+    return StageHealth(last, critical_firing(runtime.alert_book), tuple(behind), not_watched)

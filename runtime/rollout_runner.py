@@ -83,13 +83,16 @@ class RolloutRunner:
         at_ns = self._clock()
         self._starting = (0, len(due))
         outcome = start_many(lambda symbol: self._start(symbol, depth, critical, rollout.by), due,
-                             progress=lambda done, total: setattr(self, "_starting", (done, total)))
+                             progress=self._progressed)
         with self._lock:
             rollout.started(outcome, at_ns)
             self._starting = None
             stage = rollout.progress().stage
         log.info("rollout stage started", extra={"stage": stage, "started": len(outcome.started),
                                                  "refused": len(outcome.refused)})
+
+    def _progressed(self, done: int, total: int) -> None:
+        self._starting = (done, total)
 
     def starting(self) -> tuple[int, int] | None:
         """(started, of) while a stage's symbols are being started, else None."""

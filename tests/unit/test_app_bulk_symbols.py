@@ -96,7 +96,7 @@ def test_a_rollout_advances_a_stage_once_healthy_and_holds_on_a_symbol_without_d
     assert progress.state is RolloutState.WAITING and progress.stage == 2
     assert progress.stage_healthy == 1 and progress.stage_size == 2
     assert progress.reasons[0] == "1 of 2 symbols without data since their start: ZZZZ"
-    assert progress.reasons[1].startswith("refused by the feed: ZZZZ")
+    assert progress.reasons[1].startswith("not watched: ZZZZ")
     app = _run(FLEET)
     assert not app.exception, app.exception
     assert "Staged rollout" in [h.value for h in app.subheader]

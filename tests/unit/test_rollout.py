@@ -77,12 +77,12 @@ def test_a_symbol_without_data_since_its_start_holds_the_stage_and_is_named():
     clock.now += S
     last = {s: clock() for s in _symbols(8)}
     last["S0008"] = started_at - S  # an event from before its start does not count
-    health = StageHealth(last, rejected={"S0009": "IQFeed does not know it"})
+    health = StageHealth(last, not_watched={"S0009": "IQFeed does not know it"})
     assert rollout.judge(health) is RolloutState.WAITING
     progress = rollout.progress()
     assert progress.stage == 1 and progress.stage_healthy == 8 and progress.stage_size == 10
     assert progress.reasons == ("2 of 10 symbols without data since their start: S0008, S0009",
-                                "refused by the feed: S0009 (IQFeed does not know it)")
+                                "not watched: S0009 (IQFeed does not know it)")
     assert rollout.due() == ()
 
 
