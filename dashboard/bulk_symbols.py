@@ -9,6 +9,7 @@ this page, so this page only begins it, shows it and pauses or cancels it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
@@ -23,6 +24,7 @@ from runtime.rollout import (DEFAULT_STAGES, DEFAULT_STALL_AFTER_S, InvalidStage
 
 PREVIEW = "bulk_preview"
 OUTCOME = "bulk_outcome"
+CONTROL_ERROR = "rollout_control_error"
 SHOWN = 30  # symbols listed by name in a preview; the rest are counted
 
 
@@ -174,33 +176,40 @@ def _explain(progress: RolloutProgress) -> None:
     since = f" · stage started {age(progress.stage_started_ns)}" if progress.stage_started_ns else ""
     st.caption(f"Begun by {progress.by}{since}")
     box = _STATE_BOX.get(progress.state, st.warning)
-    if progress.reasons:
-        verb = {RolloutState.STALLED: "Stalled", RolloutState.HALTED: "Halted"}.get(progress.state, "Waiting")
-        box(f"{verb}: " + "\n".join(f"- {reason}" for reason in progress.reasons))
-    elif progress.state is RolloutState.DONE:
+    reasons = "\n".join(f"- {reason}" for reason in progress.reasons)
+    if progress.state is RolloutState.DONE:
         box(f"Done: all {progress.targets[-1]:,} symbols started, every stage healthy.")
     elif progress.state is RolloutState.CANCELLED:
-        box("Cancelled: nothing more is started; the symbols started stay watched (stop them from the sidebar).")
+        box("Cancelled: nothing more is started; the symbols started stay watched (stop them from the sidebar)."
+            + (f" It was waiting for:\n{reasons}" if reasons else ""))
+    elif progress.state is RolloutState.PAUSED:
+        box("Paused: nothing is started or advanced until resumed." + (f" Last seen:\n{reasons}" if reasons else ""))
+    elif reasons:
+        verb = {RolloutState.STALLED: "Stalled", RolloutState.HALTED: "Halted"}.get(progress.state, "Waiting")
+        box(f"{verb}:\n{reasons}")
     if progress.refused:
         st.dataframe([{"symbol": s, "why": why} for s, why in progress.refused.items()], hide_index=True,
                      width="stretch")
 
 
 def _controls(who: Operator, progress: RolloutProgress) -> None:
-    runner = resources.rollout()
+    """Callbacks, so the change is made before the fragment renders again (in a full rerun as well)."""
+    error = st.session_state.pop(CONTROL_ERROR, None)
+    if error:
+        st.error(error)
     if progress.state in (RolloutState.DONE, RolloutState.CANCELLED, RolloutState.HALTED):
         return
+    runner = resources.rollout()
     cols = st.columns(4)
+    if progress.state is RolloutState.PAUSED:
+        cols[0].button("Resume rollout", key="rollout_resume", on_click=_operate, args=(runner.resume, who.name))
+    else:
+        cols[0].button("Pause rollout", key="rollout_pause", on_click=_operate, args=(runner.pause, who.name))
+    cols[1].button("Cancel rollout", key="rollout_cancel", on_click=_operate, args=(runner.cancel, who.name))
+
+
+def _operate(change: Callable[[str], None], by: str) -> None:
     try:
-        if progress.state is RolloutState.PAUSED:
-            if cols[0].button("Resume rollout", key="rollout_resume"):
-                runner.resume(who.name)
-                st.rerun(scope="fragment")
-        elif cols[0].button("Pause rollout", key="rollout_pause"):
-            runner.pause(who.name)
-            st.rerun(scope="fragment")
-        if cols[1].button("Cancel rollout", key="rollout_cancel"):
-            runner.cancel(who.name)
-            st.rerun(scope="fragment")
+        change(by)
     except RolloutConflict as exc:  # the job moved it on meanwhile (finished, halted)
-        st.error(str(exc))
+        st.session_state[CONTROL_ERROR] = str(exc)

@@ -48,3 +48,31 @@ def test_a_pasted_list_is_previewed_with_its_rejection_then_applied_and_watched(
     instances = page.get_by_test_id("stDataFrame").first
     expect(instances).to_contain_text("7", timeout=15_000)
     expect(page.get_by_test_id("stException")).to_have_count(0)
+
+
+@pytest.mark.timeout(180)
+def test_a_staged_rollout_shows_its_progress_and_why_it_waits(url, page):
+    """ZZZZ is outside the embedded simulator's universe: stage 2 waits for it, and the page says so."""
+    page.goto(url)
+    sidebar = page.get_by_test_id("stSidebar")
+    expect(sidebar.get_by_text("watched", exact=False).first).to_be_visible(timeout=60_000)
+    page.reload()
+    expect(sidebar.get_by_text("watched", exact=False).first).to_be_visible(timeout=60_000)
+    page.get_by_role("link", name="Fleet").click()
+    symbols = page.get_by_label("Symbols to add")
+    symbols.fill("META JPM DIS ZZZZ")
+    symbols.press("Control+Enter")
+    page.get_by_role("button", name="Preview").click()
+    expect(page.get_by_text("4 to start: META, JPM, DIS, ZZZZ")).to_be_visible(timeout=15_000)
+    stages = page.get_by_label("Stages (symbols started after each)")
+    stages.fill("2, 4")
+    stages.press("Enter")
+    page.get_by_role("button", name="Roll out in stages").click()
+    expect(page.get_by_role("heading", name="Staged rollout")).to_be_visible(timeout=15_000)
+    waiting = page.get_by_test_id("stAlertContentWarning").filter(has_text="Waiting:")
+    expect(waiting).to_contain_text("ZZZZ", timeout=60_000)  # stage 1 (META, JPM) healthy, stage 2 holds
+    started = page.get_by_test_id("stMetric").filter(has_text="Symbols started").get_by_test_id("stMetricValue")
+    expect(started).to_have_text("4 of 4")
+    page.get_by_role("button", name="Cancel rollout").click()
+    expect(page.get_by_text("Cancelled: nothing more is started", exact=False)).to_be_visible(timeout=15_000)
+    expect(page.get_by_test_id("stException")).to_have_count(0)

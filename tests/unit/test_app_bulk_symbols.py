@@ -101,7 +101,13 @@ def test_a_rollout_advances_a_stage_once_healthy_and_holds_on_a_symbol_without_d
     assert not app.exception, app.exception
     assert "Staged rollout" in [h.value for h in app.subheader]
     assert any(m.label == "Symbols started" and m.value == "4 of 4" for m in app.metric)
-    assert any(w.value.startswith("Waiting: ") and "ZZZZ" in w.value for w in app.warning)
+    assert any(w.value.startswith("Waiting:\n- ") and "ZZZZ" in w.value for w in app.warning)
+    app = app.button(key="rollout_pause").click().run()
+    assert runner.progress().state is RolloutState.PAUSED
+    assert any(i.value.startswith("Paused: nothing is started or advanced") for i in app.info)
+    app = app.button(key="rollout_resume").click().run()
+    assert runner.progress().state is RolloutState.WAITING
     app = app.button(key="rollout_cancel").click().run()
     assert runner.progress().state is RolloutState.CANCELLED
+    assert any(i.value.startswith("Cancelled: nothing more is started") and "ZZZZ" in i.value for i in app.info)
     _eventually("begin and cancel audited", lambda: _audited(engine, "rollout_cancel"))
