@@ -76,3 +76,22 @@ def test_a_staged_rollout_shows_its_progress_and_why_it_waits(url, page):
     page.get_by_role("button", name="Cancel rollout").click()
     expect(page.get_by_text("Cancelled: nothing more is started", exact=False)).to_be_visible(timeout=15_000)
     expect(page.get_by_test_id("stException")).to_have_count(0)
+
+
+@pytest.mark.timeout(180)
+def test_an_uploaded_csv_gives_its_symbol_column_to_the_preview(url, page):
+    page.goto(url)
+    sidebar = page.get_by_test_id("stSidebar")
+    expect(sidebar.get_by_text("watched", exact=False).first).to_be_visible(timeout=60_000)
+    page.reload()
+    expect(sidebar.get_by_text("watched", exact=False).first).to_be_visible(timeout=60_000)
+    page.get_by_role("link", name="Fleet").click()
+    expect(page.get_by_role("heading", name="Add symbols")).to_be_visible(timeout=30_000)
+    page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(files=[{
+        "name": "portfolio.csv", "mimeType": "text/csv",
+        "buffer": "name,symbol,weight\nIntel,intc,0.2\nBroken,BAD\u00e9,0.1\nPepsi,PEP,0.3\n".encode()}])
+    expect(page.get_by_text("portfolio.csv")).to_be_visible(timeout=15_000)
+    page.get_by_role("button", name="Preview").click()
+    expect(page.get_by_text("2 to start: INTC, PEP")).to_be_visible(timeout=15_000)
+    expect(page.get_by_test_id("stDataFrame").filter(has_text="reason")).to_contain_text("BADé")
+    expect(page.get_by_test_id("stException")).to_have_count(0)
