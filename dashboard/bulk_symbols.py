@@ -19,8 +19,8 @@ from dashboard.auth import Operator, can_act
 from dashboard.format import age
 from dashboard.symbol_list import SymbolList, UnreadableUpload, parse_symbol_list, upload_text
 from runtime.bulk_start import StartOutcome, start_many
-from runtime.rollout import (DEFAULT_STAGES, DEFAULT_STALL_AFTER_S, InvalidStages, RolloutConflict, RolloutProgress,
-                             RolloutState, parse_stages)
+from runtime.rollout import (DEFAULT_STAGES, DEFAULT_STALL_AFTER_S, FINAL, InvalidStages, RolloutConflict,
+                             RolloutProgress, RolloutState, parse_stages)
 
 PREVIEW = "bulk_preview"
 OUTCOME = "bulk_outcome"
@@ -197,7 +197,7 @@ def _controls(who: Operator, progress: RolloutProgress) -> None:
     error = st.session_state.pop(CONTROL_ERROR, None)
     if error:
         st.error(error)
-    if progress.state in (RolloutState.DONE, RolloutState.CANCELLED, RolloutState.HALTED):
+    if progress.state in FINAL:
         return
     runner = resources.rollout()
     cols = st.columns(4)

@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable, Sequence
 
 from runtime.bulk_start import start_many
-from runtime.rollout import DEFAULT_STALL_AFTER_S, Rollout, RolloutConflict, RolloutProgress, RolloutState, StageHealth
+from runtime.rollout import (DEFAULT_STALL_AFTER_S, FINAL, Rollout, RolloutConflict, RolloutProgress, RolloutState,
+                             StageHealth)
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,7 @@ class RolloutRunner:
               stall_after_s: float = DEFAULT_STALL_AFTER_S) -> RolloutProgress:
         """InvalidStages for stages that make no sense; RolloutConflict while another rollout runs."""
         with self._lock:
-            if self._rollout is not None and self._rollout.state not in (
-                    RolloutState.DONE, RolloutState.CANCELLED, RolloutState.HALTED):
+            if self._rollout is not None and self._rollout.state not in FINAL:
                 raise RolloutConflict(f"a rollout by {self._rollout.by} is {self._rollout.state.value}: "
                                       "cancel it before starting another")
             rollout = Rollout(symbols, stages, clock=self._clock, by=by, stall_after_s=stall_after_s)

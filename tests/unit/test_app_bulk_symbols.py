@@ -102,6 +102,9 @@ def test_a_rollout_advances_a_stage_once_healthy_and_holds_on_a_symbol_without_d
     assert "Staged rollout" in [h.value for h in app.subheader]
     assert any(m.label == "Symbols started" and m.value == "4 of 4" for m in app.metric)
     assert any(w.value.startswith("Waiting:\n- ") and "ZZZZ" in w.value for w in app.warning)
+    app = _preview(app, "INTC")  # a second rollout while this one waits is refused, saying why
+    app = app.button(key="rollout_begin").click().run()
+    assert any("a rollout by local is waiting: cancel it before starting another" in e.value for e in app.error)
     app = app.button(key="rollout_pause").click().run()
     assert runner.progress().state is RolloutState.PAUSED
     assert any(i.value.startswith("Paused: nothing is started or advanced") for i in app.info)
