@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Locator, Page, expect
 
 from tests.e2e.conftest import start_dashboard, stop_dashboard
 
@@ -23,15 +23,22 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stop_dashboard(proc)
 
 
-@pytest.mark.timeout(180)
-def test_a_pasted_list_is_previewed_with_its_rejection_then_applied_and_watched(url, page):
+def _open_fleet(url: str, page: Page, watched: str = "watched") -> Locator:
+    """The Fleet page, once the session's first run is over (docs/ARCHITECTURE.md, Dashboard: act only after
+    a rerun); returns the sidebar."""
     page.goto(url)
     sidebar = page.get_by_test_id("stSidebar")
-    expect(sidebar.get_by_text("5 watched", exact=False)).to_be_visible(timeout=60_000)
-    page.reload()  # docs/ARCHITECTURE.md, Dashboard: act only after the session's first run
-    expect(sidebar.get_by_text("5 watched", exact=False)).to_be_visible(timeout=60_000)
+    expect(sidebar.get_by_text(watched, exact=False).first).to_be_visible(timeout=60_000)
+    page.reload()
+    expect(sidebar.get_by_text(watched, exact=False).first).to_be_visible(timeout=60_000)
     page.get_by_role("link", name="Fleet").click()
     expect(page.get_by_role("heading", name="Add symbols")).to_be_visible(timeout=60_000)
+    return sidebar
+
+
+@pytest.mark.timeout(180)
+def test_a_pasted_list_is_previewed_with_its_rejection_then_applied_and_watched(url, page):
+    sidebar = _open_fleet(url, page, "5 watched")
     symbols = page.get_by_label("Symbols to add")
     symbols.fill("nvda, AMZN\nÄPPL aapl")
     symbols.press("Control+Enter")
@@ -53,12 +60,7 @@ def test_a_pasted_list_is_previewed_with_its_rejection_then_applied_and_watched(
 @pytest.mark.timeout(180)
 def test_a_staged_rollout_shows_its_progress_and_why_it_waits(url, page):
     """ZZZZ is outside the embedded simulator's universe: stage 2 waits for it, and the page says so."""
-    page.goto(url)
-    sidebar = page.get_by_test_id("stSidebar")
-    expect(sidebar.get_by_text("watched", exact=False).first).to_be_visible(timeout=60_000)
-    page.reload()
-    expect(sidebar.get_by_text("watched", exact=False).first).to_be_visible(timeout=60_000)
-    page.get_by_role("link", name="Fleet").click()
+    _open_fleet(url, page)
     symbols = page.get_by_label("Symbols to add")
     symbols.fill("META JPM DIS ZZZZ")
     symbols.press("Control+Enter")
@@ -80,13 +82,7 @@ def test_a_staged_rollout_shows_its_progress_and_why_it_waits(url, page):
 
 @pytest.mark.timeout(180)
 def test_an_uploaded_csv_gives_its_symbol_column_to_the_preview(url, page):
-    page.goto(url)
-    sidebar = page.get_by_test_id("stSidebar")
-    expect(sidebar.get_by_text("watched", exact=False).first).to_be_visible(timeout=60_000)
-    page.reload()
-    expect(sidebar.get_by_text("watched", exact=False).first).to_be_visible(timeout=60_000)
-    page.get_by_role("link", name="Fleet").click()
-    expect(page.get_by_role("heading", name="Add symbols")).to_be_visible(timeout=30_000)
+    _open_fleet(url, page)
     page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(files=[{
         "name": "portfolio.csv", "mimeType": "text/csv",
         "buffer": "name,symbol,weight\nIntel,intc,0.2\nBroken,BAD\u00e9,0.1\nPepsi,PEP,0.3\n".encode()}])
