@@ -95,6 +95,7 @@ def symbol_controls() -> None:
             else:
                 st.toast(f"Stopped {', '.join(chosen)}")
                 st.rerun()
+    st.sidebar.caption("Many at once, or a staged rollout: the Fleet page's **Add symbols**.")
 
 
 def outage_banner() -> None:

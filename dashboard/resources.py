@@ -22,6 +22,8 @@ from monitoring.logs import configure_process_logging
 from runtime.attached import AttachedRuntime
 from runtime.engine import Engine
 from runtime.metrics import start_monitoring
+from runtime.rollout_health import attached_health, engine_health
+from runtime.rollout_runner import RolloutRunner
 
 
 log = logging.getLogger(__name__)
@@ -92,6 +94,20 @@ def engine() -> Engine | AttachedRuntime:
     # whereas plain atexit handlers run after it.
     threading._register_atexit(running.stop)  # noqa: SLF001 - no public hook runs early enough
     return running
+
+
+@st.cache_resource
+def rollout() -> RolloutRunner:
+    """The process's staged rollout, stepped every second by a job of the engine (or attached runtime), so it
+    goes on when the browser that began it closes."""
+    runtime = engine()
+    probe = attached_health if isinstance(runtime, AttachedRuntime) else engine_health
+    runner = RolloutRunner(
+        start=lambda symbol, depth, critical, by: runtime.start_symbol(symbol, depth=depth, critical=critical, by=by),
+        health=lambda symbols, since_ns: probe(runtime, symbols, since_ns),  # type: ignore[arg-type]
+        audit=runtime.alert_store.audit)
+    runtime.jobs.add("rollout", runner.step, interval_s=1)
+    return runner
 
 
 def operator() -> Operator | None:

@@ -1,4 +1,5 @@
-"""Fleet: every collector instance, its health, the symbols it owns and watches, its lag, and the capacity left.
+"""Fleet: every collector instance, its health, the symbols it owns and watches, its lag, and the capacity left;
+below, adding symbols in bulk and a staged rollout (dashboard/bulk_symbols.py).
 
 With the Kafka bus this is what the instances publish on the fleet status topic (a headless fleet
 included); embedded, the one instance of this process.
@@ -7,6 +8,7 @@ included); embedded, the one instance of this process.
 import streamlit as st
 
 from dashboard import resources
+from dashboard.bulk_symbols import render_bulk_add, render_rollout
 from dashboard.format import age
 from runtime.fleet_status import FleetView, InstanceStatus
 
@@ -103,3 +105,5 @@ def live() -> None:
 
 
 live()
+render_rollout(resources.operator())
+render_bulk_add(engine, resources.operator())
