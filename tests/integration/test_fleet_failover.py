@@ -139,10 +139,19 @@ def test_a_collector_and_a_writer_sigkilled_mid_stream_are_taken_over_and_each_t
             fleet.alive()
             return watch.watched_by(names, since_ns) == Counter(SYMBOLS)
 
-        wait_until(lambda: all_watched_once(COLLECTORS), 120, "800 symbols watched once over 3 collectors", 0.2)
+        def shares() -> dict[str, int]:
+            return {name: len(status.watched) for name, status in watch.latest().items() if name in COLLECTORS}
+
+        def spread_over_all() -> bool:
+            """Every collector has its share: a member that joins after the others have taken every
+            partition gets some only at the group's next rebalance."""
+            return len(shares()) == len(COLLECTORS) and all(share > 0 for share in shares().values())
+
+        wait_until(lambda: all_watched_once(COLLECTORS) and spread_over_all(), 120,
+                   "800 symbols watched once, shared by all 3 collectors", 0.2)
         window_start_ns = time.time_ns() + 2 * S
-        shares = {name: len(status.watched) for name, status in watch.latest().items()}
-        assert all(0 < share <= LIMIT for share in shares.values()), shares
+        shared = shares()
+        assert all(0 < share <= LIMIT for share in shared.values()), shared
         time.sleep(8)
 
         victim = "c2"
@@ -210,7 +219,7 @@ def test_a_collector_and_a_writer_sigkilled_mid_stream_are_taken_over_and_each_t
     backfilled = set(_identities(server_store.query(
         f"SELECT symbol, ts_ns, total_volume, price, size FROM {server_store.table('trades')} WHERE backfilled = 1 "
         f"AND ts_ns >= {window_start_ns} AND ts_ns <= {window_end_ns}")))
-    print(f"\nFLEET FIGURES: symbols {len(SYMBOLS)}, shares {shares}, takeover {takeover_s:.1f} s "
+    print(f"\nFLEET FIGURES: symbols {len(SYMBOLS)}, shares {shared}, takeover {takeover_s:.1f} s "
           f"(session timeout {SESSION_TIMEOUT_S:.0f} s), trades in window {len(made)}, stored {len(stored)}, "
           f"printed by the victim's {len(doomed_symbols)} symbols while nobody watched them {len(unwatched)}, "
           f"recovered by catch-up {len(backfilled)}, all stored {recovered_s:.1f} s after the takeover")
