@@ -27,7 +27,8 @@ import yaml
 from playwright.sync_api import expect
 
 from tests.conftest import CLICKHOUSE_PORT, unique_name
-from tests.e2e.conftest import free_port, stop_dashboard
+from tests.e2e.conftest import stop_dashboard
+from tests.ports import free_port
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]

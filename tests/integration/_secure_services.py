@@ -19,15 +19,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.ports import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 KAFKA_USER, KAFKA_PASSWORD = "tickops", "kafka-pw-61c2e0"
 CLICKHOUSE_USER, CLICKHOUSE_PASSWORD = "tickops", "ch-pw-0b9d47"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass(frozen=True)

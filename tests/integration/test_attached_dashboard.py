@@ -16,7 +16,7 @@ from alerts.lifecycle import Alert
 from alerts.store import AlertStore
 from storage.writer_health import WriterProcessState, writer_monitoring
 from tests.conftest import CLICKHOUSE_PORT, unique_name
-from tests.e2e.conftest import free_port
+from tests.ports import free_port
 from tests.integration._feed_support import wait_until
 from tests.unit.test_app_render import APP, listening_on
 

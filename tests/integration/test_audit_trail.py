@@ -125,7 +125,7 @@ def test_verify_names_records_reordered_on_the_server(server_store, tmp_path):
 
 
 def test_verify_exits_2_when_storage_cannot_be_read(tmp_path):
-    from tests.e2e.conftest import free_port
+    from tests.ports import free_port
 
     env_port = str(free_port())
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("TICKOPS_")}, "PYTHONPATH": str(ROOT),

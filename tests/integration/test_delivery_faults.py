@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -40,6 +39,7 @@ from storage.server_store import ClickHouseServerStore
 from storage.store import Store
 from storage.writer import CRASH_HOOK_ENV, build_writer
 from tests.conftest import CLICKHOUSE_PORT
+from tests.ports import free_port
 from tests.integration.pipeline import (
     assert_stored_exactly_once,
     delete_topics,
@@ -51,12 +51,6 @@ from tests.integration.pipeline import (
 
 REPO = Path(__file__).resolve().parents[2]
 OUTAGE_S = 20.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass

@@ -84,7 +84,7 @@ def test_unreachable_broker_spools_events_turns_health_degraded_and_raises_an_al
     from alerts.rules import evaluate_rules
     from bus.breaker import BreakerState
     from runtime.health import HealthCheck
-    from tests.e2e.conftest import free_port
+    from tests.ports import free_port
 
     settings = load_settings(
         data_dir=tmp_path,

@@ -12,7 +12,7 @@ from alerts.rules import evaluate_rules
 from config import load_settings
 from runtime.engine import Engine
 from tests.conftest import unique_name
-from tests.e2e.conftest import free_port
+from tests.ports import free_port
 from tests.integration.pipeline import wait_until
 from tests.integration.test_backup_disk_full import _fill, small_disk  # noqa: F401 - the tmpfs fixture
 

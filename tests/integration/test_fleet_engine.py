@@ -14,7 +14,7 @@ from config import load_settings
 from runtime.engine import Engine
 from runtime.health import HealthCheck
 from tests.conftest import unique_name
-from tests.e2e.conftest import free_port
+from tests.ports import free_port
 from tests.integration.pipeline import delete_topics, wait_until
 from tests.integration.test_delivery_faults import PrivateService, private_kafka  # noqa: F401 - fixture
 

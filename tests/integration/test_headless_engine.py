@@ -17,7 +17,7 @@ import pytest
 from storage.rows import table_for
 from storage.segments import list_segments, verify_segment
 from tests.conftest import CLICKHOUSE_PORT, unique_name
-from tests.e2e.conftest import free_port
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -25,7 +25,7 @@ from events import Event
 from storage.segments import list_segments, verify_segment
 from storage.server_store import ClickHouseServerStore
 from tests.conftest import unique_name
-from tests.e2e.conftest import free_port
+from tests.ports import free_port
 from tests.integration.pipeline import assert_stored_exactly_once, delete_topics, stored_count, stored_kinds, wait_until
 from tests.integration.test_delivery_faults import PrivateService, private_clickhouse  # noqa: F401 - fixture
 from tests.integration.test_headless_engine import _healthz

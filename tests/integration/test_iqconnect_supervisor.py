@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import shlex
-import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -17,23 +16,13 @@ from pydantic import SecretStr
 from collectors.iqfeed.iqconnect import IQConnectSupervisor, LaunchCommandError
 from config import FeedSettings
 from tests.integration._feed_support import wait_until
+from tests.ports import free_ports
 
 pytestmark = pytest.mark.timeout(60)
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "pw-Zq81-never-in-logs"
 LOGIN = "demo-user-4471"
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def stand_in_settings(*flags: str, connect_timeout_s: float = 8.0) -> FeedSettings:

@@ -25,7 +25,7 @@ from alerts.notify import ChannelStats, EmailChannel, Notifier, WebhookChannel
 from config import load_settings
 from runtime.engine import Engine
 from runtime.metrics import engine_registry
-from tests.e2e.conftest import free_port
+from tests.ports import free_port
 from tests.integration.pipeline import wait_until
 
 S = 1_000_000_000

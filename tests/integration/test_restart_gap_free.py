@@ -27,7 +27,7 @@ import pytest
 
 from storage.store import StorageError, Store, sql_string
 from tests.conftest import CLICKHOUSE_PORT, unique_name
-from tests.e2e.conftest import free_port
+from tests.ports import free_port
 from tests.integration._backfill_support import SAMPLE, eastern_us_to_ns
 from tests.integration.pipeline import delete_topics, wait_until
 from collectors.iqfeed.simulator.wire import parse_history_timestamp

@@ -26,7 +26,7 @@ from monitoring.logs import JsonFormatter
 from runtime.engine import Engine
 from runtime.metrics import start_monitoring
 from tests.conftest import unique_name
-from tests.e2e.conftest import free_port
+from tests.ports import free_port
 from tests.integration.pipeline import delete_topics, wait_until
 from tests.log_capture import root_logging
 

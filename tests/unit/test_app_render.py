@@ -106,7 +106,7 @@ def test_every_page_renders_while_clickhouse_is_down_and_the_app_shows_a_storage
     AppTest runs the entry script (banner, sidebar) only for the default page; a switched-to page
     runs alone. tests/e2e/test_dashboard_storage_down.py sees the banner on every page in a browser.
     """
-    from tests.e2e.conftest import free_port
+    from tests.ports import free_port
 
     monkeypatch.setenv("TICKOPS_STORAGE__BACKEND", "server")
     monkeypatch.setenv("TICKOPS_STORAGE__PORT", str(free_port()))

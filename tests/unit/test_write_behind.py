@@ -13,7 +13,7 @@ from storage.migrate import migrate
 from storage.server_store import ClickHouseServerStore
 from storage.store import StorageUnavailable
 from storage.write_behind import MAX_REFUSALS, WriteBehind
-from tests.e2e.conftest import free_port
+from tests.ports import free_port
 
 
 def _actions(alerts: AlertStore) -> list[tuple[str, int]]:
