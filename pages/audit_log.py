@@ -12,8 +12,11 @@ import streamlit as st
 from dashboard import resources
 from dashboard.audit_view import audit_csv, audit_rows, day_range_ns
 from dashboard.auth import can_administer, demo_mode
+from dashboard.navigation_mode import use_declared_navigation
 from storage.audit_trail import AuditFilter
 from storage.store import StorageError
+
+use_declared_navigation()
 
 LIMIT = 5000
 
