@@ -11,6 +11,12 @@ insert retried after a lost answer writes an exact copy, which verification igno
 
 Details that depend on the previous record of the same action (what changed since the
 previous start) are computed at that moment too, once, from that record's details.
+
+A record waiting while storage is down is journaled by the queue (its content, not its
+link) and rebuilt by :meth:`AuditTrail._revive` in the next process, which links it when it
+is written. Details that depend on the previous record cannot be journaled as a function:
+they are journaled as computed with the previous record unreadable (``PREVIOUS_UNREADABLE``),
+which it was while storage was down.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import astuple, dataclass
 from typing import Any
 
@@ -36,6 +42,9 @@ LEGACY_TABLE = "audit_log"  # unchained entries written before migration 5
 # Given the details of the previous record of the same source and action (None: there is none),
 # the details of the new one.
 DetailsAfter = Callable[[str | None], str]
+# What DetailsAfter is given for a journaled record: the previous record could not be read when it was taken.
+PREVIOUS_UNREADABLE = ""
+JOURNAL_KIND = "audit_record"
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,7 @@ class AuditTrail:
         self._head: AuditRecord | None = None
         self._head_known = False
         self._lock = threading.Lock()  # the write-behind flushes from one thread at a time; tests may read
+        writes.revive_with(JOURNAL_KIND, self._revive)
 
     def append(self, actor: str, action: str, subject: str, details: str | DetailsAfter = "",
                ts_ns: int | None = None) -> PendingRecord:
@@ -74,6 +84,13 @@ class AuditTrail:
         """The last record this process knows stored in its chain (None before the first write)."""
         with self._lock:
             return self._head
+
+    def _revive(self, content: Mapping[str, Any]) -> PendingRecord:
+        """A record read back from the write-behind journal of a previous process, to be linked when written."""
+        source = str(content["source"])
+        trail = self if source == self.source else AuditTrail(self._store, self._writes, source, self._clock_ns)
+        taken = Action(int(content["ts_ns"]), str(content["actor"]), str(content["action"]), str(content["subject"]))
+        return PendingRecord(trail, taken, str(content["details"]))
 
     def _next(self, taken: Action, details: str | DetailsAfter) -> AuditRecord:
         with self._lock:
@@ -109,6 +126,8 @@ class PendingRecord:
     (details included), or the chain would fork.
     """
 
+    journal_kind = JOURNAL_KIND
+
     def __init__(self, trail: AuditTrail, taken: Action, details: str | DetailsAfter) -> None:
         self._trail = trail
         self.taken = taken
@@ -120,6 +139,16 @@ class PendingRecord:
         if self._record is None:
             self._record = self._trail._next(self.taken, self._details)
         return [[value] for value in astuple(self._record)]
+
+    def journal_content(self) -> dict[str, Any]:
+        """The action's content, for the write-behind journal (its link is given when it is written)."""
+        details = self._details
+        if self._record is not None:
+            details = self._record.details
+        elif not isinstance(details, str):
+            details = details(PREVIOUS_UNREADABLE)
+        return {"source": self._trail.source, "ts_ns": self.taken.ts_ns, "actor": self.taken.actor,
+                "action": self.taken.action, "subject": self.taken.subject, "details": details}
 
     def stored(self) -> None:
         assert self._record is not None, "stored() follows rows()"
