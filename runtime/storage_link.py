@@ -24,6 +24,7 @@ from alerts.lifecycle import Alert, AlertBook
 from alerts.store import AlertStore
 from config import Settings
 from runtime.symbols import SymbolRegistry
+from storage.audit_anchor import anchor_path
 from storage.availability import StorageMonitor, StorageState
 from storage.migrate import migrate
 from storage.store import StorageError, Store
@@ -36,13 +37,15 @@ class StorageLink:
     def __init__(self, store: Store, *, max_pending: int, retry_initial_s: float, retry_max_s: float,
                  audit_source: str = "local", clock: Callable[[], float] = time.monotonic,
                  clock_ns: Callable[[], int] = time.time_ns, data_dir: Path | None = None) -> None:
-        """``data_dir``: where the pending writes are journaled to survive a stop (None: memory only)."""
+        """``data_dir``: where the pending writes are journaled to survive a stop and the audit chain's head is
+        anchored (None: memory only, no anchor)."""
         self.store = store
         self.monitor = StorageMonitor(migrated=False, clock_ns=clock_ns)
         journal = None if data_dir is None else journal_path(data_dir, audit_source)
         self.writes = WriteBehind(store, self.monitor, max_entries=max_pending, journal=journal)
         self.symbols = SymbolRegistry(store, self.writes)
-        self.alert_store = AlertStore(store, self.writes, audit_source=audit_source)
+        self.alert_store = AlertStore(store, self.writes, audit_source=audit_source,
+                                      audit_anchor=None if data_dir is None else anchor_path(data_dir))
         self.alert_book = AlertBook()
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s

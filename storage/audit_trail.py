@@ -28,8 +28,10 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import astuple, dataclass
+from pathlib import Path
 from typing import Any
 
+from storage.audit_anchor import AnchorError, record_head
 from storage.audit_chain import COLUMNS, AuditRecord, link
 from storage.store import StorageError, Store, sql_string
 from storage.write_behind import WriteBehind
@@ -61,13 +63,15 @@ class AuditTrail:
     """Appends the records of one source's chain."""
 
     def __init__(self, store: Store, writes: WriteBehind, source: str,
-                 clock_ns: Callable[[], int] = time.time_ns) -> None:
+                 clock_ns: Callable[[], int] = time.time_ns, anchor: Path | None = None) -> None:
+        """``anchor``: the file that keeps each chain's head outside storage (storage/audit_anchor.py)."""
         if not source:
             raise ValueError("an audit source must not be empty: use the instance id or the tool's name")
         self._store = store
         self._writes = writes
         self.source = source
         self._clock_ns = clock_ns
+        self._anchor = anchor
         self._head: AuditRecord | None = None
         self._head_known = False
         self._lock = threading.Lock()  # the write-behind flushes from one thread at a time; tests may read
@@ -88,7 +92,8 @@ class AuditTrail:
     def _revive(self, content: Mapping[str, Any]) -> PendingRecord:
         """A record read back from the write-behind journal of a previous process, to be linked when written."""
         source = str(content["source"])
-        trail = self if source == self.source else AuditTrail(self._store, self._writes, source, self._clock_ns)
+        trail = self if source == self.source else AuditTrail(self._store, self._writes, source, self._clock_ns,
+                                                                   self._anchor)
         taken = Action(int(content["ts_ns"]), str(content["actor"]), str(content["action"]), str(content["subject"]))
         return PendingRecord(trail, taken, str(content["details"]))
 
@@ -107,6 +112,12 @@ class AuditTrail:
             self._head = record
         log.info("audit record stored", extra={"source": record.source, "seq": record.seq, "hash": record.hash,
                                                "action": record.action, "actor": record.actor})
+        if self._anchor is not None:
+            try:
+                record_head(self._anchor, record)
+            except AnchorError as exc:
+                log.error("audit anchor not updated: a later truncation of this chain would not be detected",
+                          extra={"source": record.source, "seq": record.seq, "error": str(exc)})
 
 
 @dataclass(frozen=True)
@@ -220,13 +231,15 @@ def process_actor() -> str:
         return f"uid:{os.getuid()}"
 
 
-def record_tool_action(store: Store, tool: str, action: str, subject: str, details: str = "") -> AuditRecord:
+def record_tool_action(store: Store, tool: str, action: str, subject: str, details: str = "",
+                       anchor: Path | None = None) -> AuditRecord:
     """Append one record to ``tool``'s chain now, for a command-line tool that must not act unaudited.
 
-    Raises :class:`StorageError` when the record was not stored (the tool should then stop).
+    ``anchor``: the data_dir's anchor file (storage/audit_anchor.py). Raises :class:`StorageError`
+    when the record was not stored (the tool should then stop).
     """
     writes = WriteBehind(store)
-    pending = AuditTrail(store, writes, tool).append(process_actor(), action, subject, details)
+    pending = AuditTrail(store, writes, tool, anchor=anchor).append(process_actor(), action, subject, details)
     writes.flush()
     if pending.record is None:
         raise StorageError(f"the audit record of {tool} {action} was not stored (see the log)")

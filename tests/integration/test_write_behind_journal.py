@@ -15,6 +15,7 @@ from alerts.audit import report, verify_store
 from alerts.store import AlertStore
 from runtime.engine import Engine
 from runtime.symbols import SymbolRegistry
+from storage.audit_anchor import anchor_path, read_anchors
 from tests.integration.pipeline import wait_until
 from tests.integration.test_delivery_faults import private_clickhouse  # noqa: F401 - fixture
 from tests.integration.test_storage_outage import checking_store, outage_settings
@@ -50,8 +51,10 @@ def test_an_operator_action_taken_while_storage_is_down_is_stored_by_the_next_en
         registry.refresh()
         nvda = {s.symbol: s for s in registry.all()}.get("NVDA")
         assert nvda is not None and nvda.level1 and nvda.updated_by == "ops-anna"
+        anchors = read_anchors(anchor_path(tmp_path))  # the engine keeps its chain's head outside storage too
+        assert [(a.source, a.seq) for a in anchors] == [(settings.instance_id, 5)]
         out = io.StringIO()
-        assert report(verify_store(check), out), out.getvalue()
+        assert report(verify_store(check, anchors), out), out.getvalue()
         assert f"{settings.instance_id}: 5 records" in out.getvalue(), out.getvalue()
     finally:
         check.close()
