@@ -116,6 +116,7 @@ class StorageLink:
                 self.writes.flush()
             except StorageError as exc:
                 self.monitor.failed(exc)
+        self.writes.close()
         if self.writes.pending:
             log.error("pending storage writes not stored at shutdown: storage unavailable (those journaled are "
                       "written by the next start)", extra={"pending": self.writes.pending,

@@ -243,6 +243,12 @@ class WriteBehind:
             "table": head.table, "attempts": head.refusals, "error": str(exc), "refused": self._refused})
         return True
 
+    def close(self) -> None:
+        """At shutdown: release the journal (its open entries stay for the next start)."""
+        with self._lock:
+            if self._journal is not None:
+                self._journal.close()
+
     @property
     def pending(self) -> int:
         with self._lock:

@@ -16,6 +16,7 @@ decimals, bytes, non-finite floats) are tagged so they come back as the same val
 from __future__ import annotations
 
 import base64
+import fcntl
 import logging
 import math
 import os
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import msgspec
 
@@ -132,14 +133,19 @@ def done_line(entry_id: int) -> bytes:
 
 
 class Journal:
-    """One process's journal file (one per audit source: processes sharing a data_dir keep apart)."""
+    """One process's journal file (one per audit source: processes sharing a data_dir keep apart).
+
+    Held under an exclusive lock from :meth:`replay` to :meth:`close`: two processes with the same
+    audit source would otherwise mark and remove each other's entries."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._next_id = 1
+        self._lock: IO[bytes] | None = None
 
     def replay(self) -> list[JournalEntry]:
-        """Read back the open entries and rewrite the file with only them (a torn tail is cut off here)."""
+        """Take the journal, read back its open entries and rewrite it with only them (a torn tail is cut here)."""
+        self._take()
         try:
             with open(self.path, "rb") as file:
                 replay = parse(file)
@@ -154,6 +160,31 @@ class Journal:
         self._rewrite(replay.entries)
         return replay.entries
 
+    def _take(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            lock = open(self.path.with_name(self.path.name + ".lock"), "ab")
+        except OSError as exc:
+            raise JournalError(f"cannot open the write-behind journal's lock beside {self.path}: {exc}") from exc
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            lock.close()
+            raise JournalError(f"the write-behind journal {self.path} is in use by another process with the same "
+                               "audit source: give each process its own instance_id") from exc
+        self._lock = lock
+
+    def _check_taken(self) -> None:
+        if self._lock is None:
+            raise JournalError(f"the write-behind journal {self.path} is not held by this process (see the error "
+                               "logged when it was read back)")
+
+    def close(self) -> None:
+        """Let the next process take the journal (what it holds stays for that process to replay)."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
     def next_id(self) -> int:
         entry_id = self._next_id
         self._next_id += 1
@@ -167,12 +198,14 @@ class Journal:
 
     def clear(self) -> None:
         """The queue is empty: nothing is left to replay."""
+        self._check_taken()
         try:
             self.path.unlink(missing_ok=True)
         except OSError as exc:
             raise JournalError(f"cannot remove the write-behind journal {self.path}: {exc}") from exc
 
     def _append(self, line: bytes) -> None:
+        self._check_taken()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "ab") as file:

@@ -36,10 +36,12 @@ def test_a_value_with_no_plain_form_is_refused_with_a_journal_error():
 
 def test_entries_round_trip_and_those_marked_done_are_not_replayed(tmp_path):
     journal = Journal(tmp_path / "j.jsonl")
+    assert journal.replay() == []
     journal.append(JournalEntry(1, "symbols", ("symbol", "level1"), [["AAPL"], [1]]))
     journal.append(JournalEntry(2, "audit_trail", ("source",), {"source": "s", "ts_ns": 5}, "audit_record"))
     journal.append(JournalEntry(3, "alerts", ("value",), [[1.5]]))
     journal.done(1)
+    journal.close()
     again = Journal(tmp_path / "j.jsonl")
     assert again.replay() == [JournalEntry(2, "audit_trail", ("source",), {"source": "s", "ts_ns": 5}, "audit_record"),
                               JournalEntry(3, "alerts", ("value",), [[1.5]])]
@@ -50,8 +52,10 @@ def test_entries_round_trip_and_those_marked_done_are_not_replayed(tmp_path):
 def test_a_torn_last_line_is_cut_off_counted_and_logged_and_the_rest_kept(tmp_path, caplog):
     path = tmp_path / "j.jsonl"
     journal = Journal(path)
+    journal.replay()
     journal.append(JournalEntry(1, "symbols", ("symbol",), [["AAPL"]]))
     journal.append(JournalEntry(2, "symbols", ("symbol",), [["MSFT"]]))
+    journal.close()
     path.write_bytes(path.read_bytes()[:-7])  # a crash in the middle of writing the second line
     assert parse(path.read_bytes().splitlines()).torn == 1
     with caplog.at_level(logging.ERROR, logger="storage.write_behind_journal"):
@@ -72,7 +76,7 @@ def test_a_queue_stopped_while_storage_was_down_is_replayed_in_order_and_its_jou
     alerts.audit("ops-anna", "engine_start", "tickops-1", lambda previous: f"previous={previous!r}", ts_ns=4)
     alerts.save([])
     assert down.pending == 4 and path.exists()
-    del down, alerts  # the process stops
+    down.close()  # the process stops
 
     monitor = StorageMonitor(migrated=False)
     again = WriteBehind(chdb_store, monitor, journal=path)
@@ -97,6 +101,7 @@ def test_entries_stored_before_a_stop_are_not_replayed(chdb_store, tmp_path):
     for ts in (1, 2, 3):  # the first is dropped by the bound: marked done, never replayed
         alerts.audit("ops-anna", f"action-{ts}", "AAPL", ts_ns=ts)
     assert (writes.pending, writes.dropped) == (2, 1)
+    writes.close()
     again = WriteBehind(chdb_store, StorageMonitor(migrated=False), journal=path)
     assert again.pending == 2
 
@@ -115,3 +120,14 @@ def test_a_journal_that_cannot_be_written_is_counted_and_logged_and_the_entry_ke
     monitor.mark_migrated()
     writes.flush()
     assert [r.action for r in all_records(chdb_store)] == ["acknowledge"]
+
+
+def test_a_journal_held_by_another_process_with_the_same_source_is_not_shared(chdb_store, tmp_path, caplog):
+    path = tmp_path / "j.jsonl"
+    first = WriteBehind(chdb_store, StorageMonitor(migrated=False), journal=path)
+    with caplog.at_level(logging.ERROR, logger="storage.write_behind"):
+        second = WriteBehind(chdb_store, StorageMonitor(migrated=False), journal=path)
+        second.insert("symbols", ("symbol",), [["AAPL"]])
+    assert (second.pending, second.journal_failures, first.journal_failures) == (1, 2, 0)
+    assert any("in use by another process" in r.error for r in caplog.records if hasattr(r, "error"))
+    first.close()
