@@ -8,6 +8,7 @@ import math
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
+import msgspec
 import pytest
 
 from alerts.store import AlertStore
@@ -22,8 +23,6 @@ from storage.write_behind_journal import Journal, JournalEntry, JournalError, de
 def test_column_values_come_back_as_the_same_values_and_types():
     values = [1, 2.5, 3.0, "x", None, True, math.inf, datetime(2026, 11, 30, 13, 5, tzinfo=timezone.utc),
               date(2026, 11, 30), Decimal("12.3400"), b"\x00\xff", [1, "a"]]
-    import msgspec
-
     back = decode_value(msgspec.json.decode(msgspec.json.encode(encode_value(values))))
     assert back == values and [type(v) for v in back] == [type(v) for v in values]
     assert math.isnan(decode_value(msgspec.json.decode(msgspec.json.encode(encode_value(math.nan)))))
@@ -92,7 +91,7 @@ def test_a_queue_stopped_while_storage_was_down_is_replayed_in_order_and_its_jou
     assert again.pending == 0 and not path.exists()
 
 
-def test_entries_stored_before_a_stop_are_not_replayed(chdb_store, tmp_path):
+def test_an_entry_dropped_by_the_bound_is_not_replayed(chdb_store, tmp_path):
     migrate(chdb_store)
     path = tmp_path / "j.jsonl"
     monitor = StorageMonitor(migrated=False)
