@@ -16,8 +16,10 @@ only when written (``DeferredRows``: the audit trail's chained records) are jour
 their content (:class:`Journaled`) and rebuilt at replay by the reviver their owner
 registers (:meth:`WriteBehind.revive_with`), so they are still linked when written. A
 journal that cannot be written is counted and logged as an error; the entry stays in memory.
-Known window: a process stopped between a write that succeeded and its "done" line replays
-that write once more at the next start.
+A deferred entry's computed rows replace its content in the journal before they are written,
+so a process stopped between a write that succeeded and its "done" line replays that very
+write (an alert state or symbol row replaces itself, an audit record is an exact copy that
+verification ignores).
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ class PendingWrite:
     data: list[list[Any]] | DeferredRows | Revivable  # column-wise, as Store.insert_columns takes it
     refusals: int = 0
     journal_id: int | None = None  # its entry in the journal, once written there
+    linked: bool = False  # its computed rows replaced its content in the journal
 
 
 class WriteBehind:
@@ -211,6 +214,8 @@ class WriteBehind:
                     if isinstance(head.data, Revivable):
                         raise ValueError(f"no reviver registered for journaled {head.data.kind!r} rows")
                     data = head.data if deferred is None else deferred.rows()
+                    if deferred is not None and head.journal_id is not None and not head.linked:
+                        self._journal_linked(head, data)
                     self._store.insert_columns(head.table, head.columns, data)
                 except StorageUnavailable:
                     raise
@@ -224,6 +229,19 @@ class WriteBehind:
                     if self._pending and self._pending[0] is head:  # the bound may have dropped it meanwhile
                         self._pending.popleft()
                         self._journal_done(head)
+
+    def _journal_linked(self, head: PendingWrite, rows: Sequence[Sequence[Any]]) -> None:
+        """Journal the rows computed for a deferred entry under its id, before they are written: a stop between
+        the write and its done mark then replays the very same rows (an exact copy, as a retry writes), not the
+        content linked a second time."""
+        with self._lock:
+            assert self._journal is not None and head.journal_id is not None
+            try:
+                self._journal.append(JournalEntry(head.journal_id, head.table, head.columns, rows))
+            except JournalError as exc:
+                self._journal_failed(exc, head.table)
+                return
+            head.linked = True
 
     def _revive(self, revivable: Revivable) -> DeferredRows | Revivable:
         """Called with the lock held. Without a reviver the write stays as read (and is refused, counted)."""

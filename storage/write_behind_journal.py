@@ -5,7 +5,8 @@ returns, and they are the records an operator cannot re-create: acknowledgements
 records, desired symbols. So every entry the queue holds for storage is also appended to
 an append-only JSON-lines file, flushed and fsynced before ``insert`` returns, and each
 entry that leaves the queue (stored, refused for good, dropped by the bound) is marked
-done by a later line. At the next start the file is read back: the entries not marked
+done by a later line; a later line with an entry's id replaces it (rows computed at write
+time replacing the content they were computed from). At the next start the file is read back: the entries not marked
 done, in order. When the queue empties the file is removed.
 
 A crash mid-write leaves a torn last line: it is cut off, counted and logged, the rest is

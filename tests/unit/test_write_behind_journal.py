@@ -130,3 +130,48 @@ def test_a_journal_held_by_another_process_with_the_same_source_is_not_shared(ch
     assert (second.pending, second.journal_failures, first.journal_failures) == (1, 2, 0)
     assert any("in use by another process" in r.error for r in caplog.records if hasattr(r, "error"))
     first.close()
+
+
+
+class _JournalAtStore(logging.Handler):
+    """Reads the journal when a record is reported stored: what a stop right after the insert, before its
+    done mark, leaves on disk."""
+
+    def __init__(self, path) -> None:
+        super().__init__()
+        self.path = path
+        self.seen: list[bytes] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage() == "audit record stored":
+            self.seen.append(self.path.read_bytes())
+
+
+def test_an_audit_record_stored_but_not_marked_done_before_a_stop_is_replayed_as_an_exact_copy(chdb_store, tmp_path):
+    migrate(chdb_store)
+    path = tmp_path / "j.jsonl"
+    monitor = StorageMonitor(migrated=False)
+    writes = WriteBehind(chdb_store, monitor, journal=path)
+    AlertStore(chdb_store, writes, audit_source="tickops-1").audit("ops-anna", "acknowledge", "x/y", ts_ns=1)
+    at_store = _JournalAtStore(path)
+    logger = logging.getLogger("storage.audit_trail")
+    logger.addHandler(at_store)
+    old_level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        monitor.mark_migrated()
+        writes.flush()
+    finally:
+        logger.removeHandler(at_store)
+        logger.setLevel(old_level)
+    writes.close()
+    (left,) = at_store.seen
+    content, linked = left.splitlines()  # the action's content, then the rows linked from it
+    assert b'"k":"audit_record"' in content and b'"k"' not in linked and b'"n":1,' in linked
+    path.write_bytes(left)  # the process stopped there
+
+    again = WriteBehind(chdb_store, StorageMonitor(), journal=path)
+    AlertStore(chdb_store, again, audit_source="tickops-1")
+    again.flush()
+    (chain,) = verify(all_records(chdb_store))
+    assert (chain.records, chain.copies, chain.ok) == (1, 1, True)  # not linked a second time as #2
