@@ -16,6 +16,7 @@ storage is down still gets its place in its source's chain.
 from __future__ import annotations
 
 from dataclasses import astuple, fields
+from pathlib import Path
 
 from alerts.lifecycle import Alert
 from storage.audit_chain import AuditRecord, ChainSummary, verify
@@ -35,11 +36,13 @@ _ALERT_COLUMNS = tuple(f.name for f in fields(Alert))
 
 
 class AlertStore:
-    def __init__(self, store: Store, writes: WriteBehind | None = None, *, audit_source: str = "local") -> None:
-        """``audit_source`` names this process's audit chain: the instance id, or a tool's name."""
+    def __init__(self, store: Store, writes: WriteBehind | None = None, *, audit_source: str = "local",
+                 audit_anchor: Path | None = None) -> None:
+        """``audit_source`` names this process's audit chain: the instance id, or a tool's name;
+        ``audit_anchor`` the file its head is also kept in (storage/audit_anchor.py)."""
         self._store = store
         self._writes = writes or WriteBehind(store)
-        self.trail = AuditTrail(store, self._writes, audit_source)
+        self.trail = AuditTrail(store, self._writes, audit_source, anchor=audit_anchor)
 
     def save(self, alerts: list[Alert]) -> None:
         if alerts:
