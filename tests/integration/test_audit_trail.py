@@ -186,3 +186,7 @@ def test_newest_records_deleted_on_the_server_are_detected_with_the_anchor_and_n
                 in caught.stdout), caught.stdout
         assert "restore: 1 records, head #1" in caught.stdout and caught.stdout.count("problem(s)") == 1
         assert "anchors: 2 chain head(s) checked" in caught.stdout
+    # The dashboard's "Verify the hash chains" checks against the same anchor.
+    on_dashboard = {summary.source: summary for summary in alerts.verify_audit()}
+    assert [p.kind for p in on_dashboard["tickops-1"].problems] == ["truncated"]
+    assert on_dashboard["restore"].ok
