@@ -44,8 +44,11 @@ if engine.feed is None:  # attached: quotes live in the collectors' processes; h
 else:
     table()
     symbols = sorted(engine.feed.watched())
-if symbols:
-    chosen = st.selectbox("Symbol", symbols)
+# No symbol is chosen for the operator: the first of a thousand by name says nothing, and its two charts
+# (two queries, and Plotly's script loaded into the page) came with every opening of the page.
+chosen = st.selectbox("Recent trades and 1-minute bars of", symbols, index=None,
+                      placeholder="choose a symbol") if symbols else None
+if chosen is not None:
     now = time.time_ns()
     try:
         trades = engine.store.query(

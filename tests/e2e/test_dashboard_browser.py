@@ -32,6 +32,10 @@ def test_operator_starts_a_symbol_from_the_sidebar_and_sees_it_live(dashboard_ur
     sidebar.get_by_role("button", name="Start").click()
     grid = page.get_by_test_id("stDataFrame").first
     expect(grid).to_contain_text("NVDA", timeout=30_000)
+    expect(page.get_by_test_id("stPlotlyChart")).to_have_count(0)  # no symbol's history until one is chosen
+    page.get_by_test_id("stSelectbox").click()
+    page.get_by_role("option", name="AAPL").click()
+    expect(page.get_by_test_id("stPlotlyChart")).to_have_count(2, timeout=30_000)
     sidebar.get_by_label("Start symbol").fill("AAPL,S,SET LOGINID,x")
     sidebar.get_by_role("button", name="Start").click()
     expect(sidebar.get_by_test_id("stAlertContentError")).to_contain_text(re.compile("comma"), timeout=15_000)
