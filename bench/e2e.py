@@ -1,7 +1,8 @@
 """End-to-end benchmark: simulator process -> our client -> bus -> writer -> storage, counted exactly.
 
     .venv/bin/python bench/e2e.py --rate 20000 --symbols 1000 --seconds 60 [--bus kafka|memory]
-        [--store server|chdb] [--writer embedded|process] [--warmup 10] [--json] [--profile FILE.svg]
+        [--store server|chdb] [--writer embedded|process] [--batch-age-ms MS] [--warmup 10] [--json]
+        [--profile FILE.svg]
 
 The simulator runs as its own process (it stands in for IQConnect, a separate program) with a
 trade log; the engine (client, producer, writer) runs in this process, so ``cpu_percent`` and
@@ -54,6 +55,7 @@ def main() -> int:
     parser.add_argument("--store", choices=["server", "chdb"], default="server")
     parser.add_argument("--writer", choices=["embedded", "process"], default="embedded",
                         help="the writer in the engine's process, or as its own (Kafka + server only)")
+    parser.add_argument("--batch-age-ms", type=int, help="storage.batch_age_ms (default: the setting's default)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--profile", type=Path, help="py-spy flame graph (SVG) of this process during the window")
     args = parser.parse_args()
@@ -61,7 +63,8 @@ def main() -> int:
         parser.error("--writer process needs --bus kafka --store server")
 
     me = psutil.Process(os.getpid())
-    with pipeline(rate=args.rate, symbols=args.symbols, bus=args.bus, store=args.store, writer=args.writer) as run:
+    with pipeline(rate=args.rate, symbols=args.symbols, bus=args.bus, store=args.store, writer=args.writer,
+                  batch_age_ms=args.batch_age_ms) as run:
         time.sleep(args.warmup)
         profiler = None
         if args.profile:
@@ -98,6 +101,7 @@ def main() -> int:
         "cpu_percent": round((cpu1.user + cpu1.system - cpu0.user - cpu0.system) / window * 100, 1),
         "rss_mb": round(rss_mb, 1),
         "writer_cpu_percent": writer_cpu, "writer": args.writer,
+        "batch_age_ms": run.engine.settings.storage.batch_age_ms,
         "bus": args.bus, "store": args.store, "symbols": args.symbols, "sim_rate": args.rate,
         "seconds": args.seconds, "load": round(os.getloadavg()[0], 2),
     }
