@@ -10,7 +10,10 @@ import streamlit as st
 from dashboard import resources
 from dashboard.bulk_symbols import render_bulk_add, render_rollout
 from dashboard.format import age
+from dashboard.navigation_mode import use_declared_navigation
 from runtime.fleet_status import FleetView, InstanceStatus
+
+use_declared_navigation()
 
 engine = resources.engine()
 st.title("Fleet")
