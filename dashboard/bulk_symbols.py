@@ -10,6 +10,7 @@ this page, so this page only begins it, shows it and pauses or cancels it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 
 import streamlit as st
@@ -174,7 +175,9 @@ def render_rollout(who: Operator | None) -> None:
 
 def _explain(progress: RolloutProgress) -> None:
     since = f" · stage started {age(progress.stage_started_ns)}" if progress.stage_started_ns else ""
-    st.caption(f"Begun by {progress.by}{since}")
+    # the process that began it ended (a restart, a crash): this one took it up from storage
+    resumed = f" · resumed after restart at {_hh_mm(progress.resumed_ns)}" if progress.resumed_ns else ""
+    st.caption(f"Begun by {progress.by}{since}{resumed}")
     box = _STATE_BOX.get(progress.state, st.warning)
     reasons = "\n".join(f"- {reason}" for reason in progress.reasons)
     if progress.state is RolloutState.DONE:
@@ -190,6 +193,10 @@ def _explain(progress: RolloutProgress) -> None:
     if progress.refused:
         st.dataframe([{"symbol": s, "why": why} for s, why in progress.refused.items()], hide_index=True,
                      width="stretch")
+
+
+def _hh_mm(ts_ns: int) -> str:
+    return datetime.fromtimestamp(ts_ns / 1e9, tz=timezone.utc).strftime("%H:%M UTC")
 
 
 def _controls(who: Operator, progress: RolloutProgress) -> None:

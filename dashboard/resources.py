@@ -22,7 +22,6 @@ from monitoring.logs import configure_process_logging
 from runtime.attached import AttachedRuntime
 from runtime.engine import Engine
 from runtime.metrics import start_monitoring
-from runtime.rollout_health import attached_health, engine_health
 from runtime.rollout_runner import RolloutRunner
 
 
@@ -82,9 +81,11 @@ def engine() -> Engine | AttachedRuntime:
         raise DemoRefused(refusal)
     if config.dashboard.attach:
         view = AttachedRuntime(config).start()
+        view.serve_rollouts()  # a rollout the previous dashboard left unfinished goes on without a page open
         threading._register_atexit(view.stop)  # noqa: SLF001 - as below
         return view
     running = Engine(config).start()
+    running.serve_rollouts()
     if config.monitoring.enabled:
         server = start_monitoring(running.status, config.monitoring.host, config.monitoring.port)
         if server is not None:
@@ -96,18 +97,10 @@ def engine() -> Engine | AttachedRuntime:
     return running
 
 
-@st.cache_resource
 def rollout() -> RolloutRunner:
     """The process's staged rollout, stepped every second by a job of the engine (or attached runtime), so it
-    goes on when the browser that began it closes."""
-    runtime = engine()
-    probe = attached_health if isinstance(runtime, AttachedRuntime) else engine_health
-    runner = RolloutRunner(
-        start=lambda symbol, depth, critical, by: runtime.start_symbol(symbol, depth=depth, critical=critical, by=by),
-        health=lambda symbols, since_ns: probe(runtime, symbols, since_ns),  # type: ignore[arg-type]
-        audit=runtime.alert_store.audit)
-    runtime.jobs.add("rollout", runner.step, interval_s=1)
-    return runner
+    goes on when the browser that began it closes, and kept in storage, so it goes on after a restart."""
+    return engine().serve_rollouts()
 
 
 def operator() -> Operator | None:

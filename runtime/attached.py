@@ -34,6 +34,8 @@ from runtime import operator_actions
 from runtime.fleet import FleetControl
 from runtime.fleet_status import FleetView
 from runtime.jobs import JobRunner, JobStatus
+from runtime.rollout_health import attached_health
+from runtime.rollout_runner import RolloutRunner
 from runtime.storage_link import StorageLink
 from runtime.symbols import SymbolSpec
 from storage.activity import StoredActivity, recent_activity
@@ -74,6 +76,7 @@ class AttachedRuntime:
         self.host = HostSampler(settings.data_dir)
         self.probes = HealthProbes(settings.dashboard.process_endpoints)
         self.jobs = JobRunner()
+        self.rollout: RolloutRunner | None = None  # serve_rollouts(), as the engine's
         self.feed = None  # no feed in this process: pages that need one are not offered attached
         self.fleet: FleetControl | None = None  # with the Kafka bus: the desired set and the collectors' statuses
         if settings.bus.kind == "kafka" and settings.fleet.enabled:
@@ -141,6 +144,13 @@ class AttachedRuntime:
     def desired_symbols(self) -> list[SymbolSpec]:
         """The whole desired set: the assignment topic's in a fleet, else the stored one."""
         return self.fleet.desired() if self.fleet is not None else self.symbols.all()
+
+    def serve_rollouts(self) -> RolloutRunner:
+        """Run the staged rollouts from this dashboard, and take up one a previous dashboard left unfinished."""
+        if self.rollout is None:
+            self.rollout = RolloutRunner.serving(self, attached_health)
+            self.jobs.add("rollout", self.rollout.step, interval_s=1)
+        return self.rollout
 
     def fleet_view(self) -> FleetView:
         """Every collector's latest status (none known without the fleet status channel: bus not Kafka)."""

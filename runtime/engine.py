@@ -60,6 +60,8 @@ from runtime.health import HealthCheck
 from runtime.jobs import JobRunner
 from runtime.live_state import LiveState
 from runtime.redundancy import Redundancy
+from runtime.rollout_health import engine_health
+from runtime.rollout_runner import RolloutRunner
 from runtime.standby import add_standby, standby_specs
 from runtime.status import EngineStatus
 from runtime.storage_link import StorageLink
@@ -135,6 +137,7 @@ class Engine:
         self._health = HealthCheck()
         self._reconcile_lock = threading.Lock()
         self.jobs = JobRunner()
+        self.rollout: RolloutRunner | None = None  # only in the process the dashboard holds: serve_rollouts()
         self.simulator = None
         self.iqconnect: IQConnectSupervisor | None = None  # feed.mode = "iqconnect" with feed.supervise
         self.feed: FeedClient | None = None
@@ -403,6 +406,15 @@ class Engine:
     def desired_symbols(self) -> list[SymbolSpec]:
         """The whole desired set: the assignment topic's in a fleet, else the stored one (from memory)."""
         return self.fleet.desired() if self.fleet is not None else self.symbols.all()
+
+    def serve_rollouts(self) -> RolloutRunner:
+        """Run the dashboard's staged rollouts here (and take up the one the previous process left unfinished,
+        runtime/rollout_runner.py). Only the process the dashboard holds does: every headless collector of a
+        fleet would otherwise take up the same stored rollout."""
+        if self.rollout is None:
+            self.rollout = RolloutRunner.serving(self, engine_health)
+            self.jobs.add("rollout", self.rollout.step, interval_s=1)
+        return self.rollout
 
     def _wanted_specs(self) -> list[SymbolSpec]:
         """What this instance should watch: its share of the fleet's desired set, or all of it."""

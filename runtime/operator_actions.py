@@ -47,7 +47,7 @@ def start_symbol(symbols: SymbolRegistry, audit: AlertStore, symbol: str, *, dep
             + (", or add a collector" if fleet is not None else ""))
     if fleet is not None:
         fleet.put(SymbolSpec(symbol, True, depth, 0.0, time.time_ns(), by, critical))
-    spec = symbols.set(symbol, level1=True, depth=depth, by=by)
+    spec = symbols.set(symbol, level1=True, depth=depth, critical=critical, by=by)
     audit.audit(by, "start_symbol", spec.symbol, f"depth={depth}" + (", critical" if critical else ""))
     return spec
 

@@ -9,12 +9,15 @@ A stage is healthy when every symbol it started has had an event since its start
 fires and the pipeline is not behind. A stage unhealthy for longer than ``stall_after_s`` is *stalled*:
 reported, never advanced; it is still judged, so a stage that recovers (the feed came back) goes on.
 A refused start (watch limit, fleet capacity) *halts* the rollout: more of the same would be refused too.
+
+A rollout outlives its process: :meth:`Rollout.snapshot` is what runtime/rollout_store.py keeps, and
+:meth:`Rollout.restore` takes it up in the next process, judging the current stage again from then.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -69,6 +72,28 @@ class RolloutProgress:
     stage_started_ns: int | None
     refused: Mapping[str, str]
     by: str
+    resumed_ns: int | None = None  # when this process took the rollout up after a restart; None: begun here
+
+
+@dataclass(frozen=True)
+class RolloutSnapshot:
+    """Everything a rollout needs to go on in another process: its definition and its progress.
+
+    ``started_ns`` holds each started symbol's start; ``stage_started_ns`` None until the first stage's
+    starts are done. ``paused_from`` is the state a resume returns to (None unless paused).
+    """
+
+    symbols: tuple[str, ...]
+    targets: tuple[int, ...]
+    by: str
+    stall_after_s: float
+    stage: int  # 0-based index into targets
+    state: RolloutState
+    paused_from: RolloutState | None
+    started_ns: Mapping[str, int]
+    stage_started_ns: int | None
+    refused: Mapping[str, str]
+    reasons: tuple[str, ...]
 
 
 def plan_stages(count: int, stages: Sequence[int]) -> tuple[int, ...]:
@@ -111,6 +136,7 @@ class Rollout:
         self.targets = plan_stages(len(self.symbols), stages)
         self.by = by
         self._clock = clock
+        self._stall_after_s = stall_after_s
         self._stall_after_ns = int(stall_after_s * 1e9)
         self._stage = 0  # index into targets
         self._state = RolloutState.STARTING
@@ -120,6 +146,7 @@ class Rollout:
         self._refused: dict[str, str] = {}
         self._reasons: tuple[str, ...] = ()
         self._healthy = 0
+        self._resumed_ns: int | None = None
 
     @property
     def state(self) -> RolloutState:
@@ -129,7 +156,12 @@ class Rollout:
         """The symbols to start now: the current stage's, once, while starting."""
         if self._state is not RolloutState.STARTING:
             return ()
-        return self.symbols[len(self._started_ns):self.targets[self._stage]]
+        return tuple(s for s in self._stage_list() if s not in self._started_ns)
+
+    def _stage_list(self) -> tuple[str, ...]:
+        """Every symbol of the current stage, started or not."""
+        first = self.targets[self._stage - 1] if self._stage else 0
+        return self.symbols[first:self.targets[self._stage]]
 
     def started(self, outcome: StartOutcome, at_ns: int) -> None:
         """``at_ns``: when the stage's starts began; an event received after it answers a watch of this stage."""
@@ -151,8 +183,7 @@ class Rollout:
 
     def stage_symbols(self) -> tuple[str, ...]:
         """The symbols the current stage started (those a health check looks at)."""
-        first = self.targets[self._stage - 1] if self._stage else 0
-        return tuple(s for s in self.symbols[first:self.targets[self._stage]] if s in self._started_ns)
+        return tuple(s for s in self._stage_list() if s in self._started_ns)
 
     def judge(self, health: StageHealth) -> RolloutState:
         """Advance when the stage is healthy; otherwise hold and say why (stalled past the timeout)."""
@@ -209,7 +240,54 @@ class Rollout:
 
     def progress(self) -> RolloutProgress:
         stage_symbols = self.stage_symbols()
-        first = self.targets[self._stage - 1] if self._stage else 0
-        size = len(stage_symbols) if stage_symbols else self.targets[self._stage] - first
+        size = len(stage_symbols) if stage_symbols else len(self._stage_list())
         return RolloutProgress(self._state, self._stage + 1, self.targets, len(self._started_ns), size,
-                               self._healthy, self._reasons, self._stage_started_ns, dict(self._refused), self.by)
+                               self._healthy, self._reasons, self._stage_started_ns, dict(self._refused), self.by,
+                               self._resumed_ns)
+
+    def snapshot(self) -> RolloutSnapshot:
+        return RolloutSnapshot(self.symbols, self.targets, self.by, self._stall_after_s, self._stage, self._state,
+                               self._paused_from, dict(self._started_ns), self._stage_started_ns,
+                               dict(self._refused), self._reasons)
+
+    @classmethod
+    def restore(cls, snapshot: RolloutSnapshot, *, clock: Callable[[], int],
+                already_started: Collection[str] = ()) -> Rollout:
+        """The rollout of ``snapshot``, taken up now by a new process.
+
+        The current stage is judged again from now (its symbols' starts and the stall timer reset): what
+        the pipeline showed before the restart says nothing of the new process. ``already_started``: the
+        symbols wanted now; those of a stage whose starts were under way when the process ended count as
+        started (now), so none is started twice. A paused rollout stays paused.
+        """
+        rollout = cls(snapshot.symbols, snapshot.targets, clock=clock, by=snapshot.by,
+                      stall_after_s=snapshot.stall_after_s)
+        if rollout.targets != tuple(snapshot.targets) or not 0 <= snapshot.stage < len(rollout.targets):
+            raise InvalidStages(f"stored stages {list(snapshot.targets)} do not fit its {len(snapshot.symbols)} "
+                                f"symbols or its stage index {snapshot.stage}")
+        now = clock()
+        rollout._stage, rollout._state, rollout._paused_from = snapshot.stage, snapshot.state, snapshot.paused_from
+        rollout._started_ns = dict(snapshot.started_ns)
+        rollout._refused, rollout._reasons = dict(snapshot.refused), tuple(snapshot.reasons)
+        rollout._stage_started_ns = snapshot.stage_started_ns
+        if snapshot.state not in FINAL:
+            rollout._resumed_ns = now
+            wanted = set(already_started)
+            for symbol in rollout._stage_list():
+                if symbol in rollout._started_ns or symbol in wanted:
+                    rollout._started_ns[symbol] = now
+            if rollout._stage_started_ns is not None:
+                rollout._stage_started_ns = now
+            rollout._state = rollout._resumed_state(rollout._state, now)
+            rollout._paused_from = rollout._resumed_state(rollout._paused_from, now) if rollout._paused_from else None
+        return rollout
+
+    def _resumed_state(self, state: RolloutState, now: int) -> RolloutState:
+        """A stalled stage waits again (its timer restarts); a stage whose starts were all done before the
+        restart, but not yet recorded, waits instead of starting nothing forever."""
+        if state is RolloutState.STALLED:
+            return RolloutState.WAITING
+        if state is RolloutState.STARTING and all(s in self._started_ns for s in self._stage_list()):
+            self._stage_started_ns = now
+            return RolloutState.WAITING
+        return state

@@ -20,7 +20,7 @@ from collectors.iqfeed.protocol import validate_symbol
 from storage.store import Store
 from storage.write_behind import WriteBehind
 
-_COLUMNS = ("symbol", "level1", "depth", "silent_after_s", "updated_ns", "updated_by")
+_COLUMNS = ("symbol", "level1", "depth", "silent_after_s", "updated_ns", "updated_by", "critical")
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class SymbolSpec:
     updated_ns: int  # 0: configured, not stored yet (storage has not answered since the start)
     updated_by: str
     # Watched first when an instance's share of a fleet exceeds its watch limit (runtime/capacity.py).
-    # Kept on the fleet's assignment topic only: the symbols table has no column for it yet.
+    # Stored since migration 9 (rows written before read False), so a fleet seeded from storage keeps it.
     critical: bool = False
 
 
@@ -45,8 +45,9 @@ class SymbolRegistry:
         self._seeding = False  # configured symbols are waiting for storage to say whether this is a first start
 
     def set(self, symbol: str, *, level1: bool, depth: bool = False, silent_after_s: float = 0.0,
-            by: str = "system") -> SymbolSpec:
-        spec = SymbolSpec(validate_symbol(symbol.strip()), level1, depth, silent_after_s, time.time_ns(), by)
+            by: str = "system", critical: bool = False) -> SymbolSpec:
+        spec = SymbolSpec(validate_symbol(symbol.strip()), level1, depth, silent_after_s, time.time_ns(), by,
+                          critical)
         with self._lock:
             self._specs[spec.symbol] = spec
         self._save(spec)
@@ -54,7 +55,8 @@ class SymbolRegistry:
 
     def _save(self, spec: SymbolSpec) -> None:
         self._writes.insert("symbols", _COLUMNS, [[spec.symbol], [int(spec.level1)], [int(spec.depth)],
-                                                  [spec.silent_after_s], [spec.updated_ns], [spec.updated_by]])
+                                                  [spec.silent_after_s], [spec.updated_ns], [spec.updated_by],
+                                                  [int(spec.critical)]])
 
     def all(self) -> list[SymbolSpec]:
         """The desired state, from memory (never waits for storage)."""
@@ -65,10 +67,10 @@ class SymbolRegistry:
         """Take in the stored state; raises :class:`storage.store.StorageError` (memory stays as it was)."""
         rows = self._store.query(
             "SELECT symbol, argMax(level1, updated_ns), argMax(depth, updated_ns), "
-            "argMax(silent_after_s, updated_ns), max(updated_ns), argMax(updated_by, updated_ns) "
-            f"FROM {self._store.table('symbols')} GROUP BY symbol ORDER BY symbol"
+            "argMax(silent_after_s, updated_ns), max(updated_ns), argMax(updated_by, updated_ns), "
+            f"argMax(critical, updated_ns) FROM {self._store.table('symbols')} GROUP BY symbol ORDER BY symbol"
         )
-        stored = [SymbolSpec(r[0], bool(r[1]), bool(r[2]), float(r[3]), int(r[4]), r[5]) for r in rows]
+        stored = [SymbolSpec(r[0], bool(r[1]), bool(r[2]), float(r[3]), int(r[4]), r[5], bool(r[6])) for r in rows]
         with self._lock:
             for spec in stored:
                 current = self._specs.get(spec.symbol)

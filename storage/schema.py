@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from events.kinds import TRADES
+from storage.add_column import AddColumn
 from storage.rekey import Rekey
 from storage.store import Store
 
@@ -290,6 +291,25 @@ ORDER BY (day, symbol)""",
             rebuilds=(("bars_1m", _BARS_REBUILD),),
             twins=((probe_table("trades"), _probe_ddl("trades")),),
         ),
+    ),
+    # Staged rollouts kept across restarts (runtime/rollout_store.py): one row per change, the whole
+    # record as JSON, the highest revision of a rollout wins. And the desired symbols' ``critical`` flag
+    # (watched first over a watch limit), which storage did not keep: rows written before read 0.
+    Migration(
+        9,
+        "staged rollouts and critical symbols",
+        (
+            """CREATE TABLE IF NOT EXISTS {db}.rollouts (
+    rollout_id String,
+    revision UInt64,
+    state String,
+    begun_by String,
+    updated_ns Int64,
+    record String
+) ENGINE = ReplacingMergeTree(revision)
+ORDER BY rollout_id""",
+        ),
+        AddColumn("symbols", "critical", "UInt8 DEFAULT 0"),
     ),
 )
 
