@@ -29,8 +29,8 @@ import pytest
 from bus.keyed_topic import KeyedTopicReader, KeyedTopicWriter, ensure_compacted_topic
 from collectors.iqfeed.simulator.config import generated_symbols
 from collectors.iqfeed.simulator.trade_log import read_trade_log
-from runtime.assignment import assignment_topic, encode_spec, status_topic
-from runtime.fleet import STATUS_TOPIC_CONFIGS
+from runtime.assignment import assignment_topic, encode_spec
+from bus.fleet_channel import STATUS_TOPIC_CONFIGS, status_topic
 from runtime.fleet_status import InstanceStatus, decode_status
 from runtime.symbols import SymbolSpec
 from storage.migrate import migrate

@@ -27,10 +27,10 @@ import pytest
 from bus.keyed_topic import KeyedTopicReader, KeyedTopicWriter, ensure_compacted_topic
 from collectors.iqfeed.simulator.wire import EasternClock, TimeText
 from config import load_settings
-from runtime.assignment import assignment_topic, encode_spec, status_topic
+from runtime.assignment import assignment_topic, encode_spec
 from runtime.consistency import MINUTE_NS, minute_text
 from runtime.engine import Engine
-from runtime.fleet import STATUS_TOPIC_CONFIGS
+from bus.fleet_channel import STATUS_TOPIC_CONFIGS, status_topic
 from runtime.fleet_status import InstanceStatus, decode_status
 from runtime.symbols import SymbolSpec
 from storage.migrate import migrate
