@@ -133,11 +133,12 @@ class Engine:
         self.redundancy = Redundancy(settings) if self.fleet is not None and settings.fleet.standby_critical else None
         self._rules_owner = self.fleet is None
         # As rules owner: resolve the alerts of collectors that left the fleet (runtime/fleet_departures.py).
-        self._departures = (DepartureSweep(self.alert_store, actor=process_actor(),
+        self._departures = (DepartureSweep(self.alert_store, settings.instance_id, actor=process_actor(),
                                            notify=self.notifier.notify if self.notifier else lambda alerts: None)
                             if self.fleet is not None else None)
         # The embedded writer's status for the Fleet page (storage/writer_status.py); writer processes send their own.
-        self._writer_status = (WriterStatusReporter(settings.instance_id, settings.fleet.status_interval_s, embedded=True)
+        self._writer_status = (WriterStatusReporter(settings.instance_id, settings.fleet.status_interval_s,
+                                                    embedded=True)
                                if settings.storage.embedded_writer else None)
         self._stored_progress = (StoredProgress(self.store, TopicSet(settings.kafka.topic_prefix),
                                                 settings.kafka.bootstrap_servers,

@@ -28,9 +28,10 @@ Notify = Callable[[list[Alert]], None]
 class DepartureSweep:
     """Resolve each departed instance's alerts once; a departure not swept yet (storage down) is retried."""
 
-    def __init__(self, alert_store: AlertStore, *, actor: str, notify: Notify,
+    def __init__(self, alert_store: AlertStore, instance_id: str, *, actor: str, notify: Notify,
                  clock_ns: Callable[[], int] = time.time_ns) -> None:
         self._alerts = alert_store
+        self._instance_id = instance_id
         self._actor = actor
         self._notify = notify
         self._clock_ns = clock_ns
@@ -38,8 +39,10 @@ class DepartureSweep:
 
     def sweep(self, view: FleetView) -> list[Alert]:
         """The alerts resolved now (none when no instance left since the last sweep)."""
+        # Never itself: its previous run's "stopped" record is what the topic holds until its own first
+        # status is read back, and the alerts it took in from that run are its own to resolve.
         departed = {instance: since for instance, since in view.departed.items()
-                    if (instance, since) not in self._swept}
+                    if instance != self._instance_id and (instance, since) not in self._swept}
         if not departed:
             return []
         try:

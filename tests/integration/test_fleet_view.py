@@ -170,3 +170,21 @@ def test_the_rules_owner_resolves_a_departed_instances_alerts_once_audited_and_n
         statuses.close()
         engine.stop()
         delete_topics(kafka_bootstrap, prefix)
+
+
+def test_the_sweep_never_resolves_the_rules_owners_own_alerts_and_sweeps_a_departure_once(server_store):
+    """Its previous run's "stopped" record is on the topic until its first status is read back."""
+    from runtime.fleet_departures import DepartureSweep
+    from runtime.fleet_status import FleetView, decode_status
+
+    migrate(server_store)
+    now = time.time_ns()
+    old = [decode_status(name, _status(name, now - 60 * S)) for name in ("ghost", "owner")]
+    view = FleetView(None, tuple(old), None, now, 3.0)
+    notified: list[Alert] = []
+    sweep = DepartureSweep(AlertStore(server_store), "owner", actor="ops", notify=notified.extend)
+    AlertStore(server_store).save([_alert("ghost/level1", now - 70 * S), _alert("owner/level1", now - 70 * S)])
+    assert [a.subject for a in sweep.sweep(view)] == ["ghost/level1"]
+    assert [(a.subject, a.state) for a in notified] == [("ghost/level1", "resolved")]
+    assert _active(server_store) == {"owner/level1"}
+    assert sweep.sweep(view) == [], "once per departure"
