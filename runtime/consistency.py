@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 from events import Event, Trade
-from runtime.json_record import dump_record, load_record
+from bus.json_record import dump_record, load_record
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Literal
 
 from monitoring.http import Health
 from runtime.capacity import FleetCapacity, assess_capacity
-from runtime.json_record import dump_record, load_record
+from bus.json_record import dump_record, load_record
 from storage.writer_status import WriterStatus, WriterStatusError, decode_writer_status, is_writer_key
 
 if TYPE_CHECKING:  # EngineStatus carries a FleetView: a run-time import would be circular

@@ -15,7 +15,6 @@ stored (storage/writer.py), so it is what storage still has to take in, not what
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -25,6 +24,7 @@ from typing import Literal
 
 from bus.base import BusError, TopicPartition
 from bus.fleet_channel import ensure_status_topic, status_topic
+from bus.json_record import dump_record, load_record
 from bus.keyed_topic import KeyedTopicWriter
 from bus.security import librdkafka_security
 from config import Settings
@@ -97,17 +97,12 @@ def describe_writer(instance_id: str, health: Health, stats: WriterStats | None,
 
 
 def encode_writer_status(status: WriterStatus) -> bytes:
-    return json.dumps({"v": WRITER_STATUS_VERSION, **asdict(status)}, separators=(",", ":")).encode()
+    return dump_record(WRITER_STATUS_VERSION, asdict(status))
 
 
 def decode_writer_status(key: str, payload: bytes) -> WriterStatus:
     what = f"writer status of {key!r}"
-    try:
-        data = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise WriterStatusError(f"{what} is not JSON ({exc})") from None
-    if not isinstance(data, dict) or data.pop("v", None) != WRITER_STATUS_VERSION:
-        raise WriterStatusError(f"{what} is not a version {WRITER_STATUS_VERSION} writer status: {payload[:80]!r}")
+    data = load_record(payload, WRITER_STATUS_VERSION, what=what, kind="writer status", error=WriterStatusError)
     try:
         status = WriterStatus(**{**data, "reasons": tuple(data["reasons"]), "partitions": tuple(data["partitions"])})
     except (TypeError, KeyError) as exc:
