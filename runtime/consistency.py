@@ -23,8 +23,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
-from events import Event, Trade
 from bus.json_record import dump_record, load_record
+from events import Event, Trade
 
 log = logging.getLogger(__name__)
 

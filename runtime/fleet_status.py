@@ -15,13 +15,13 @@ A clean stop publishes a last status in state ``stopped``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from bus.json_record import dump_record, load_record
 from monitoring.http import Health
 from runtime.capacity import FleetCapacity, assess_capacity
-from bus.json_record import dump_record, load_record
 from storage.writer_status import WriterStatus, WriterStatusError, decode_writer_status, is_writer_key
 
 if TYPE_CHECKING:  # EngineStatus carries a FleetView: a run-time import would be circular

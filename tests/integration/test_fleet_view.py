@@ -15,8 +15,8 @@ import pytest
 
 from alerts.lifecycle import Alert
 from alerts.store import AlertStore
-from bus.fleet_channel import status_topic
 from bus.factory import build_producer, open_bus
+from bus.fleet_channel import status_topic
 from bus.keyed_topic import KeyedTopicWriter
 from bus.topics import TopicSet
 from config import load_settings
