@@ -208,6 +208,6 @@ class WriterStatusLoop:
         """Publish the last status (state ``stopped``) and wait up to ``timeout_s`` for it to land."""
         self._stop.set()
         self._thread.join(timeout_s)
-        if self._topic_ready():
+        if self._ready:  # never reached the topic (Kafka down all along): no last word, no wait for Kafka
             self.reporter.report(self._sample, self._put, state="stopped", force=True)
         self._producer.close(timeout_s)
