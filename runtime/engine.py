@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import replace
 
 from alerts.lifecycle import Alert, AlertBook
 from alerts.notify import Notifier
@@ -493,6 +494,8 @@ class Engine:
         publish the status the Fleet page and the other instances read."""
         assert self.fleet is not None
         changed = self.fleet.poll()
+        if self.fleet.came_back():
+            self._reassert_alerts()
         if changed and self.feed is not None:
             before = self.feed.watched()
             self._reconcile_symbols()  # asks a catch-up for every new watch
@@ -509,6 +512,18 @@ class Engine:
                 self._departures.forget()  # the previous owner may have died before sweeping a departure
         self.fleet.publish(lambda: self._instance_status("running"), force=changed)
         self._report_writer("running")
+
+    def _reassert_alerts(self) -> None:
+        """Back in the group after Kafka was unreachable: meanwhile the rules owner may have taken this
+        instance for departed and resolved its alerts in storage. Store those still active here again, newer
+        than that resolution, so the dashboards show them; the book itself is unchanged (nothing re-notified)."""
+        now = time.time_ns()
+        own = [replace(alert, updated_ns=now) for alert in self.alert_book.active()
+               if takes_in(alert, self.settings.instance_id, rules_owner=False)]
+        self.alert_store.save(own)
+        if own:
+            log.info("own active alerts stored again after rejoining the fleet",
+                     extra={"instance": self.settings.instance_id, "alerts": len(own)})
 
     def _sweep_departures(self) -> None:
         if self._rules_owner and self.fleet is not None and self._departures is not None:

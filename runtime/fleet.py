@@ -142,6 +142,8 @@ class Fleet(FleetControl):
         self._rejected: dict[str, str] = {}  # assignment records of this instance's partitions it cannot read
         self._assignments = 0
         self._taken_over: set[int] = set()  # partitions assigned after the first assignment: another's before
+        self._lost = False  # the group session was lost (Kafka unreachable) and not assigned again yet
+        self._back = False  # in the group again after a lost session or standalone, not yet told (came_back)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -169,6 +171,7 @@ class Fleet(FleetControl):
         if overdue == self._standalone:
             return False
         self._standalone = overdue
+        self._back = self._back or not overdue
         if overdue:
             log.warning("not in the collector group after fleet.join_timeout_s: watching the stored desired set "
                         "alone until Kafka answers", extra={"join_timeout_s": self.settings.join_timeout_s})
@@ -198,6 +201,10 @@ class Fleet(FleetControl):
         log.info("desired set seeded into the assignment topic", extra={"topic": self.topic, "symbols": len(specs)})
 
     def _rebalanced(self, what: str, partitions: Sequence[int]) -> None:
+        if what == "lost":
+            self._lost = True
+        elif what == "assigned" and self._lost:
+            self._lost, self._back = False, True
         if what == "assigned":
             if self._assignments:
                 self._taken_over |= set(partitions)
@@ -238,6 +245,12 @@ class Fleet(FleetControl):
         specs, errors = decode_table(self.member.entries())
         self._log_rejected(errors)
         return sorted(specs.values(), key=lambda spec: spec.symbol)
+
+    def came_back(self) -> bool:
+        """True once after this instance is in the group again following a lost session or standalone: the
+        others may have taken it for departed meanwhile (runtime/fleet_departures.py)."""
+        back, self._back = self._back, False
+        return back
 
     def taken_over(self, symbols: Iterable[str]) -> list[str]:
         """Those of ``symbols`` whose partition came from another instance (a takeover, not this one's start)."""

@@ -27,6 +27,7 @@ from storage.migrate import migrate
 from storage.writer_status import WriterStatus
 from tests.conftest import CLICKHOUSE_PORT, unique_name
 from tests.integration.pipeline import delete_topics, make_events, stored_kinds, wait_until
+from tests.integration.test_delivery_faults import PrivateService, private_kafka  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.timeout(150)
 ROOT = Path(__file__).resolve().parents[2]
@@ -188,3 +189,34 @@ def test_the_sweep_never_resolves_the_rules_owners_own_alerts_and_sweeps_a_depar
     assert [(a.subject, a.state) for a in notified] == [("ghost/level1", "resolved")]
     assert _active(server_store) == {"owner/level1"}
     assert sweep.sweep(view) == [], "once per departure"
+
+
+def test_an_instance_back_from_a_kafka_outage_stores_its_still_active_alerts_again(
+        private_kafka: PrivateService, chdb_store, tmp_path):  # noqa: F811 - fixture
+    """Cut off from Kafka it looked departed: the rules owner (elsewhere) resolved its alerts in storage.
+    Back in the group, what still holds here is active in storage again."""
+    from runtime.fleet_alerts import resolve_departed
+
+    settings = load_settings(
+        data_dir=tmp_path, instance_id="steady",
+        feed={"symbols": ["AAPL", "MSFT", "SPY", "QQQ"], "watch_limit": 2, "simulator_rate": 20},
+        bus={"kind": "kafka"}, kafka={"bootstrap_servers": f"127.0.0.1:{private_kafka.port}",
+                                      "session_timeout_ms": 6000, "message_timeout_ms": 5000},
+        fleet={"status_interval_s": 0.5, "stale_after_s": 3},
+        storage={"database": chdb_store.database}, monitoring={"enabled": False},
+    )
+    engine = Engine(settings, store=chdb_store).start()
+    alerts = AlertStore(chdb_store)
+    try:
+        wait_until(lambda: "steady/feed" in _active(chdb_store), 60, "its own symbols_over_limit alert stored")
+        private_kafka.down()
+        wait_until(lambda: engine.status().fleet.membership.held, 60, "the group session lost")
+        [mine] = [a for a in alerts.active() if a.subject == "steady/feed"]
+        alerts.save(resolve_departed([mine], {"steady": mine.updated_ns}, time.time_ns()))  # as the owner does
+        wait_until(lambda: "steady/feed" not in _active(chdb_store), 10, "the resolution stored")
+        private_kafka.up()
+        wait_until(lambda: "steady/feed" in _active(chdb_store), 90, "its alert active in storage again")
+        [again] = [a for a in alerts.active() if a.subject == "steady/feed"]
+        assert again.rule == "symbols_over_limit" and again.started_ns == mine.started_ns, "the same alert, not new"
+    finally:
+        engine.stop(drain_timeout_s=5)
