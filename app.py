@@ -15,6 +15,9 @@ from config import ConfigError
 from dashboard import resources
 from dashboard.auth import attempt_login, can_act, can_administer, demo_mode, legacy_warning, sign_out
 from dashboard.format import storage_banner
+from dashboard.navigation_mode import use_declared_navigation
+
+use_declared_navigation()
 
 st.set_page_config(page_title="TickOps", page_icon=":material/show_chart:", layout="wide")
 

@@ -16,8 +16,10 @@ storage is down still gets its place in its source's chain.
 from __future__ import annotations
 
 from dataclasses import astuple, fields
+from pathlib import Path
 
 from alerts.lifecycle import Alert
+from storage.audit_anchor import read_anchors
 from storage.audit_chain import AuditRecord, ChainSummary, verify
 from storage.audit_trail import (
     AuditFilter,
@@ -35,11 +37,14 @@ _ALERT_COLUMNS = tuple(f.name for f in fields(Alert))
 
 
 class AlertStore:
-    def __init__(self, store: Store, writes: WriteBehind | None = None, *, audit_source: str = "local") -> None:
-        """``audit_source`` names this process's audit chain: the instance id, or a tool's name."""
+    def __init__(self, store: Store, writes: WriteBehind | None = None, *, audit_source: str = "local",
+                 audit_anchor: Path | None = None) -> None:
+        """``audit_source`` names this process's audit chain: the instance id, or a tool's name;
+        ``audit_anchor`` the file its head is also kept in (storage/audit_anchor.py)."""
         self._store = store
         self._writes = writes or WriteBehind(store)
-        self.trail = AuditTrail(store, self._writes, audit_source)
+        self._anchor = audit_anchor
+        self.trail = AuditTrail(store, self._writes, audit_source, anchor=audit_anchor)
 
     def save(self, alerts: list[Alert]) -> None:
         if alerts:
@@ -71,5 +76,8 @@ class AlertStore:
         return distinct_values(self._store, column)
 
     def verify_audit(self) -> list[ChainSummary]:
-        """Every chain of the trail checked (storage/audit_chain.py)."""
-        return verify(all_records(self._store))
+        """Every chain of the trail checked (storage/audit_chain.py), against the anchor file when there is one,
+        so the dashboard's check sees records cut from a chain's end as the command line's does.
+        Raises :class:`AnchorError` for an anchor file that cannot be read."""
+        anchors = read_anchors(self._anchor) if self._anchor is not None and self._anchor.exists() else []
+        return verify(all_records(self._store), anchors)

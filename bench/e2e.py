@@ -1,7 +1,7 @@
 """End-to-end benchmark: simulator process -> our client -> bus -> writer -> storage, counted exactly.
 
     .venv/bin/python bench/e2e.py --rate 20000 --symbols 1000 --seconds 60 [--bus kafka|memory]
-        [--store server|chdb] [--warmup 10] [--json] [--profile FILE.svg]
+        [--store server|chdb] [--writer embedded|process] [--warmup 10] [--json] [--profile FILE.svg]
 
 The simulator runs as its own process (it stands in for IQConnect, a separate program) with a
 trade log; the engine (client, producer, writer) runs in this process, so ``cpu_percent`` and
@@ -15,6 +15,10 @@ count both. Exit status 1 when anything was lost or doubled.
 Kafka and ClickHouse must be running for the defaults (``make services-up``); the embedded
 default is ``--bus memory --store chdb``. Run it alone: the machine has two cores.
 ``--profile`` records this process with py-spy as a flame graph during the window.
+``--writer process`` runs the writer as its own process (``python -m storage.writer``,
+``storage.embedded_writer = false``; Kafka and the ClickHouse server only): its stored rate and
+freshness are read from its ``/metrics`` (bucket bounds …, 100, 200, 500, 1000 ms) and its CPU is
+``writer_cpu_percent``.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pipeline_run import pipeline  # noqa: E402
+from writer_process import percentile_ms  # noqa: E402
 
 
 def _ms(snapshot, q: float) -> float | None:
@@ -47,20 +52,26 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=10)
     parser.add_argument("--bus", choices=["kafka", "memory"], default="kafka")
     parser.add_argument("--store", choices=["server", "chdb"], default="server")
+    parser.add_argument("--writer", choices=["embedded", "process"], default="embedded",
+                        help="the writer in the engine's process, or as its own (Kafka + server only)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--profile", type=Path, help="py-spy flame graph (SVG) of this process during the window")
     args = parser.parse_args()
+    if args.writer == "process" and (args.bus, args.store) != ("kafka", "server"):
+        parser.error("--writer process needs --bus kafka --store server")
 
     me = psutil.Process(os.getpid())
-    with pipeline(rate=args.rate, symbols=args.symbols, bus=args.bus, store=args.store) as run:
+    with pipeline(rate=args.rate, symbols=args.symbols, bus=args.bus, store=args.store, writer=args.writer) as run:
         time.sleep(args.warmup)
         profiler = None
         if args.profile:
             profiler = subprocess.Popen(["py-spy", "record", "-p", str(os.getpid()), "-d", str(int(args.seconds)),
                                          "-o", str(args.profile), "-r", "100", "--nonblocking"])
         start, cpu0, wall0 = run.engine.status(), me.cpu_times(), time.monotonic()
+        writer0 = run.writer.scrape() if run.writer else None
         time.sleep(args.seconds)
         end, cpu1, wall1 = run.engine.status(), me.cpu_times(), time.monotonic()
+        writer1 = run.writer.scrape() if run.writer else None
         rss_mb = me.memory_info().rss / 2**20
         if profiler is not None:
             profiler.wait(60)
@@ -68,16 +79,25 @@ def main() -> int:
 
     window = wall1 - wall0
     live = end.producer.latency.minus(start.producer.latency)
-    fresh = end.writer.latency.minus(start.writer.latency)
+    if writer0 is not None and writer1 is not None:
+        stored_rate = (writer1.stored - writer0.stored) / window
+        fresh_p50, fresh_p99 = percentile_ms(writer0, writer1, 0.5), percentile_ms(writer0, writer1, 0.99)
+        max_ns, writer_cpu = live.max_ns, round((writer1.cpu_s - writer0.cpu_s) / window * 100, 1)
+    else:
+        fresh = end.writer.latency.minus(start.writer.latency)
+        stored_rate = (end.writer.stored - start.writer.stored) / window
+        fresh_p50, fresh_p99 = _ms(fresh, 0.5), _ms(fresh, 0.99)
+        max_ns, writer_cpu = max(live.max_ns, fresh.max_ns), None
     result = {
         **counts,
         "rate": round((end.ingested - start.ingested) / window),
-        "stored_rate": round((end.writer.stored - start.writer.stored) / window),
+        "stored_rate": round(stored_rate),
         "live_p50_ms": _ms(live, 0.5), "live_p99_ms": _ms(live, 0.99),
-        "fresh_p50_ms": _ms(fresh, 0.5), "fresh_p99_ms": _ms(fresh, 0.99),
-        "max_ms": round(max(live.max_ns, fresh.max_ns) / 1e6, 2),
+        "fresh_p50_ms": fresh_p50, "fresh_p99_ms": fresh_p99,
+        "max_ms": round(max_ns / 1e6, 2),
         "cpu_percent": round((cpu1.user + cpu1.system - cpu0.user - cpu0.system) / window * 100, 1),
         "rss_mb": round(rss_mb, 1),
+        "writer_cpu_percent": writer_cpu, "writer": args.writer,
         "bus": args.bus, "store": args.store, "symbols": args.symbols, "sim_rate": args.rate,
         "seconds": args.seconds, "load": round(os.getloadavg()[0], 2),
     }

@@ -29,6 +29,7 @@ from config import load_settings  # noqa: E402
 from runtime.engine import Engine  # noqa: E402
 from storage.factory import open_store  # noqa: E402
 from storage.store import Store  # noqa: E402
+from writer_process import WriterProcess  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TAIL_S = 2.0  # trades the simulator logged in its last seconds may not have left its socket
@@ -69,6 +70,7 @@ class PipelineRun:
     simulator: subprocess.Popen
     trade_log: Path
     symbols: list[str]
+    writer: WriterProcess | None  # the writer's own process (``storage.embedded_writer = false``), if any
     # The engine's seq of every stored-kind event it ingested (all under engine.source): a flat array of
     # integers, because a set of millions of (source, seq) tuples grew the process by 1.4 GB in a 13-minute
     # soak and its garbage-collection passes stalled the feed reader until the simulator dropped it.
@@ -84,6 +86,8 @@ class PipelineRun:
         self.stop_ns = time.time_ns()
         time.sleep(1.0)  # the last lines on the socket reach the engine
         self.engine.stop(drain_timeout_s=120)
+        if self.writer is not None:
+            self.writer.drain()
         store, wanted = self.store, set(self.symbols)
         logged = {(t.symbol, t.ts_ns, t.total_volume, t.price, t.size) for t in read_trade_log(self.trade_log)
                   if t.symbol in wanted}
@@ -105,9 +109,9 @@ class PipelineRun:
 
 
 @contextmanager
-def pipeline(*, rate: float, symbols: int, bus: str, store: str) -> Iterator[PipelineRun]:
-    """A started simulator process and engine; on exit both are stopped and the run's database and
-    topics are removed."""
+def pipeline(*, rate: float, symbols: int, bus: str, store: str, writer: str = "embedded") -> Iterator[PipelineRun]:
+    """A started simulator process and engine (and with ``writer="process"`` a writer process); on exit
+    they are stopped and the run's database and topics are removed."""
     run = f"bench_{uuid.uuid4().hex[:8]}"
     names = list(generated_symbols(symbols))
     ports = {name: _free_port() for name in ("level1", "level2", "admin", "lookup")}
@@ -126,13 +130,25 @@ def pipeline(*, rate: float, symbols: int, bus: str, store: str) -> Iterator[Pip
                   "catch_up": False,
                   **{f"{name}_port": port for name, port in ports.items()}},
             bus={"kind": bus}, kafka={"topic_prefix": run, "consumer_group": run},
-            storage={"backend": store, "database": run}, monitoring={"enabled": False},
+            storage={"backend": store, "database": run, "embedded_writer": writer == "embedded"},
+            monitoring={"enabled": False},
         )
+        writer_process = None
         opened = open_store(settings)
         try:
             _wait_listening(ports["level1"])
             engine = Engine(settings, store=opened)
-            result = PipelineRun(engine, opened, simulator, trade_log, names)
+            if writer == "process":
+                writer_port = _free_port()
+                writer_process = WriterProcess({
+                    "TICKOPS_DATA_DIR": str(Path(data) / "writer"), "TICKOPS_INSTANCE_ID": f"{run}-writer",
+                    "TICKOPS_LOG_LEVEL": "WARNING", "TICKOPS_BUS__KIND": "kafka",
+                    "TICKOPS_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+                    "TICKOPS_KAFKA__TOPIC_PREFIX": run, "TICKOPS_KAFKA__CONSUMER_GROUP": run,
+                    "TICKOPS_STORAGE__BACKEND": store, "TICKOPS_STORAGE__DATABASE": run,
+                    "TICKOPS_MONITORING__PORT": str(writer_port)}, writer_port)
+                writer_process.wait_ready()
+            result = PipelineRun(engine, opened, simulator, trade_log, names, writer_process)
             forward = engine.ingest
 
             def counting(events):
@@ -146,6 +162,8 @@ def pipeline(*, rate: float, symbols: int, bus: str, store: str) -> Iterator[Pip
             finally:
                 engine.stop(drain_timeout_s=10)  # a no-op after finish()
         finally:
+            if writer_process is not None:
+                writer_process.stop()
             if simulator.poll() is None:
                 simulator.kill()
             opened.execute(f"DROP DATABASE IF EXISTS {run}")

@@ -6,7 +6,10 @@ from alerts.lifecycle import AlertNotFound
 from dashboard import resources
 from dashboard.auth import can_act
 from dashboard.format import utc
+from dashboard.navigation_mode import use_declared_navigation
 from storage.store import StorageError
+
+use_declared_navigation()
 
 engine = resources.engine()
 who = resources.operator()

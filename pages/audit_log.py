@@ -12,8 +12,12 @@ import streamlit as st
 from dashboard import resources
 from dashboard.audit_view import audit_csv, audit_rows, day_range_ns
 from dashboard.auth import can_administer, demo_mode
+from dashboard.navigation_mode import use_declared_navigation
+from storage.audit_anchor import AnchorError
 from storage.audit_trail import AuditFilter
 from storage.store import StorageError
+
+use_declared_navigation()
 
 LIMIT = 5000
 
@@ -55,6 +59,8 @@ if can_administer(resources.operator()) and st.button("Verify the hash chains"):
         summaries = engine.alert_store.verify_audit()
     except StorageError as exc:
         st.warning(f"Verification needs storage ({exc}).")
+    except AnchorError as exc:
+        st.error(f"The anchor file of chain heads could not be read: {exc}")
     else:
         for summary in summaries:
             if summary.ok:

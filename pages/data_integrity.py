@@ -5,9 +5,12 @@ import streamlit as st
 
 from dashboard import charts, resources
 from dashboard.format import utc
+from dashboard.navigation_mode import use_declared_navigation
 from storage.completeness import recent_checks, summarize_days
 from storage.outages import recent_outages
 from storage.store import StorageError
+
+use_declared_navigation()
 
 COMPLETENESS_DAYS = 30
 

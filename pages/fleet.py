@@ -13,7 +13,10 @@ from dashboard.bulk_symbols import render_bulk_add, render_rollout
 from dashboard.charts import writer_lag
 from dashboard.fleet_tables import LagHistory, collector_rows, consistency_rows, owned_symbols, state_text, writer_rows
 from dashboard.format import age
+from dashboard.navigation_mode import use_declared_navigation
 from runtime.fleet_status import FleetView
+
+use_declared_navigation()
 
 engine = resources.engine()
 st.title("Fleet")

@@ -3,7 +3,10 @@
 import streamlit as st
 
 from dashboard import charts, resources
+from dashboard.navigation_mode import use_declared_navigation
 from monitoring.host import rss_growth_after_warmup
+
+use_declared_navigation()
 
 engine = resources.engine()
 st.title("Host health")

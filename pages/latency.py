@@ -9,6 +9,9 @@ import streamlit as st
 from bus.latency import HistogramSnapshot, LatencyHistogram
 from dashboard import charts, resources
 from dashboard.format import ms
+from dashboard.navigation_mode import use_declared_navigation
+
+use_declared_navigation()
 
 engine = resources.engine()
 cfg = engine.settings.alerts

@@ -6,8 +6,11 @@ import streamlit as st
 
 from dashboard import charts, resources
 from dashboard.format import age
+from dashboard.navigation_mode import use_declared_navigation
 from storage.bars import query_bars
 from storage.store import StorageError, sql_string
+
+use_declared_navigation()
 
 engine = resources.engine()
 st.title("Live feeds")

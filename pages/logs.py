@@ -10,7 +10,10 @@ import streamlit as st
 
 from dashboard import charts, resources
 from dashboard.format import utc
+from dashboard.navigation_mode import use_declared_navigation
 from monitoring.log_reader import LEVELS, LogQuery, error_counts, read_recent, select
+
+use_declared_navigation()
 
 settings = resources.settings()
 directory = settings.log_directory()

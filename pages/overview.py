@@ -7,8 +7,11 @@ import streamlit as st
 from dashboard import resources
 from collectors.market_hours import session_at
 from dashboard.format import age, ms
+from dashboard.navigation_mode import use_declared_navigation
 from dashboard.processes import render_attached_overview, render_iqconnect
 from dashboard.uptime_table import uptime_rows
+
+use_declared_navigation()
 
 engine = resources.engine()
 if resources.attached():

@@ -9,6 +9,9 @@ import streamlit as st
 from alerts.settings_audit import settings_digest
 from dashboard import resources
 from dashboard.auth import can_administer
+from dashboard.navigation_mode import use_declared_navigation
+
+use_declared_navigation()
 
 st.title("Settings")
 if not can_administer(resources.operator()):

@@ -18,11 +18,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from alerts.lifecycle import Alert, AlertBook
 from alerts.store import AlertStore
 from config import Settings
 from runtime.symbols import SymbolRegistry
+from storage.audit_anchor import anchor_path
 from storage.availability import StorageMonitor, StorageState
 from storage.migrate import migrate
 from storage.store import StorageError, Store
@@ -34,12 +36,16 @@ log = logging.getLogger(__name__)
 class StorageLink:
     def __init__(self, store: Store, *, max_pending: int, retry_initial_s: float, retry_max_s: float,
                  audit_source: str = "local", clock: Callable[[], float] = time.monotonic,
-                 clock_ns: Callable[[], int] = time.time_ns) -> None:
+                 clock_ns: Callable[[], int] = time.time_ns, data_dir: Path | None = None) -> None:
+        """``data_dir``: where the pending writes are journaled to survive a stop and the audit chain's head is
+        anchored (None: memory only, no anchor)."""
         self.store = store
         self.monitor = StorageMonitor(migrated=False, clock_ns=clock_ns)
-        self.writes = WriteBehind(store, self.monitor, max_entries=max_pending)
+        journal = None if data_dir is None else journal_path(data_dir, audit_source)
+        self.writes = WriteBehind(store, self.monitor, max_entries=max_pending, journal=journal)
         self.symbols = SymbolRegistry(store, self.writes)
-        self.alert_store = AlertStore(store, self.writes, audit_source=audit_source)
+        self.alert_store = AlertStore(store, self.writes, audit_source=audit_source,
+                                      audit_anchor=None if data_dir is None else anchor_path(data_dir))
         self.alert_book = AlertBook()
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
@@ -54,7 +60,8 @@ class StorageLink:
         """``audit_source``: this process's audit chain, by default the instance id."""
         storage = settings.storage
         return cls(store, max_pending=storage.pending_writes_max, retry_initial_s=storage.retry_initial_ms / 1000,
-                   retry_max_s=storage.retry_max_ms / 1000, audit_source=audit_source or settings.instance_id)
+                   retry_max_s=storage.retry_max_ms / 1000, audit_source=audit_source or settings.instance_id,
+                   data_dir=settings.data_dir)
 
     def step(self) -> None:
         """One attempt to bring memory and storage in step; never raises a storage error (backs off instead)."""
@@ -109,6 +116,15 @@ class StorageLink:
                 self.writes.flush()
             except StorageError as exc:
                 self.monitor.failed(exc)
+        self.writes.close()
         if self.writes.pending:
-            log.error("pending storage writes lost at shutdown: storage unavailable",
-                      extra={"pending": self.writes.pending, "error": self.monitor.state().last_error})
+            log.error("pending storage writes not stored at shutdown: storage unavailable (those journaled are "
+                      "written by the next start)", extra={"pending": self.writes.pending,
+                                                           "journal_failures": self.writes.journal_failures,
+                                                           "error": self.monitor.state().last_error})
+
+
+def journal_path(data_dir: Path, audit_source: str) -> Path:
+    """One journal per process role (its audit source): an engine and a dashboard may share a data_dir."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in audit_source)
+    return data_dir / "write_behind" / f"{safe}.jsonl"

@@ -7,8 +7,11 @@ the source, time, actor, action, subject, details and ``prev_hash``. Editing a r
 breaks its own hash; deleting one leaves a gap in ``seq``; moving one breaks the links
 around it. ``seq`` itself is not hashed: the links prove the order, and contiguity from 1
 proves nothing is missing in between. A chain proves nothing about records removed from
-its end, nor about a whole chain rewritten with new hashes: compare each chain's head
-with a copy kept elsewhere (every append is logged with its seq and hash).
+its end, nor about a whole chain rewritten with new hashes: so each chain's head is also
+kept elsewhere (an :class:`Anchor`, written by storage/audit_anchor.py; every append is logged
+with its seq and hash too), and :func:`verify` given anchors reports a chain whose stored
+head is behind its anchor (``truncated``) or whose record at the anchored seq is another one
+(``rewritten``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 GENESIS = "0" * 64
@@ -63,7 +66,16 @@ def link(previous: AuditRecord | None, source: str, ts_ns: int, actor: str, acti
                        record_hash(source, ts_ns, actor, action, subject, details, prev_hash))
 
 
-Problem = Literal["edited", "missing", "reordered", "unlinked", "forked"]
+Problem = Literal["edited", "missing", "reordered", "unlinked", "forked", "truncated", "rewritten"]
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A chain's head as recorded outside storage when it was written."""
+
+    source: str
+    seq: int
+    hash: str
 
 
 @dataclass(frozen=True)
@@ -87,12 +99,37 @@ class ChainSummary:
         return not self.problems
 
 
-def verify(records: Iterable[AuditRecord]) -> list[ChainSummary]:
-    """Check every source's chain; one summary per source, sorted by source."""
+def verify(records: Iterable[AuditRecord], anchors: Iterable[Anchor] = ()) -> list[ChainSummary]:
+    """Check every source's chain, and each against its anchors; one summary per source, sorted by source.
+
+    An anchored source with no stored record at all gets a summary too (its whole chain deleted)."""
     by_source: dict[str, list[AuditRecord]] = defaultdict(list)
     for record in records:
         by_source[record.source].append(record)
-    return [_verify_chain(source, chain) for source, chain in sorted(by_source.items())]
+    anchored: dict[str, list[Anchor]] = defaultdict(list)
+    for anchor in anchors:
+        anchored[anchor.source].append(anchor)
+    summaries = []
+    for source in sorted(by_source.keys() | anchored.keys()):
+        summary = _verify_chain(source, by_source[source])
+        behind = [problem for anchor in anchored[source] for problem in _check_anchor(by_source[source], anchor)]
+        summaries.append(replace(summary, problems=summary.problems + tuple(behind)))
+    return summaries
+
+
+def _check_anchor(chain: Sequence[AuditRecord], anchor: Anchor) -> list[ChainProblem]:
+    head = max((r.seq for r in chain), default=0)
+    if head < anchor.seq:
+        cut = f"#{head + 1}" if head + 1 == anchor.seq else f"#{head + 1}..#{anchor.seq}"
+        return [ChainProblem(anchor.source, anchor.seq, "truncated",
+                             f"{anchor.source}: stored head #{head} is behind the anchor's #{anchor.seq} "
+                             f"({cut} deleted from the chain's end, or storage restored from an older copy)")]
+    at_seq = [r for r in chain if r.seq == anchor.seq]
+    if any(r.hash == anchor.hash for r in at_seq):
+        return []
+    return [ChainProblem(anchor.source, anchor.seq, "rewritten",
+                         f"{at_seq[0].describe()}: not the record anchored as #{anchor.seq} "
+                         f"(hash {anchor.hash[:16]}…): the chain was rewritten up to there")]
 
 
 def _verify_chain(source: str, records: Sequence[AuditRecord]) -> ChainSummary:

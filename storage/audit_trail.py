@@ -11,6 +11,12 @@ insert retried after a lost answer writes an exact copy, which verification igno
 
 Details that depend on the previous record of the same action (what changed since the
 previous start) are computed at that moment too, once, from that record's details.
+
+A record waiting while storage is down is journaled by the queue (its content, not its
+link) and rebuilt by :meth:`AuditTrail._revive` in the next process, which links it when it
+is written. Details that depend on the previous record cannot be journaled as a function:
+they are journaled as computed with the previous record unreadable (``PREVIOUS_UNREADABLE``),
+which it was while storage was down.
 """
 
 from __future__ import annotations
@@ -20,10 +26,12 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import astuple, dataclass
+from pathlib import Path
 from typing import Any
 
+from storage.audit_anchor import AnchorError, record_head
 from storage.audit_chain import COLUMNS, AuditRecord, link
 from storage.store import StorageError, Store, sql_string
 from storage.write_behind import WriteBehind
@@ -36,6 +44,9 @@ LEGACY_TABLE = "audit_log"  # unchained entries written before migration 5
 # Given the details of the previous record of the same source and action (None: there is none),
 # the details of the new one.
 DetailsAfter = Callable[[str | None], str]
+# What DetailsAfter is given for a journaled record: the previous record could not be read when it was taken.
+PREVIOUS_UNREADABLE = ""
+JOURNAL_KIND = "audit_record"
 
 
 @dataclass(frozen=True)
@@ -52,16 +63,19 @@ class AuditTrail:
     """Appends the records of one source's chain."""
 
     def __init__(self, store: Store, writes: WriteBehind, source: str,
-                 clock_ns: Callable[[], int] = time.time_ns) -> None:
+                 clock_ns: Callable[[], int] = time.time_ns, anchor: Path | None = None) -> None:
+        """``anchor``: the file that keeps each chain's head outside storage (storage/audit_anchor.py)."""
         if not source:
             raise ValueError("an audit source must not be empty: use the instance id or the tool's name")
         self._store = store
         self._writes = writes
         self.source = source
         self._clock_ns = clock_ns
+        self._anchor = anchor
         self._head: AuditRecord | None = None
         self._head_known = False
         self._lock = threading.Lock()  # the write-behind flushes from one thread at a time; tests may read
+        writes.revive_with(JOURNAL_KIND, self._revive)
 
     def append(self, actor: str, action: str, subject: str, details: str | DetailsAfter = "",
                ts_ns: int | None = None) -> PendingRecord:
@@ -74,6 +88,14 @@ class AuditTrail:
         """The last record this process knows stored in its chain (None before the first write)."""
         with self._lock:
             return self._head
+
+    def _revive(self, content: Mapping[str, Any]) -> PendingRecord:
+        """A record read back from the write-behind journal of a previous process, to be linked when written."""
+        source = str(content["source"])
+        trail = self if source == self.source else AuditTrail(self._store, self._writes, source, self._clock_ns,
+                                                                   self._anchor)
+        taken = Action(int(content["ts_ns"]), str(content["actor"]), str(content["action"]), str(content["subject"]))
+        return PendingRecord(trail, taken, str(content["details"]))
 
     def _next(self, taken: Action, details: str | DetailsAfter) -> AuditRecord:
         with self._lock:
@@ -90,6 +112,12 @@ class AuditTrail:
             self._head = record
         log.info("audit record stored", extra={"source": record.source, "seq": record.seq, "hash": record.hash,
                                                "action": record.action, "actor": record.actor})
+        if self._anchor is not None:
+            try:
+                record_head(self._anchor, record)
+            except AnchorError as exc:
+                log.error("audit anchor not updated: a later truncation of this chain would not be detected",
+                          extra={"source": record.source, "seq": record.seq, "error": str(exc)})
 
 
 @dataclass(frozen=True)
@@ -109,6 +137,8 @@ class PendingRecord:
     (details included), or the chain would fork.
     """
 
+    journal_kind = JOURNAL_KIND
+
     def __init__(self, trail: AuditTrail, taken: Action, details: str | DetailsAfter) -> None:
         self._trail = trail
         self.taken = taken
@@ -120,6 +150,16 @@ class PendingRecord:
         if self._record is None:
             self._record = self._trail._next(self.taken, self._details)
         return [[value] for value in astuple(self._record)]
+
+    def journal_content(self) -> dict[str, Any]:
+        """The action's content, for the write-behind journal (its link is given when it is written)."""
+        details = self._details
+        if self._record is not None:
+            details = self._record.details
+        elif not isinstance(details, str):
+            details = details(PREVIOUS_UNREADABLE)
+        return {"source": self._trail.source, "ts_ns": self.taken.ts_ns, "actor": self.taken.actor,
+                "action": self.taken.action, "subject": self.taken.subject, "details": details}
 
     def stored(self) -> None:
         assert self._record is not None, "stored() follows rows()"
@@ -191,13 +231,15 @@ def process_actor() -> str:
         return f"uid:{os.getuid()}"
 
 
-def record_tool_action(store: Store, tool: str, action: str, subject: str, details: str = "") -> AuditRecord:
+def record_tool_action(store: Store, tool: str, action: str, subject: str, details: str = "",
+                       anchor: Path | None = None) -> AuditRecord:
     """Append one record to ``tool``'s chain now, for a command-line tool that must not act unaudited.
 
-    Raises :class:`StorageError` when the record was not stored (the tool should then stop).
+    ``anchor``: the data_dir's anchor file (storage/audit_anchor.py). Raises :class:`StorageError`
+    when the record was not stored (the tool should then stop).
     """
     writes = WriteBehind(store)
-    pending = AuditTrail(store, writes, tool).append(process_actor(), action, subject, details)
+    pending = AuditTrail(store, writes, tool, anchor=anchor).append(process_actor(), action, subject, details)
     writes.flush()
     if pending.record is None:
         raise StorageError(f"the audit record of {tool} {action} was not stored (see the log)")

@@ -38,6 +38,7 @@ from bus.security import librdkafka_security
 from bus.topics import TopicSet
 from config import Settings, load_settings
 from monitoring.logs import configure_logging
+from storage.audit_anchor import anchor_path
 from storage.audit_trail import record_tool_action
 from storage.backup import BackupConfig
 from storage.factory import open_store
@@ -210,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # After the operator tables are back (a record before them would fork the chain they bring back).
         record_tool_action(store, "rebuild", "rebuild", ", ".join(map(str, backup_dirs)),
                            f"kafka={kafka is not None} force={args.force} events_inserted={report.events_inserted} "
-                           f"problems={len(report.problems)}")
+                           f"problems={len(report.problems)}", anchor=anchor_path(settings.data_dir))
     except RebuildRefused as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 2

@@ -217,6 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from config import load_settings
     from monitoring.logs import configure_logging
+    from storage.audit_anchor import anchor_path
     from storage.audit_trail import record_tool_action
     from storage.backup import BackupConfig
     from storage.factory import open_store
@@ -237,14 +238,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     request = f"segments={len(segments)} since={args.since} until={args.until} force={args.force}"
     try:
         migrate(store)
-        record_tool_action(store, "restore", "restore", ", ".join(map(str, paths)), request)
+        record_tool_action(store, "restore", "restore", ", ".join(map(str, paths)), request,
+                           anchor=anchor_path(settings.data_dir))
         report = restore_segments(
             store, segments, since_ns=args.since, until_ns=args.until, force=args.force,
             progress=not args.no_progress,
         )
         record_tool_action(store, "restore", "restore_done", ", ".join(map(str, paths)),
                            f"{request} inserted={report.inserted} already_stored={report.already_stored} "
-                           f"failed_segments={len(report.failed)}")
+                           f"failed_segments={len(report.failed)}", anchor=anchor_path(settings.data_dir))
     except StorageError as exc:
         print(f"error: storage failed, nothing is lost; run the same restore again when it is back: {exc}",
               file=sys.stderr)

@@ -109,3 +109,13 @@ def chdb_store(chdb_path) -> Iterator[Store]:
 def store(request: pytest.FixtureRequest) -> Store:
     """The same test on both backends: ClickHouse 18.16 server and chDB 26.x."""
     return request.getfixturevalue(f"{request.param}_store")
+
+
+@pytest.fixture(autouse=True)
+def _apptest_runs_without_the_first_run_rerun(monkeypatch) -> None:
+    """Streamlit's AppTest turns the pages-directory mode back on before each run it makes; the dashboard's
+    one rerun out of it (dashboard/navigation_mode.py) would drop the input a test just gave, so in-process
+    runs skip it. What it fixes is proven in a real browser (tests/e2e/test_dashboard_first_session.py)."""
+    from dashboard import navigation_mode
+
+    monkeypatch.setattr(navigation_mode, "_checked", True)

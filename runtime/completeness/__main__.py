@@ -36,6 +36,7 @@ from runtime.completeness.checker import DayChecker, DirectInsert, RecoveryNotSt
 from runtime.completeness.days import check_after_ns, day_bounds_ns
 from runtime.completeness.job import tolerances
 from runtime.symbols import SymbolRegistry
+from storage.audit_anchor import anchor_path
 from storage.audit_trail import record_tool_action
 from storage.completeness import DayCheck, traded_symbols
 from storage.factory import open_store
@@ -122,12 +123,13 @@ def _run(day: date, symbols: list[str]) -> list[DayCheck]:
     request = f"symbols={','.join(symbols) or 'wanted and traded'}"
     try:
         migrate(store)
-        record_tool_action(store, "completeness", "completeness_check", day.isoformat(), request)  # no record, no run
+        record_tool_action(store, "completeness", "completeness_check", day.isoformat(), request,  # no record, no run
+                           anchor=anchor_path(settings.data_dir))
         checks = check_day(settings, store, day, symbols, time.time_ns())
         record_tool_action(store, "completeness", "completeness_check_done", day.isoformat(),
                            f"{request} symbols_checked={len(checks)} "
                            f"not_complete={sum(c.verdict != 'complete' for c in checks)} "
-                           f"trades_recovered={sum(c.trades_recovered for c in checks)}")
+                           f"trades_recovered={sum(c.trades_recovered for c in checks)}", anchor=anchor_path(settings.data_dir))
         return checks
     finally:
         store.close()

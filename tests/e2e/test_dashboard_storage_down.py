@@ -48,10 +48,6 @@ def test_an_operator_starts_a_symbol_while_storage_is_down_and_it_is_watched_at_
     page.goto(storage_down_url)
     sidebar = page.get_by_test_id("stSidebar")
     expect(sidebar.get_by_text("5 watched", exact=False)).to_be_visible(timeout=60_000)  # configured, from memory
-    # Known issue (docs/ARCHITECTURE.md, Dashboard): a sidebar form submitted in a session's first run
-    # at the root URL is ignored; any rerun (a reload, a page change) fixes it.
-    page.reload()
-    expect(sidebar.get_by_text("5 watched", exact=False)).to_be_visible(timeout=60_000)
     sidebar.get_by_label("Start symbol").fill("nvda")
     sidebar.get_by_role("button", name="Start").click()
     expect(page.get_by_text("Started NVDA")).to_be_visible(timeout=15_000)

@@ -27,10 +27,6 @@ def test_a_start_over_the_watch_limit_is_a_clear_message_in_the_sidebar(full_url
     page.goto(full_url)
     sidebar = page.get_by_test_id("stSidebar")
     expect(sidebar.get_by_text("5 watched", exact=False)).to_be_visible(timeout=60_000)
-    # Known issue (docs/ARCHITECTURE.md, Dashboard): a sidebar form submitted in a session's first run
-    # at the root URL is ignored; any rerun (a reload, a page change) fixes it.
-    page.reload()
-    expect(sidebar.get_by_text("5 watched", exact=False)).to_be_visible(timeout=60_000)
     sidebar.get_by_label("Start symbol").fill("NVDA")
     sidebar.get_by_role("button", name="Start").click()
     expect(sidebar.get_by_text("feed.watch_limit is 5", exact=False)).to_be_visible(timeout=15_000)

@@ -199,10 +199,7 @@ def test_the_compose_topology_as_processes_collects_without_a_browser_and_the_at
         expect(page.get_by_test_id("stDataFrame").nth(1)).to_contain_text("trades", timeout=30_000)
         expect(page.get_by_role("link", name="Latency")).to_have_count(0)  # needs a pipeline in this process
 
-        # An operator action goes through storage to the collector, which watches the symbol. (A reload first:
-        # Streamlit drops a sidebar form submitted in a session's first run, docs/ARCHITECTURE.md.)
-        page.reload()
-        expect(page.get_by_text("Attached dashboard")).to_be_visible(timeout=30_000)
+        # An operator action goes through storage to the collector, which watches the symbol.
         sidebar = page.get_by_test_id("stSidebar")
         sidebar.get_by_label("Start symbol").fill("NVDA")
         sidebar.get_by_role("button", name="Start").click()

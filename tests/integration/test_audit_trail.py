@@ -50,11 +50,11 @@ def test_a_chain_continues_across_restarts_and_actions_taken_while_storage_is_do
     assert [(r.actor, r.action) for r in newest] == [("ben", "acknowledge")]
 
 
-def _verify_cli(database: str, cwd: Path) -> subprocess.CompletedProcess:
+def _verify_cli(database: str, cwd: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("TICKOPS_")}, "PYTHONPATH": str(ROOT),
            "TICKOPS_STORAGE__BACKEND": "server", "TICKOPS_STORAGE__PORT": str(CLICKHOUSE_PORT),
            "TICKOPS_STORAGE__DATABASE": database}
-    return subprocess.run([sys.executable, "-m", "alerts.audit", "verify"], cwd=cwd, env=env, check=False,
+    return subprocess.run([sys.executable, "-m", "alerts.audit", "verify", *args], cwd=cwd, env=env, check=False,
                           capture_output=True, text=True, timeout=60)
 
 
@@ -157,3 +157,36 @@ def test_the_restore_cli_records_the_request_and_its_outcome_in_the_restore_chai
     assert inserted > 0 and f"inserted={inserted} already_stored=0 failed_segments=0" in records[1].details
     assert records[0].actor == records[1].actor != ""  # the OS user who ran it
     assert verify(records)[0].ok
+
+
+
+@pytest.mark.timeout(120)
+def test_newest_records_deleted_on_the_server_are_detected_with_the_anchor_and_not_without(server_store, tmp_path):
+    from storage.audit_anchor import anchor_path
+
+    migrate(server_store)
+    anchor = anchor_path(tmp_path / "data")  # the default data_dir, relative to the CLI's working directory
+    alerts = AlertStore(server_store, audit_source="tickops-1", audit_anchor=anchor)
+    for i in range(1, 7):
+        alerts.audit("anna", f"action-{i}", "AAPL", f"note {i}", ts_ns=i * S)
+    record_tool_action(server_store, "restore", "restore", "/backup", anchor=anchor)
+    assert anchor.read_text().count("\n") == 2  # one line per source
+    table = server_store.table(TABLE)
+    _mutate(server_store, f"ALTER TABLE {table} DELETE WHERE source = 'tickops-1' AND seq >= 5",
+            f"SELECT count() = 4 FROM {table} WHERE source = 'tickops-1'")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    blind = _verify_cli(server_store.database, outside)  # no anchor: the shorter chain is intact in itself
+    assert blind.returncode == 0 and "tickops-1: 4 records, head #4" in blind.stdout, blind.stdout + blind.stderr
+    assert "no anchor file" in blind.stdout
+    for args in ((), ("--anchor", str(anchor))):  # the data_dir's anchor by default, or named
+        caught = _verify_cli(server_store.database, tmp_path, *args)
+        assert caught.returncode == 1, caught.stdout + caught.stderr
+        assert ("truncated: tickops-1: stored head #4 is behind the anchor's #6 (#5..#6 deleted from the chain's end"
+                in caught.stdout), caught.stdout
+        assert "restore: 1 records, head #1" in caught.stdout and caught.stdout.count("problem(s)") == 1
+        assert "anchors: 2 chain head(s) checked" in caught.stdout
+    # The dashboard's "Verify the hash chains" checks against the same anchor.
+    on_dashboard = {summary.source: summary for summary in alerts.verify_audit()}
+    assert [p.kind for p in on_dashboard["tickops-1"].problems] == ["truncated"]
+    assert on_dashboard["restore"].ok
