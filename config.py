@@ -248,8 +248,9 @@ class FleetSettings(_Section):
     ``assignment_partitions`` partitions (many more than instances, so hashing spreads symbols
     evenly; an existing topic keeps its own count, because re-partitioning would move symbols).
     Each instance publishes its status to ``<prefix>.fleet`` every ``status_interval_s`` and at
-    every change; a status older than ``stale_after_s`` is shown as unresponsive and leaves the
-    fleet's capacity. An instance that has not joined the group ``join_timeout_s`` after its start
+    every change (writers too, every ``status_interval_s``); a status older than ``stale_after_s``
+    means the instance left: "gone since" on the Fleet page, off the fleet's capacity, its alerts
+    resolved by the rules owner. An instance that has not joined the group ``join_timeout_s`` after its start
     (Kafka unreachable) watches the stored desired set on its own, up to its limit, rather than
     nothing.
     """

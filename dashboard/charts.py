@@ -93,3 +93,14 @@ def errors_per_component(counts: dict[tuple[int, str], int]) -> go.Figure:
     figure.update_layout(title="Errors per minute by component (UTC)", barmode="stack", yaxis_title="lines",
                          **_LAYOUT)
     return figure
+
+
+def writer_lag(points: Sequence[tuple[int, str, int]]) -> go.Figure:
+    """Each writer's lag (records on the bus not stored yet) over time; ``points`` are (ts_ns, writer, lag)."""
+    figure = go.Figure()
+    for writer in sorted({w for _, w, _ in points}):
+        mine = [(ts, lag) for ts, w, lag in points if w == writer]
+        figure.add_trace(go.Scatter(x=[_utc(ts) for ts, _ in mine], y=[lag for _, lag in mine], mode="lines+markers",
+                                    name=writer))
+    figure.update_layout(title="Writer lag (records not stored yet, UTC)", **_LAYOUT)
+    return figure

@@ -1,28 +1,25 @@
-"""Fleet: every collector instance, its health, the symbols it owns and watches, its lag, and the capacity left;
+"""Fleet: every collector instance, its health, the symbols it owns and stands by for, its lag, and the
+capacity left; every writer with its partitions and lag; the consistency check of critical symbols;
 below, adding symbols in bulk and a staged rollout (dashboard/bulk_symbols.py).
 
-With the Kafka bus this is what the instances publish on the fleet status topic (a headless fleet
-included); embedded, the one instance of this process.
+With the Kafka bus this is what the collectors and writers publish on the fleet status topic (a
+headless fleet included); embedded, the one instance of this process and its writer.
 """
 
 import streamlit as st
 
 from dashboard import resources
 from dashboard.bulk_symbols import render_bulk_add, render_rollout
+from dashboard.charts import writer_lag
+from dashboard.fleet_tables import LagHistory, collector_rows, consistency_rows, owned_symbols, state_text, writer_rows
 from dashboard.format import age
 from dashboard.navigation_mode import use_declared_navigation
-from runtime.fleet_status import FleetView, InstanceStatus
+from runtime.fleet_status import FleetView
 
 use_declared_navigation()
 
 engine = resources.engine()
 st.title("Fleet")
-
-
-def _state(view: FleetView, status: InstanceStatus) -> str:
-    if status.state == "stopped":
-        return "stopped"
-    return "running" if view.responsive(status) else f"unresponsive ({status.age_s(view.now_ns):.0f} s silent)"
 
 
 def capacity(view: FleetView) -> None:
@@ -50,26 +47,51 @@ def capacity(view: FleetView) -> None:
 
 
 def instances(view: FleetView) -> None:
-    st.subheader("Instances")
-    st.dataframe([
-        {"instance": s.instance_id, "state": _state(view, s), "health": s.health,
-         "partitions": len(s.partitions), "wanted": s.wanted, "watched": len(s.watched),
-         "unwatched": len(s.unwatched), "load": f"{len(s.watched) / s.watch_limit:.0%} of {s.watch_limit}",
-         "writer lag": "—" if s.writer_lag is None else f"{s.writer_lag:,}",
-         "fleet rules": "yes" if s.rules_owner else "", "standalone": "yes" if s.standalone else "",
-         "updated": age(s.updated_ns, view.now_ns)}
-        for s in view.instances
-    ], hide_index=True, width="stretch")
+    st.subheader("Collectors")
+    st.dataframe(collector_rows(view), hide_index=True, width="stretch")
     for s in view.instances:
-        with st.expander(f"{s.instance_id} · {_state(view, s)} · {len(s.watched)} watched"):
-            if s.reasons:
+        with st.expander(f"{s.instance_id} · {state_text(view, s)} · {len(s.watched)} watched"):
+            if s.reasons and view.responsive(s):
                 st.warning("\n".join(f"- {reason}" for reason in s.reasons))
             st.caption(f"source `{s.source}` · started {age(s.started_ns, view.now_ns)} · partitions "
                        f"{', '.join(map(str, s.partitions)) or 'none'}")
             if s.unwatched:
                 st.dataframe([{"symbol": sym, "why": why} for sym, why in sorted(s.unwatched.items())],
                              hide_index=True, width="stretch")
-            st.write(", ".join(s.watched) or "no symbols watched")
+            st.write("Owns: " + (", ".join(owned_symbols(s)) or "no symbols watched"))
+            if s.standby:
+                st.write("Stands by for (hot standby of critical symbols): " + ", ".join(s.standby))
+
+
+def writers(view: FleetView) -> None:
+    st.subheader("Writers")
+    rows = writer_rows(view)
+    if not rows:
+        st.caption("No writer has published a status yet (writers publish every fleet.status_interval_s).")
+        return
+    st.dataframe(rows, hide_index=True, width="stretch")
+    history = st.session_state.setdefault("fleet_writer_lag", LagHistory())
+    history.add(view)
+    points = [(p.at_ns, p.writer, p.lag) for p in history.points()]
+    if len(points) > 1:
+        st.plotly_chart(writer_lag(points), width="stretch")
+
+
+def consistency() -> None:
+    """Only with hot standby: the check compares the two watchers of each critical symbol (docs/HA.md)."""
+    if not resources.settings().fleet.standby_critical:
+        return
+    st.subheader("Consistency of critical symbols")
+    redundancy = getattr(engine, "redundancy", None)  # attached, no check runs in this process
+    verdicts = redundancy.verdicts() if redundancy is not None else {}
+    rows = consistency_rows(engine.desired_symbols(), verdicts, engine.alert_book.active())
+    if not rows:
+        st.caption("No critical symbol is wanted.")
+        return
+    st.dataframe(rows, hide_index=True, width="stretch")
+    if not verdicts:
+        st.caption("The comparisons run in the collector that evaluates the fleet-wide rules; here only its "
+                   "feed_inconsistent alerts are known.")
 
 
 def membership(view: FleetView) -> None:
@@ -104,6 +126,8 @@ def live() -> None:
     view = engine.fleet_view()
     capacity(view)
     instances(view)
+    writers(view)
+    consistency()
     membership(view)
 
 

@@ -35,10 +35,6 @@ def assignment_topic(prefix: str) -> str:
     return f"{prefix}.symbols"
 
 
-def status_topic(prefix: str) -> str:
-    return f"{prefix}.fleet"
-
-
 def collector_group(prefix: str) -> str:
     return f"{prefix}-collectors"
 

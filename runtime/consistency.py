@@ -23,8 +23,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
+from bus.json_record import dump_record, load_record
 from events import Event, Trade
-from runtime.json_record import dump_record, load_record
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +160,14 @@ class Mismatch:
 
 
 @dataclass(frozen=True)
+class Verdict:
+    """The latest comparison of a symbol: which minute, and what differed (nothing: the two agreed)."""
+
+    minute_ns: int
+    differences: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class CheckStats:
     comparisons: int  # (symbol, minute) pairs compared
     differences: int  # of those, the ones that differed
@@ -176,6 +184,7 @@ class ConsistencyCheck:
         self.shown_ns = shown_ns  # a mismatch stays in :meth:`inconsistent` this long (then its alert resolves)
         self._seen: dict[str, int] = {}  # key -> when first seen (ns)
         self._mismatches: list[Mismatch] = []
+        self._latest: dict[str, Verdict] = {}  # symbol -> its latest minute compared (the Fleet page shows it)
         self._comparisons = 0
         self._differences = 0
         self._unpaired = 0
@@ -201,6 +210,8 @@ class ConsistencyCheck:
             if len(digests) >= 2:
                 found = [diff for other in digests[1:] for diff in differences(digests[0], other)]
                 self._comparisons += 1
+                if minute >= self._latest.get(symbol, Verdict(minute, ())).minute_ns:
+                    self._latest[symbol] = Verdict(minute, tuple(found))
                 if found:
                     self._differences += 1
                     self._mismatches.append(Mismatch(symbol, minute, now_ns, tuple(found)))
@@ -220,6 +231,9 @@ class ConsistencyCheck:
         for mismatch in self._mismatches:
             found.setdefault(mismatch.symbol, []).append(mismatch.describe())
         return {symbol: " | ".join(descriptions) for symbol, descriptions in found.items()}
+
+    def verdicts(self) -> dict[str, Verdict]:
+        return dict(self._latest)
 
     def stats(self) -> CheckStats:
         return CheckStats(self._comparisons, self._differences, self._unpaired, len(self.rejected), len(self._seen))

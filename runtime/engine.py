@@ -25,12 +25,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import replace
 
 from alerts.lifecycle import Alert, AlertBook
 from alerts.notify import Notifier
 from alerts.rules import Observation, evaluate_rules
 from alerts.settings_audit import record_start, settings_digest
-from bus.base import Bus, BusError
+from bus.base import Bus, BusError, TopicPartition
 from bus.breaker import BreakerState
 from bus.factory import build_producer, open_bus
 from bus.producer import EventProducer
@@ -44,6 +45,7 @@ from config import Settings
 from events import Event, Trade
 from monitoring.counter_window import CounterWindow
 from monitoring.host import HostSampler, rss_growth_after_warmup
+from monitoring.http import Health
 from monitoring.uptime import COMPONENTS
 from runtime import operator_actions
 from runtime.backfill import Backfiller, TradeIdentity
@@ -55,6 +57,7 @@ from runtime.completeness.job import CompletenessJob, tolerances
 from runtime.completeness.volumes import FeedVolumes
 from runtime.fleet import Fleet
 from runtime.fleet_alerts import scope_findings, takes_in
+from runtime.fleet_departures import DepartureSweep
 from runtime.fleet_status import FleetView, InstanceState, InstanceStatus, describe_instance
 from runtime.health import HealthCheck
 from runtime.jobs import JobRunner
@@ -76,7 +79,9 @@ from storage.mirror import BackupMirror
 from storage.operator_backup import OperatorSnapshots, snapshot_directory
 from storage.outages import StoredOutage, outage_columns
 from storage.store import StorageError, Store, sql_string
-from storage.writer import Writer, WriterProgress, build_writer
+from storage.writer import Writer, WriterProgress, WriterStats, build_writer
+from storage.writer_health import assess_writer
+from storage.writer_status import WriterState, WriterStatusReporter
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +135,14 @@ class Engine:
         # Hot standby of critical symbols and the consistency check between the two watchers (docs/HA.md).
         self.redundancy = Redundancy(settings) if self.fleet is not None and settings.fleet.standby_critical else None
         self._rules_owner = self.fleet is None
+        # As rules owner: resolve the alerts of collectors that left the fleet (runtime/fleet_departures.py).
+        self._departures = (DepartureSweep(self.alert_store, settings.instance_id, actor=process_actor(),
+                                           notify=self.notifier.notify if self.notifier else lambda alerts: None)
+                            if self.fleet is not None else None)
+        # The embedded writer's status for the Fleet page (storage/writer_status.py); writer processes send their own.
+        self._writer_status = (WriterStatusReporter(settings.instance_id, settings.fleet.status_interval_s,
+                                                    embedded=True)
+                               if settings.storage.embedded_writer else None)
         self._stored_progress = (StoredProgress(self.store, TopicSet(settings.kafka.topic_prefix),
                                                 settings.kafka.bootstrap_servers,
                                                 security=librdkafka_security(settings.kafka))
@@ -227,6 +240,7 @@ class Engine:
         if self.feed is not None:
             self.feed.stop()
         if self.fleet is not None:
+            self._report_writer("stopped")
             self.fleet.close(self._instance_status("stopped"), timeout_s=min(2.0, left()))
         if self.redundancy is not None:
             self.redundancy.close(timeout_s=min(2.0, left()))
@@ -319,6 +333,8 @@ class Engine:
             add("writer", self._writer_step, interval_s=1, loop=True)
         if self.fleet is not None:
             add("fleet", self._fleet_step, interval_s=1, loop=True)
+        if self._departures is not None:
+            add("fleet_departures", self._sweep_departures, interval_s=self.settings.fleet.status_interval_s)
         if self.redundancy is not None:
             add("consistency", lambda: self.redundancy.step(self.feed.feed_time_ns() if self.feed else None,
                                                             rules_owner=self._rules_owner), interval_s=1)
@@ -490,6 +506,8 @@ class Engine:
         publish the status the Fleet page and the other instances read."""
         assert self.fleet is not None
         changed = self.fleet.poll()
+        if self.fleet.came_back():
+            self._reassert_alerts()
         if changed and self.feed is not None:
             before = self.feed.watched()
             self._reconcile_symbols()  # asks a catch-up for every new watch
@@ -502,15 +520,46 @@ class Engine:
             log.info("fleet-wide alert rules %s", "taken over" if owner else "handed over",
                      extra={"instance": self.settings.instance_id})
             self.storage.take_in_alerts(self._takes_in)  # the fleet-wide alerts a previous owner left
+            if owner and self._departures is not None:
+                self._departures.forget()  # the previous owner may have died before sweeping a departure
         self.fleet.publish(lambda: self._instance_status("running"), force=changed)
+        self._report_writer("running")
+
+    def _reassert_alerts(self) -> None:
+        """Back in the group after Kafka was unreachable: meanwhile the rules owner may have taken this
+        instance for departed and resolved its alerts in storage. Store those still active here again, newer
+        than that resolution, so the dashboards show them; the book itself is unchanged (nothing re-notified)."""
+        now = time.time_ns()
+        own = [replace(alert, updated_ns=now) for alert in self.alert_book.active()
+               if takes_in(alert, self.settings.instance_id, rules_owner=False)]
+        self.alert_store.save(own)
+        if own:
+            log.info("own active alerts stored again after rejoining the fleet",
+                     extra={"instance": self.settings.instance_id, "alerts": len(own)})
+
+    def _sweep_departures(self) -> None:
+        if self._rules_owner and self.fleet is not None and self._departures is not None:
+            self._departures.sweep(self.fleet.view())
+
+    def _report_writer(self, state: WriterState) -> None:
+        """The embedded writer's status on the fleet status channel, when due (and at once when it stops)."""
+        if self.fleet is not None and self.fleet.partitions and self.writer is not None and self._writer_status:
+            self._writer_status.report(self._writer_sample, self.fleet.send_status, state=state,
+                                       force=state == "stopped")
+
+    def _writer_sample(self) -> tuple[Health, WriterStats | None, list[TopicPartition]]:
+        stats = self.writer.stats() if self.writer is not None else None
+        return (assess_writer("writing" if stats else "waiting for storage", "", stats), stats,
+                list(self.writer.progress().next) if self.writer is not None else [])
 
     def fleet_view(self) -> FleetView:
         """The fleet as this process sees it; embedded (no fleet) it is this one instance, as the Fleet page shows."""
         if self.fleet is not None:
             return self.fleet.view()
         wanted = sum(1 for spec in self.symbols.all() if spec.level1)
+        writers = (self._writer_status.describe(self._writer_sample),) if self._writer_status is not None else ()
         return FleetView(None, (self._instance_status("running"),), wanted, time.time_ns(),
-                         self.settings.fleet.stale_after_s)
+                         self.settings.fleet.stale_after_s, writers=writers)
 
     def _instance_status(self, state: InstanceState) -> InstanceStatus:
         status = self.status()

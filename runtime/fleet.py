@@ -27,11 +27,12 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 
 from bus.base import BusError
+from bus.fleet_channel import ensure_status_topic, status_topic
 from bus.keyed_topic import KeyedTopicMember, KeyedTopicReader, KeyedTopicWriter, ensure_compacted_topic
 from bus.security import librdkafka_security
 from config import Settings
-from runtime.assignment import assignment_topic, collector_group, decode_table, encode_spec, status_topic
-from runtime.fleet_status import FleetStatusError, FleetView, InstanceStatus, Membership, decode_status, encode_status
+from runtime.assignment import assignment_topic, collector_group, decode_table, encode_spec
+from runtime.fleet_status import FleetView, InstanceStatus, Membership, decode_statuses, encode_status
 from runtime.symbols import SymbolSpec
 
 log = logging.getLogger(__name__)
@@ -40,8 +41,6 @@ POLL_S = 0.2
 # A metadata request waits this long while Kafka is down: short, so the fleet job stays responsive (standalone
 # switch, shutdown) and simply retries at its next run.
 SETUP_TIMEOUT_S = 1.0
-# The status topic rolls segments often so that compaction keeps it small for a reader starting from its beginning.
-STATUS_TOPIC_CONFIGS = {"segment.ms": "600000", "min.cleanable.dirty.ratio": "0.1", "delete.retention.ms": "3600000"}
 AuditSink = Callable[[str, str], None]  # (action, details) of this instance
 
 
@@ -76,9 +75,8 @@ class FleetControl:
             partitions = ensure_compacted_topic(self._bootstrap, self.topic, self.settings.assignment_partitions,
                                                 replication_factor=self._replication, timeout_s=SETUP_TIMEOUT_S,
                                                 security=self._security)
-            ensure_compacted_topic(self._bootstrap, self.status_topic, 1, configs=STATUS_TOPIC_CONFIGS,
-                                   replication_factor=self._replication, timeout_s=SETUP_TIMEOUT_S,
-                                   security=self._security)
+            ensure_status_topic(self._bootstrap, self.status_topic, replication_factor=self._replication,
+                                timeout_s=SETUP_TIMEOUT_S, security=self._security)
         except BusError as exc:
             if str(exc) != self._setup_error:
                 log.warning("fleet topics not reachable; retrying", extra={"error": str(exc)})
@@ -115,15 +113,10 @@ class FleetControl:
         self.desired_view.note(spec.symbol, record)
 
     def view(self, membership: Membership | None = None) -> FleetView:
-        statuses: list[InstanceStatus] = []
-        rejected: dict[str, str] = {}
-        for key, payload in sorted(self.status_view.entries().items()):
-            try:
-                statuses.append(decode_status(key, payload))
-            except FleetStatusError as exc:
-                rejected[key] = str(exc)
+        statuses, writers, rejected = decode_statuses(self.status_view.entries())
         desired = sum(1 for spec in self.desired() if spec.level1) if self.desired_view.caught_up else None
-        return FleetView(membership, tuple(statuses), desired, self._clock_ns(), self.settings.stale_after_s, rejected)
+        return FleetView(membership, statuses, desired, self._clock_ns(), self.settings.stale_after_s, rejected,
+                         writers)
 
     def close(self, timeout_s: float = 5.0) -> None:
         self.writer.close(timeout_s)
@@ -149,6 +142,8 @@ class Fleet(FleetControl):
         self._rejected: dict[str, str] = {}  # assignment records of this instance's partitions it cannot read
         self._assignments = 0
         self._taken_over: set[int] = set()  # partitions assigned after the first assignment: another's before
+        self._lost = False  # the group session was lost (Kafka unreachable) and not assigned again yet
+        self._back = False  # in the group again after a lost session or standalone, not yet told (came_back)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -176,6 +171,7 @@ class Fleet(FleetControl):
         if overdue == self._standalone:
             return False
         self._standalone = overdue
+        self._back = self._back or not overdue
         if overdue:
             log.warning("not in the collector group after fleet.join_timeout_s: watching the stored desired set "
                         "alone until Kafka answers", extra={"join_timeout_s": self.settings.join_timeout_s})
@@ -205,6 +201,10 @@ class Fleet(FleetControl):
         log.info("desired set seeded into the assignment topic", extra={"topic": self.topic, "symbols": len(specs)})
 
     def _rebalanced(self, what: str, partitions: Sequence[int]) -> None:
+        if what == "lost":
+            self._lost = True
+        elif what == "assigned" and self._lost:
+            self._lost, self._back = False, True
         if what == "assigned":
             if self._assignments:
                 self._taken_over |= set(partitions)
@@ -246,6 +246,12 @@ class Fleet(FleetControl):
         self._log_rejected(errors)
         return sorted(specs.values(), key=lambda spec: spec.symbol)
 
+    def came_back(self) -> bool:
+        """True once after this instance is in the group again following a lost session or standalone: the
+        others may have taken it for departed meanwhile (runtime/fleet_departures.py)."""
+        back, self._back = self._back, False
+        return back
+
     def taken_over(self, symbols: Iterable[str]) -> list[str]:
         """Those of ``symbols`` whose partition came from another instance (a takeover, not this one's start)."""
         taken = self._taken_over
@@ -266,6 +272,10 @@ class Fleet(FleetControl):
             return
         self._published_at = now
         self.writer.send(self.status_topic, self.instance_id, encode_status(describe()))
+
+    def send_status(self, key: str, value: bytes) -> None:
+        """Send another status record of this process (its embedded writer's) without waiting."""
+        self.writer.send(self.status_topic, key, value)
 
     def membership(self) -> Membership:
         owned = self.member.owned()

@@ -5,6 +5,8 @@ Every collector publishes an :class:`InstanceStatus`, keyed by its instance id, 
 reader that starts later (the dashboard attached to a headless fleet) reads each instance's latest
 status from the topic's beginning. The status carries what the Fleet page and the capacity rule need:
 health, owned partitions, symbols watched and not, writer lag. It is JSON, readable with any Kafka tool.
+Writers publish on the same topic under keys of their own (storage/writer_status.py): a reader tells
+the two apart by key, and :class:`FleetView` carries both.
 
 Liveness is judged by age: an instance killed with SIGKILL says nothing more, its last status just
 grows old, and past ``fleet.stale_after_s`` it no longer counts as responsive (nor in the capacity).
@@ -13,12 +15,14 @@ A clean stop publishes a last status in state ``stopped``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from bus.json_record import dump_record, load_record
 from monitoring.http import Health
 from runtime.capacity import FleetCapacity, assess_capacity
-from runtime.json_record import dump_record, load_record
+from storage.writer_status import WriterStatus, WriterStatusError, decode_writer_status, is_writer_key
 
 if TYPE_CHECKING:  # EngineStatus carries a FleetView: a run-time import would be circular
     from runtime.status import EngineStatus
@@ -106,6 +110,23 @@ def decode_status(key: str, payload: bytes) -> InstanceStatus:
     return status
 
 
+def decode_statuses(entries: Mapping[str, bytes]) -> tuple[tuple[InstanceStatus, ...], tuple[WriterStatus, ...],
+                                                            dict[str, str]]:
+    """The status topic's rows as collectors' and writers' statuses, by key; unreadable ones key -> why."""
+    collectors: list[InstanceStatus] = []
+    writers: list[WriterStatus] = []
+    rejected: dict[str, str] = {}
+    for key, payload in sorted(entries.items()):
+        try:
+            if is_writer_key(key):
+                writers.append(decode_writer_status(key, payload))
+            else:
+                collectors.append(decode_status(key, payload))
+        except (FleetStatusError, WriterStatusError) as exc:
+            rejected[key] = str(exc)
+    return tuple(collectors), tuple(writers), rejected
+
+
 @dataclass(frozen=True)
 class FleetView:
     """The fleet as one process sees it: its own membership and every instance's latest status."""
@@ -116,9 +137,20 @@ class FleetView:
     now_ns: int
     stale_after_s: float
     rejected: dict[str, str] = field(default_factory=dict)  # status records that could not be read -> why
+    writers: tuple[WriterStatus, ...] = ()  # every writer's latest status (embedded or a process of its own)
 
-    def responsive(self, status: InstanceStatus) -> bool:
+    def responsive(self, status: InstanceStatus | WriterStatus) -> bool:
         return status.state == "running" and status.age_s(self.now_ns) <= self.stale_after_s
+
+    def gone_since_ns(self, status: InstanceStatus | WriterStatus) -> int | None:
+        """When a collector or writer that is no longer responsive was last heard of (its last status):
+        stopped cleanly, or silent longer than ``stale_after_s`` (killed, hung, cut off). None while responsive."""
+        return None if self.responsive(status) else status.updated_ns
+
+    @property
+    def departed(self) -> dict[str, int]:
+        """Collector instance id -> last heard of, for every collector that left the fleet (stopped or silent)."""
+        return {s.instance_id: s.updated_ns for s in self.instances if not self.responsive(s)}
 
     @property
     def live(self) -> tuple[InstanceStatus, ...]:

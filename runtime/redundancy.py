@@ -27,7 +27,7 @@ from bus.keyed_topic import KeyedTopicReader, KeyedTopicWriter, ensure_compacted
 from bus.security import librdkafka_security
 from config import Settings
 from events import Event, Trade
-from runtime.consistency import CheckStats, ConsistencyCheck, DigestBook, encode_digest
+from runtime.consistency import CheckStats, ConsistencyCheck, DigestBook, Verdict, encode_digest
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +143,10 @@ class Redundancy:
     def inconsistent(self) -> dict[str, str]:
         """Symbol -> the recent minutes whose digests differed (only the rules owner compares)."""
         return self.check.inconsistent() if self._rules_owner else {}
+
+    def verdicts(self) -> dict[str, Verdict]:
+        """Symbol -> its latest compared minute and what differed (only the rules owner compares)."""
+        return self.check.verdicts() if self._rules_owner else {}
 
     def stats(self) -> RedundancyStats:
         with self._lock:

@@ -406,6 +406,7 @@ def main() -> int:
     from storage.factory import open_store
     from storage.migrate import migrate
     from storage.writer_health import WriterProcessState, writer_monitoring
+    from storage.writer_status import WriterStatusLoop
 
     settings = start_process("writer")
     if settings.bus.kind != "kafka":
@@ -427,6 +428,10 @@ def main() -> int:
     crash_after = os.environ.get(CRASH_HOOK_ENV)
     hook = _crash_after_insert(int(crash_after)) if crash_after else None
     topics = TopicSet(settings.kafka.topic_prefix)
+    # On the fleet status channel from the start, so the Fleet page shows a writer waiting for storage too.
+    status = WriterStatusLoop(settings, state.status_sample) if settings.fleet.enabled else None
+    if status is not None:
+        status.start()
     try:
         if not (_retry("migrate", lambda: migrate(store), stop, state.preparing)
                 and _retry("create topics", lambda: bus.ensure_topics(topics.all_topics, settings.kafka.partitions),
@@ -437,6 +442,8 @@ def main() -> int:
         state.writing(writer)
         writer.run(stop)
     finally:
+        if status is not None:
+            status.stop()
         store.close()
         if monitoring is not None:
             monitoring.stop()

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from bus.base import TopicPartition
 from monitoring.http import Health, MonitoringServer
 from storage.writer import Writer, WriterStats
 from storage.writer_metrics import writer_families
@@ -41,6 +42,13 @@ class WriterProcessState:
         with self._lock:
             writer, doing, error = self._writer, self._doing, self._error
         return doing, error, writer.stats() if writer is not None else None
+
+    def status_sample(self) -> tuple[Health, WriterStats | None, list[TopicPartition]]:
+        """Health, counters and held partitions, for the fleet status channel (storage/writer_status.py)."""
+        with self._lock:
+            writer, doing, error = self._writer, self._doing, self._error
+        stats = writer.stats() if writer is not None else None
+        return assess_writer(doing, error, stats), stats, list(writer.progress().next) if writer is not None else []
 
 
 def assess_writer(doing: str, error: str, stats: WriterStats | None) -> Health:

@@ -29,9 +29,9 @@ import pytest
 from bus.keyed_topic import KeyedTopicReader, KeyedTopicWriter, ensure_compacted_topic
 from collectors.iqfeed.simulator.config import generated_symbols
 from collectors.iqfeed.simulator.trade_log import read_trade_log
-from runtime.assignment import assignment_topic, encode_spec, status_topic
-from runtime.fleet import STATUS_TOPIC_CONFIGS
-from runtime.fleet_status import InstanceStatus, decode_status
+from runtime.assignment import assignment_topic, encode_spec
+from bus.fleet_channel import STATUS_TOPIC_CONFIGS, status_topic
+from runtime.fleet_status import InstanceStatus, decode_statuses
 from runtime.symbols import SymbolSpec
 from storage.migrate import migrate
 from tests.conftest import CLICKHOUSE_PORT, unique_name
@@ -85,7 +85,7 @@ class StatusWatch:
 
     def latest(self) -> dict[str, InstanceStatus]:
         self.reader.poll(0.2)
-        return {key: decode_status(key, payload) for key, payload in self.reader.entries().items()}
+        return {s.instance_id: s for s in decode_statuses(self.reader.entries())[0]}  # collectors (writers publish too)
 
     def watched_by(self, names: tuple[str, ...], since_ns: int = 0) -> Counter[str]:
         statuses = self.latest()

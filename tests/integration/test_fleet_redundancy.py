@@ -27,11 +27,11 @@ import pytest
 from bus.keyed_topic import KeyedTopicReader, KeyedTopicWriter, ensure_compacted_topic
 from collectors.iqfeed.simulator.wire import EasternClock, TimeText
 from config import load_settings
-from runtime.assignment import assignment_topic, encode_spec, status_topic
+from runtime.assignment import assignment_topic, encode_spec
 from runtime.consistency import MINUTE_NS, minute_text
 from runtime.engine import Engine
-from runtime.fleet import STATUS_TOPIC_CONFIGS
-from runtime.fleet_status import InstanceStatus, decode_status
+from bus.fleet_channel import STATUS_TOPIC_CONFIGS, status_topic
+from runtime.fleet_status import InstanceStatus, decode_statuses
 from runtime.symbols import SymbolSpec
 from storage.migrate import migrate
 from tests.conftest import CLICKHOUSE_PORT, unique_name
@@ -201,7 +201,7 @@ def test_with_a_standby_a_sigkilled_owner_loses_no_trade_of_its_critical_symbol_
 
     def latest() -> dict[str, InstanceStatus]:
         statuses.poll(0.2)
-        return {key: decode_status(key, payload) for key, payload in statuses.entries().items()}
+        return {s.instance_id: s for s in decode_statuses(statuses.entries())[0]}  # collectors (writers publish too)
 
     simulators = {name: _simulator(tmp_path, name, replay, speed=KILL_SPEED) for name in ("s1", "s2")}
     env = {k: v for k, v in os.environ.items() if not k.startswith("TICKOPS_")}

@@ -124,7 +124,7 @@ def test_every_page_renders_while_clickhouse_is_down_and_the_app_shows_a_storage
 
 
 @pytest.mark.timeout(120)
-def test_fleet_page_shows_the_embedded_process_as_the_one_instance_with_its_capacity(dashboard_env):
+def test_fleet_page_shows_the_embedded_process_as_the_one_instance_with_its_capacity_and_its_writer(dashboard_env):
     from dashboard import resources
 
     app = _run("pages/fleet.py")
@@ -134,6 +134,9 @@ def test_fleet_page_shows_the_embedded_process_as_the_one_instance_with_its_capa
     assert list(table["wanted"]) == [2]
     assert any(m.label == "Symbols wanted" and m.value == "2" for m in app.metric)
     assert any("Embedded" in c.value for c in app.caption)
+    [writers] = [d.value for d in app.dataframe if "writer" in d.value.columns]
+    [(writer, runs, health)] = [(r["writer"], r["runs"], r["health"]) for r in writers.to_dict("records")]
+    assert (writer, runs, health) == (resources.settings().instance_id, "in its collector", "ok")
 
 
 @pytest.mark.timeout(120)

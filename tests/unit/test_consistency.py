@@ -8,6 +8,7 @@ from events import Quote, Trade
 from runtime.consistency import (
     MINUTE_NS,
     ConsistencyCheck,
+    Verdict,
     DigestBook,
     decode_digest,
     differences,
@@ -88,3 +89,16 @@ def test_an_unreadable_digest_record_is_counted_logged_and_deleted_not_fatal():
     check = ConsistencyCheck(wait_ns=S, shown_ns=S)
     assert check.review({"AAPL|1|c1": b"not json"}, T0) == ["AAPL|1|c1"]
     assert check.stats().rejected == 1 and "not JSON" in check.rejected["AAPL|1|c1"]
+
+
+def test_each_symbols_latest_compared_minute_is_kept_as_its_verdict_with_what_differed():
+    altered = [*PRINTS[:2], trade(75, 10.5, 60, 260), trade(75, 10.25, 25, 285), PRINTS[4]]
+    check = ConsistencyCheck(wait_ns=120 * S, shown_ns=3600 * S)
+    assert check.verdicts() == {}
+    check.review({d.key: encode_digest(d) for d in digests_of("c1", PRINTS) + digests_of("c2", altered)}, T0)
+    [(symbol, verdict)] = check.verdicts().items()
+    assert symbol == "AAPL" and verdict.minute_ns == T0 + MINUTE_NS
+    assert verdict.differences[0] == "volume 185 (c1) != 195 (c2)"
+    later = [trade(125, 11.0, 1, 400), trade(190, 11.0, 1, 401)]  # a later watch: its first minute is partial
+    check.review({d.key: encode_digest(d) for d in digests_of("c1", later, 260) + digests_of("c2", later, 260)}, T0)
+    assert check.verdicts()["AAPL"] == Verdict(T0 + 3 * MINUTE_NS, ()), "a later minute that agrees replaces it"

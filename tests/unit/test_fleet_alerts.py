@@ -57,3 +57,33 @@ def test_a_feed_inconsistency_is_one_fleet_wide_alert_per_symbol_naming_its_minu
     assert [f.subject for f in scope_findings(findings, "a", rules_owner=True)] == ["AAPL"]
     assert scope_findings(findings, "b", rules_owner=False) == []
     assert not [f for f in evaluate_rules(Observation(now_ns=S), AlertSettings()) if f.rule == "feed_inconsistent"]
+
+
+def test_the_active_alerts_of_a_departed_instance_are_resolved_with_the_reason_and_others_are_left_alone():
+    from runtime.fleet_alerts import resolve_departed
+
+    gone_at = 1_000 * S
+    alerts = [Alert("heartbeat_missing", "c-2/level1", "critical", "firing", "no heartbeat", 1, gone_at - S),
+              Alert("symbol_silent", "c-2/AAPL", "warning", "acknowledged", "silent", 1, gone_at - S),
+              Alert("symbol_silent", "c-2/MSFT", "warning", "firing", "silent", 1, gone_at + S),  # still evaluating
+              Alert("heartbeat_missing", "c-1/level1", "critical", "firing", "no heartbeat", 1, 1),
+              Alert("storage_unavailable", "storage", "critical", "firing", "down", 1, 1),
+              Alert("heartbeat_missing", "level1", "critical", "firing", "unscoped (embedded)", 1, 1)]
+    resolved = resolve_departed(alerts, {"c-2": gone_at}, now_ns=2_000 * S)
+    assert [(a.subject, a.state, a.resolved_ns) for a in resolved] == [
+        ("c-2/level1", "resolved", 2_000 * S), ("c-2/AAPL", "resolved", 2_000 * S)]
+    assert resolved[0].summary == "instance left the fleet (silent since 00:16:40 UTC): no heartbeat"
+    assert resolved[0].updated_ns == 2_000 * S
+
+
+def test_an_instance_back_in_the_fleet_raises_its_alert_again_after_the_rules_owner_resolved_it():
+    """Coming back, an instance takes in only its active stored alerts: the resolved one is not among them,
+    so its rules raise it anew while the condition holds."""
+    from alerts.lifecycle import AlertBook
+    from runtime.fleet_alerts import resolve_departed
+
+    stored = [Alert("heartbeat_missing", "c-2/level1", "critical", "firing", "no heartbeat", 1, 5)]
+    resolved = resolve_departed(stored, {"c-2": 10}, now_ns=20)
+    book = AlertBook([a for a in resolved if takes_in(a, "c-2", rules_owner=False)])
+    changed = book.evaluate(scope_findings([FINDINGS[0]], "c-2", rules_owner=False), now_ns=30)
+    assert [(a.subject, a.state, a.started_ns) for a in changed] == [("c-2/level1", "firing", 30)]

@@ -1,4 +1,4 @@
-"""Versioned JSON rows of the fleet's compacted topics (instance statuses, consistency digests).
+"""Versioned JSON rows of the fleet's compacted topics (collector and writer statuses, consistency digests).
 
 Any Kafka tool can read them; a row of another version or not JSON at all is refused with an error
 that names the row, so the reader counts and logs it instead of acting on a guess.
