@@ -68,6 +68,7 @@ OPERATOR_TABLES: tuple[OperatorTable, ...] = (
     OperatorTable("audit_log"),
     OperatorTable("audit_trail"),
     OperatorTable("symbols"),
+    OperatorTable("rollouts"),  # an unfinished staged rollout resumes after a rebuild too
     OperatorTable("feed_outages"),
     OperatorTable("health_minutes", recent_column="minute_ns"),
 )

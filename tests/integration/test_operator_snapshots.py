@@ -40,6 +40,8 @@ def _fill(store) -> None:
     store.insert_columns("feed_outages", ["source", "connection", "symbol", "cause", "start_ns", "end_ns", "recorded_ns"],
                          [["a@1", "a@1"], ["level1", "level1"], ["", "MSFT"], ["socket closed", "silent"],
                           [100, 150], [200, -1], [300, 310]])
+    store.insert_columns("rollouts", ["rollout_id", "revision", "state", "begun_by", "updated_ns", "record"],
+                         [["r1", "r1"], [1, 2], ["starting", "waiting"], ["bo", "bo"], [7, 8], ["{}", "{}"]])
     save_minutes(store, "a", [HealthMinute("feed", T0_NS - T0_NS % 60_000_000_000, True, 12),
                               HealthMinute("writer", T0_NS - T0_NS % 60_000_000_000, False, 12)], T0_NS)
 
