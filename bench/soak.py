@@ -66,8 +66,10 @@ def main() -> int:
             samples.append((time.monotonic() - start, me.memory_info().rss / 2**20))
             if writer is not None:
                 writer_samples.append((samples[-1][0], writer.memory_info().rss / 2**20))
-            if not args.json:
-                print(f"{samples[-1][0]:7.0f} s  rss {samples[-1][1]:8.1f} MiB", flush=True)
+            # always, on stderr with --json: a run that dies in its cleanup still leaves its samples
+            print(f"{samples[-1][0]:7.0f} s  rss {samples[-1][1]:8.1f} MiB"
+                  + (f"  writer {writer_samples[-1][1]:8.1f} MiB" if writer_samples else ""),
+                  file=sys.stderr if args.json else sys.stdout, flush=True)
             time.sleep(SAMPLE_S)
         rate = (run.engine.status().ingested - ingested0) / (time.monotonic() - start)
         if run.writer is not None:
