@@ -172,6 +172,9 @@ class BusSettings(_Section):
     memory_capacity: int = Field(1_000_000, ge=1, le=100_000_000)
     # ... and bytes held over all event topics (payload plus per-message overhead) before the same.
     memory_max_mb: int = Field(512, ge=1, le=1_000_000)
+    # Up to this many events of one partition travel in one bus message (bus/codec.py's batch format),
+    # which divides Kafka's per-message costs; 1 sends one event per message, the format of old builds.
+    events_per_message: int = Field(200, ge=1, le=10_000)
 
 
 class KafkaSettings(_Section):
@@ -278,7 +281,9 @@ class StorageSettings(_Section):
     port: int = Field(9000, **_PORT)
     user: str = "default"
     password: SecretStr = SecretStr("")
-    batch_rows: int = Field(5000, ge=1, le=10_000_000)
+    # At most 1,000,000: a run of rows then fits one ClickHouse insert block (1,048,576 rows), so a part
+    # never cuts a bus message of several events in two (storage/inserter.py).
+    batch_rows: int = Field(5000, ge=1, le=1_000_000)
     batch_age_ms: int = Field(50, ge=1, le=60_000)
     # Writer backoff while storage is failing: the batch is kept and retried, offsets stay uncommitted.
     retry_initial_ms: int = Field(100, ge=1, le=60_000)

@@ -208,7 +208,9 @@ def storage_trouble(obs: Observation, cfg: AlertSettings) -> list[Finding]:
                                 value=obs.storage_write_failures_recent, for_s=5))
     if obs.consumer_lag > CONSUMER_LAG_MAX:
         findings.append(Finding("consumer_lag", "storage", "warning",
-                                f"writer is {obs.consumer_lag} events behind", value=obs.consumer_lag, for_s=30))
+                                f"writer is {obs.consumer_lag} bus messages behind "
+                                "(a message holds up to bus.events_per_message events)",
+                                value=obs.consumer_lag, for_s=30))
     return findings
 
 

@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from bus.codec import CodecError, decode
+from bus.codec import CodecError, decode_many
 from events import Event
 
 
@@ -45,13 +45,17 @@ class TopicPartition:
 
 @dataclass(frozen=True, slots=True)
 class BusRecord:
-    """One decoded event and where it sat on the bus."""
+    """One decoded event and where it sat on the bus: the message's offset, the event's ``index`` within
+    the message (0 for a single-event message), and whether it is the message's ``last`` event (a
+    consumer may move its committed offset past the message only after that one)."""
 
     topic: str
     partition: int
     offset: int
     key: bytes | None
     event: Event
+    index: int = 0
+    last: bool = True
 
     @property
     def position(self) -> TopicPartition:
@@ -68,6 +72,7 @@ class PoisonRecord:
     key: bytes | None
     payload: bytes
     reason: str
+    index: int = 0  # the event's place in its message, for one row set aside from a multi-event message
 
     @property
     def position(self) -> TopicPartition:
@@ -97,12 +102,17 @@ AssignHandler = Callable[[Mapping[TopicPartition, PartitionStart]], Mapping[Topi
 RevokeHandler = Callable[[Sequence[TopicPartition]], None]
 
 
-def to_record(topic: str, partition: int, offset: int, key: bytes | None, payload: bytes | None) -> Record:
-    """Decode one message; an undecodable payload becomes a :class:`PoisonRecord`, never an exception."""
+def to_records(topic: str, partition: int, offset: int, key: bytes | None, payload: bytes | None) -> list[Record]:
+    """Decode one message into a record per event; an undecodable payload becomes one :class:`PoisonRecord`
+    (the whole message), never an exception."""
     try:
-        return BusRecord(topic, partition, offset, key, decode(payload))
+        events = decode_many(payload)
     except CodecError as exc:
-        return PoisonRecord(topic, partition, offset, key, payload or b"", str(exc))
+        return [PoisonRecord(topic, partition, offset, key, payload or b"", str(exc))]
+    if len(events) == 1:
+        return [BusRecord(topic, partition, offset, key, events[0])]
+    end = len(events) - 1
+    return [BusRecord(topic, partition, offset, key, event, index, index == end) for index, event in enumerate(events)]
 
 
 class MessageProducer(ABC):
@@ -130,6 +140,11 @@ class MessageProducer(ABC):
     @abstractmethod
     def in_flight(self) -> int:
         """Messages queued or sent but not yet reported."""
+
+    def partitions(self, topic: str, timeout_s: float) -> int | None:
+        """How many partitions ``topic`` has (may wait up to ``timeout_s``); None when that is unknown, and
+        then the producer sends one event per message."""
+        return None
 
     @abstractmethod
     def set_error_listener(self, listener: Callable[[BusError], None]) -> None:

@@ -39,6 +39,7 @@ class DeadLetterSink:
                 "tickops.source_topic": record.topic.encode(),
                 "tickops.source_partition": str(record.partition).encode(),
                 "tickops.source_offset": str(record.offset).encode(),
+                "tickops.source_index": str(record.index).encode(),
                 "tickops.reason": record.reason.encode()[:1000],
             }
             try:

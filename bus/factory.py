@@ -72,7 +72,8 @@ def build_producer(settings: Settings, bus: Bus) -> EventProducer:
     def probe() -> None:
         bus.ensure_topics(topics.all_topics, kafka.partitions)
 
-    producer = EventProducer(bus.producer(), topics, spool, breaker, probe=probe)
+    producer = EventProducer(bus.producer(), topics, spool, breaker, probe=probe,
+                             events_per_message=settings.bus.events_per_message)
     try:
         probe()
     except BusError as exc:

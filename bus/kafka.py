@@ -46,7 +46,7 @@ from bus.base import (
     Record,
     RevokeHandler,
     TopicPartition,
-    to_record,
+    to_records,
 )
 from bus.topics import Retention
 
@@ -121,6 +121,9 @@ class KafkaBus(Bus):
             "linger.ms": linger_ms,
             "message.timeout.ms": message_timeout_ms,
             "queue.buffering.max.messages": queue_max_messages,
+            # CRC-32 of the key modulo the partition count: the producer groups events into batch messages
+            # by that same function (bus/producer.py), so it is pinned rather than left to the default.
+            "partitioner": "consistent_random",
         }
         self._admin_client: AdminClient | None = None
 
@@ -292,6 +295,15 @@ class KafkaMessageProducer(MessageProducer):
     def in_flight(self) -> int:
         return len(self._producer)
 
+    def partitions(self, topic: str, timeout_s: float) -> int | None:
+        try:
+            described = self._producer.list_topics(topic, timeout=timeout_s).topics.get(topic)
+        except KafkaException:
+            return None
+        if described is None or described.error is not None or not described.partitions:
+            return None
+        return len(described.partitions)
+
     def close(self, timeout_s: float = 10.0) -> None:
         if self._producer.flush(timeout_s):
             self._fail_pending()
@@ -369,7 +381,7 @@ class KafkaEventConsumer(BusConsumer):
                     raise BusUnavailable(f"Kafka consumer fatal error: {error.str()}")
                 log.warning("Kafka consume error", extra={"error": error.str(), "code": error.name()})
                 continue
-            records.append(to_record(message.topic(), message.partition(), message.offset(), message.key(), message.value()))
+            records += to_records(message.topic(), message.partition(), message.offset(), message.key(), message.value())
         return records
 
     def commit(self, offsets: Mapping[TopicPartition, int]) -> None:

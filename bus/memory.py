@@ -42,7 +42,7 @@ from bus.base import (
     Record,
     RevokeHandler,
     TopicPartition,
-    to_record,
+    to_records,
 )
 from bus.topics import Retention
 
@@ -127,6 +127,11 @@ class MemoryBus(Bus):
         return MemoryConsumer(self, group_id)
 
     # ------------------------------------------------------------ used by the producer and consumer
+    def partition_count(self, topic: str) -> int | None:
+        with self._cond:
+            logs = self._logs.get(topic)
+            return len(logs) if logs else None
+
     def _append(self, topic: str, key: bytes | None, value: bytes, headers: Mapping[str, bytes] | None) -> tuple[int, int]:
         with self._cond:
             logs = self._logs.get(topic)
@@ -230,7 +235,8 @@ class MemoryBus(Bus):
                 offset = partition.base
             start = offset - partition.base
             chunk = partition.messages[start:start + limit]
-        records = [to_record(tp.topic, tp.partition, offset + i, m.key, m.value) for i, m in enumerate(chunk)]
+        records = [record for i, m in enumerate(chunk) for record in to_records(tp.topic, tp.partition, offset + i,
+                                                                                   m.key, m.value)]
         return records, offset + len(chunk)
 
     def _wait(self, timeout_s: float) -> None:
@@ -322,6 +328,9 @@ class MemoryProducer(MessageProducer):
 
     def in_flight(self) -> int:
         return len(self._reports)
+
+    def partitions(self, topic: str, timeout_s: float) -> int | None:
+        return self._bus.partition_count(topic)
 
     def set_error_listener(self, listener: Callable[[BusError], None]) -> None:
         """An in-process bus has no transport to fail."""

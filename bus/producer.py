@@ -14,6 +14,14 @@ event and the reason), which takes the same send-or-spool path at the event's pl
 the read; every other event of the read is published as usual. The fast path encodes
 the whole read in one comprehension and only re-does it event by event when that raises.
 
+Batching: the events of one read that share a bus partition (and a 15-minute time bucket, so that a
+message's rows land in one storage part: storage/inserter.py) travel as one message of up to
+``events_per_message`` events (bus/codec.py's batch format), keyed by the first event's symbol, which
+sends the message to the partition each of its symbols hashes to (CRC-32 modulo the partition count:
+librdkafka's ``consistent_random`` partitioner, and the in-process bus's). Until the partition counts are
+known (asked from the polling thread, never from a publisher) events go one per message. Counters and
+latency are per event, whatever the message holds.
+
 Ordering: while anything is waiting in the spool, new events are appended behind it, so
 a symbol's events reach the broker in the order they were published (only a replayed
 event whose delivery fails again goes to the tail). Events already inside librdkafka
@@ -32,6 +40,7 @@ import logging
 import math
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -39,7 +48,7 @@ import msgspec
 
 from bus.base import BusError, BusQueueFull, BusUnavailable, DeliveryCallback, MessageProducer
 from bus.breaker import BreakerSnapshot, BreakerState, CircuitBreaker
-from bus.codec import encode
+from bus.codec import encode, encode_batch, event_count
 from bus.latency import HistogramSnapshot, LatencyHistogram
 from bus.spool import Spool, SpoolFull, SpoolRecord, SpoolStats, Ticket
 from bus.throttle import Throttle
@@ -47,6 +56,9 @@ from bus.topics import TopicSet, event_key
 from events import Event
 
 log = logging.getLogger(__name__)
+
+TIME_BUCKET_NS = 15 * 60 * 1_000_000_000  # storage/inserter.py's run bucket: a message never spans two
+PARTITIONS_RETRY_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -96,6 +108,7 @@ class EventProducer:
         probe: Callable[[], object],
         replay_chunk: int = 2000,
         replay_slice_s: float = 0.2,
+        events_per_message: int = 1,
         clock: Callable[[], float] = time.monotonic,
         wall_ns: Callable[[], int] = time.time_ns,
     ) -> None:
@@ -123,6 +136,11 @@ class EventProducer:
         transport.set_error_listener(self._on_transport_error)
         self._topic_for = topics.topic_for
         self._deadletter_topic = topics.deadletter
+        self._event_topics = tuple(topics.event_topics)
+        self._per_message = events_per_message
+        self._partitions: dict[str, int] = {}  # per event topic, once the transport could tell (poll thread)
+        self._partition_of: dict[tuple[str, bytes], int] = {}  # (topic, key) -> partition, as the partitioner does
+        self._partitions_asked = float("-inf")
 
     # ------------------------------------------------------------------ publishing
     def publish(self, event: Event) -> None:
@@ -134,17 +152,67 @@ class EventProducer:
         if not isinstance(events, Sequence):
             events = list(events)
         topic_for = self._topic_for
+        recvs: list[list[int]] | None = None
         try:
-            records = [SpoolRecord(topic_for(e), event_key(e), encode(e), e.recv_ns) for e in events]
+            if self._per_message > 1 and len(events) > 1 and len(self._partitions) == len(self._event_topics):
+                records, recvs = self._batched(events)
+            else:
+                records = [SpoolRecord(topic_for(e), event_key(e), encode(e), e.recv_ns) for e in events]
         except Exception:  # noqa: BLE001 - some event is bad: find it, one by one (the slow path)
-            records = self._records_one_by_one(events)
+            records, recvs = self._records_one_by_one(events), None
         with self._lock:
-            self._published += len(records)
+            self._published += len(events)
             sent = 0
             if not self._spool.unsent and self._breaker.state is BreakerState.CLOSED:
-                sent = self._send(records, None)
+                sent = self._send(records, None, recvs)
             if sent < len(records):
                 self._to_spool(records[sent:])
+
+    def _batched(self, events: Sequence[Event]) -> tuple[list[SpoolRecord], list[list[int]]]:
+        """One message per run of consecutive events (in read order) of a partition and time bucket, at most
+        ``events_per_message`` each, with the receive times of its events. Raises for an unroutable event."""
+        topic_for, limit, partition_of = self._topic_for, self._per_message, self._partition_of
+        open_runs: dict[tuple[str, int], tuple[int, list[Event]]] = {}  # (topic, partition) -> (bucket, events)
+        runs: list[tuple[str, list[Event]]] = []
+        for event in events:
+            topic = topic_for(event)
+            key = event_key(event)
+            partition = partition_of.get((topic, key))
+            if partition is None:
+                partition = partition_of[(topic, key)] = zlib.crc32(key) % self._partitions[topic]
+            bucket = getattr(event, "ts_ns", 0) // TIME_BUCKET_NS
+            where = (topic, partition)
+            run = open_runs.get(where)
+            if run is None or run[0] != bucket or len(run[1]) >= limit:
+                run = open_runs[where] = (bucket, [])
+                runs.append((topic, run[1]))
+            run[1].append(event)
+        records: list[SpoolRecord] = []
+        recvs: list[list[int]] = []
+        for topic, batch in runs:
+            first = batch[0]
+            if len(batch) == 1:
+                records.append(SpoolRecord(topic, event_key(first), encode(first), first.recv_ns))
+                recvs.append([first.recv_ns])
+            else:
+                received = [e.recv_ns for e in batch]
+                earliest = min((r for r in received if r), default=0)  # 0: not received from the feed
+                records.append(SpoolRecord(topic, event_key(first), encode_batch(batch), earliest))
+                recvs.append(received)
+        return records, recvs
+
+    def _learn_partitions(self) -> None:
+        """Ask the transport for the event topics' partition counts (from the polling thread: it may wait)."""
+        if self._per_message <= 1 or len(self._partitions) == len(self._event_topics):
+            return
+        if self._clock() - self._partitions_asked < PARTITIONS_RETRY_S:
+            return
+        self._partitions_asked = self._clock()
+        for topic in self._event_topics:
+            if topic not in self._partitions:
+                count = self._transport.partitions(topic, 1.0)
+                if count:
+                    self._partitions[topic] = count
 
     def _records_one_by_one(self, events: Sequence[Event]) -> list[SpoolRecord]:
         """Records for ``events`` where each event that fails becomes a dead letter in its place."""
@@ -165,12 +233,16 @@ class EventProducer:
                           extra={"error": f"{type(error).__name__}: {error}", "sample": repr(event)[:500],
                                  "rejected_total": self._rejected, "topic": self._deadletter_topic})
 
-    def _send(self, records: list[SpoolRecord], tickets: list[Ticket] | None) -> int:
-        """Hand records to the transport until it refuses; return how many it took."""
+    def _send(self, records: list[SpoolRecord], tickets: list[Ticket] | None,
+              recvs: list[list[int]] | None = None) -> int:
+        """Hand records to the transport until it refuses; return how many it took. ``recvs``: the receive
+        times of each record's events (else the record's own, once per event it holds)."""
         for index, record in enumerate(records):
             ticket = tickets[index] if tickets is not None else None
+            received = recvs[index] if recvs is not None else None
             try:
-                self._transport.produce(record.topic, record.key, record.value, self._report(record, ticket))
+                self._transport.produce(record.topic, record.key, record.value,
+                                        self._report(record, ticket, received))
             except BusQueueFull:
                 return index
             except BusUnavailable as exc:
@@ -179,26 +251,31 @@ class EventProducer:
                 return index
         return len(records)
 
-    def _report(self, record: SpoolRecord, ticket: Ticket | None) -> DeliveryCallback:
+    def _report(self, record: SpoolRecord, ticket: Ticket | None, received: list[int] | None) -> DeliveryCallback:
         def on_delivery(error: BusError | None, partition: int, offset: int) -> None:
-            self._on_delivery(record, ticket, error)
+            self._on_delivery(record, ticket, error, received)
 
         return on_delivery
 
-    def _on_delivery(self, record: SpoolRecord, ticket: Ticket | None, error: BusError | None) -> None:
-        """Runs in the polling thread only (inside ``transport.poll``), so the success path needs no lock."""
+    def _on_delivery(self, record: SpoolRecord, ticket: Ticket | None, error: BusError | None,
+                     received: list[int] | None) -> None:
+        """Runs in the polling thread only (inside ``transport.poll``), so the success path needs no lock.
+        A spooled record's events all count its earliest receive time (the spool keeps one)."""
+        if received is None:
+            received = [record.recv_ns] * event_count(record.value)
         if error is None:
-            self._delivered += 1
+            self._delivered += len(received)
             if record.recv_ns:
-                self._acked_ns.append(self._wall_ns() - record.recv_ns)
+                now = self._wall_ns()
+                self._acked_ns += [now - recv for recv in received if recv]
             if ticket is not None:
                 self._spool.ack(ticket)
-                self._replayed += 1
+                self._replayed += len(received)
             self._breaker.record_success()
             return
         self._breaker.record_failure()
         with self._lock:
-            self._failed += 1
+            self._failed += len(received)
             if self._fail_log.ready():
                 log.warning("delivery failed; event goes back to the spool",
                             extra={"error": str(error), "topic": record.topic, "failed_total": self._failed})
@@ -210,14 +287,16 @@ class EventProducer:
     def _to_spool(self, records: list[SpoolRecord]) -> None:
         try:
             self._spool.append(records)
-            self._spooled += len(records)
+            self._spooled += sum(event_count(r.value) for r in records)
         except SpoolFull as exc:
-            self._spooled += exc.accepted
-            self._dropped += exc.rejected
+            accepted = sum(event_count(r.value) for r in records[:exc.accepted])
+            rejected = sum(event_count(r.value) for r in records[exc.accepted:])
+            self._spooled += accepted
+            self._dropped += rejected
             if self._drop_log.ready():
                 log.error(
                     "EVENTS DROPPED: spool is full and the broker is not taking events",
-                    extra={"count": exc.rejected, "dropped_total": self._dropped, "reason": str(exc),
+                    extra={"count": rejected, "dropped_total": self._dropped, "reason": str(exc),
                            "spool": str(self._spool.directory)},
                 )
 
@@ -231,6 +310,8 @@ class EventProducer:
         with self._poll_lock:
             self._transport.poll(timeout_s)
             self._probe_if_half_open()
+            if self._breaker.state is BreakerState.CLOSED:
+                self._learn_partitions()
             self._replay()
             self._spool.sync_if_due()
             self._spool.checkpoint_if_due()

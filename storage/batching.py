@@ -5,6 +5,9 @@ of its topic's table, a dead letter (undecodable, or an event on the wrong topic
 would break resuming from ``max(bus_offset)`` of that topic's table), or is skipped
 (heartbeats and other kinds that are not stored). Whatever happens to a record, its
 offset is covered by the batch, so the commit after the write moves past it.
+
+A bus message may hold several events (bus/codec.py): a batch always takes a message's records
+together, so the commit after the write never moves past a message part of which is unwritten.
 """
 
 from __future__ import annotations
@@ -76,8 +79,12 @@ class BatchBuffer:
         return len(self._records) >= self._max_records or now - self._first_at >= self._max_age_s  # type: ignore[operator]
 
     def take(self) -> InsertBatch:
-        """Up to ``max_records`` of the oldest records as a batch (the rest stay buffered)."""
-        taken, self._records = self._records[: self._max_records], self._records[self._max_records:]
+        """About ``max_records`` of the oldest records as a batch (the rest stay buffered), ending at a
+        message's end: the records of a multi-event message go together."""
+        cut = min(self._max_records, len(self._records))
+        while cut < len(self._records) and not _ends_message(self._records[cut - 1]):
+            cut += 1
+        taken, self._records = self._records[:cut], self._records[cut:]
         self._first_at = self._first_at if self._records else None
         return route(taken, self._topics)
 
@@ -86,6 +93,10 @@ class BatchBuffer:
         dropped = len(self._records)
         self._records, self._first_at = [], None
         return dropped
+
+
+def _ends_message(record: Record) -> bool:
+    return isinstance(record, PoisonRecord) or record.last
 
 
 def route(records: Sequence[Record], topics: TopicSet) -> InsertBatch:
@@ -109,6 +120,7 @@ def route(records: Sequence[Record], topics: TopicSet) -> InsertBatch:
             rows.setdefault(table, []).append(record)
         else:
             dead.append(PoisonRecord(record.topic, record.partition, record.offset, record.key, encode(record.event),
-                                     f"misrouted: a {type(record.event).__name__} does not belong on {record.topic}"))
+                                     f"misrouted: a {type(record.event).__name__} does not belong on {record.topic}",
+                                     record.index))
     offsets = {TopicPartition(topic, partition): offset for (topic, partition), offset in next_offsets.items()}
     return InsertBatch(rows, dead, offsets, skipped)

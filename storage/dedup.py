@@ -100,8 +100,9 @@ class RecentKeys:
 
 @dataclass
 class StoredTail:
-    """What storage holds of one partition for its duplicate filter: the identities in its last ``capacity``
-    offsets (oldest first) and, for content keys, the newest time of the rows before them."""
+    """What storage holds of one partition for its duplicate filter: the identities of its newest rows, at most
+    ``capacity`` within its last ``capacity`` offsets (oldest first), and, for content keys, the newest time
+    of the rows before them."""
 
     keys: list[Hashable] = field(default_factory=list)
     horizon: int | None = None
@@ -120,10 +121,19 @@ def recent_keys(store: Store, topics: TopicSet, stored_next: Mapping[TopicPartit
         if table is None:
             continue
         recent = " OR ".join(f"(bus_partition = {p} AND bus_offset >= {start})" for p, start in starts.items())
-        rows = store.query(f"SELECT bus_partition, {', '.join(IDENTITY_COLUMNS[table])} FROM {store.table(table)} "
-                           f"WHERE {recent} ORDER BY bus_partition, bus_offset")
-        for partition, *key in rows:
-            tails[TopicPartition(topic, int(partition))].keys.append(stored_identity(table, key))
+        # A message may hold many rows (bus/codec.py's batches): the newest ``capacity`` rows, not offsets.
+        rows = store.query(f"SELECT bus_partition, bus_offset, {', '.join(IDENTITY_COLUMNS[table])} "
+                           f"FROM {store.table(table)} WHERE {recent} "
+                           f"ORDER BY bus_partition, bus_offset DESC LIMIT {capacity} BY bus_partition")
+        newest_first: dict[int, list[tuple[int, Hashable]]] = defaultdict(list)
+        for partition, offset, *key in rows:
+            newest_first[int(partition)].append((int(offset), stored_identity(table, key)))
+        for partition, loaded in newest_first.items():
+            if len(loaded) >= capacity:  # cut inside the window: the oldest loaded message may be partial
+                oldest = loaded[-1][0]
+                loaded = [item for item in loaded if item[0] != oldest]
+                starts[partition] = oldest + 1  # what is older than the loaded rows counts in the horizon
+            tails[TopicPartition(topic, partition)].keys.extend(key for _, key in reversed(loaded))
         if _TIME[table] is None:
             continue
         before = " OR ".join(f"(bus_partition = {p} AND bus_offset < {start})" for p, start in starts.items())

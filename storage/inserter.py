@@ -4,9 +4,11 @@ Atomic pieces: ClickHouse writes an insert as one part per table partition, and 
 appears whole or not at all. Rows are therefore inserted in runs that stay in bus order
 and share one 15-minute time bucket: every timezone offset in use is a multiple of 15
 minutes, so a run falls in one day partition whatever the server's timezone, and lands
-as one part (or, for runs longer than a block, as consecutive parts in order). After a
-crash or an outage at any point, what is stored of each bus partition is a prefix of
-its offsets, which is what makes "resume at max(bus_offset) + 1" exact.
+as one part (or, for runs longer than a block, as consecutive parts in order). A bus
+message of several events never spans two buckets (bus/producer.py cuts it there), so a
+run holds whole messages. After a crash or an outage at any point, what is stored of each
+bus partition is a prefix of its offsets, which is what makes "resume at max(bus_offset) + 1"
+exact.
 
 Poison rows: a row with a value its column cannot hold (:func:`storage.rows.out_of_range`),
 or one that fails alone on the probe table after an insert failed
@@ -138,7 +140,8 @@ class Inserter:
             log.warning("row set aside as a dead letter", extra={
                 "partition": str(record.position), "offset": record.offset, "reason": reason})
             batch.dead_letters.append(
-                PoisonRecord(record.topic, record.partition, record.offset, record.key, encode(record.event), reason))
+                PoisonRecord(record.topic, record.partition, record.offset, record.key, encode(record.event), reason,
+                             record.index))
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

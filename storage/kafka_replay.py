@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from bus.codec import CodecError, decode
+from bus.codec import CodecError, decode_many
 from bus.topics import TopicSet
 from events import Event
 from storage.kafka_read import PartitionRange, partition_ranges, read_ranges, throwaway_consumer
@@ -66,9 +66,8 @@ def replay_kafka(store: Store, bootstrap: str, topics: TopicSet, *, chunk_events
         for messages in read_ranges(consumer, report.partitions, idle_timeout_s):
             for message in messages:
                 report.messages += 1
-                event = _routable(message.topic(), message.partition(), message.offset(), message.value(),
-                                  topics, report)
-                if event is not None:
+                for event in _routable(message.topic(), message.partition(), message.offset(), message.value(),
+                                       topics, report):
                     chunk.append((event, message.partition(), message.offset()))
             if len(chunk) >= chunk_events:
                 _store_new(store, chunk, report, clock())
@@ -83,22 +82,26 @@ def replay_kafka(store: Store, bootstrap: str, topics: TopicSet, *, chunk_events
 
 
 def _routable(topic: str, partition: int, offset: int, payload: bytes | None, topics: TopicSet,
-              report: KafkaReplayReport) -> Event | None:
-    """The event to store from one message, or None (counted as skipped or set aside)."""
+              report: KafkaReplayReport) -> list[Event]:
+    """The events to store from one message (one, or a batch's); the others are counted as skipped or set aside."""
     where = f"{topic}[{partition}]@{offset}"
     try:
-        event = decode(payload)
+        events = decode_many(payload)
     except CodecError as exc:
         report.set_aside.append(f"{where}: {exc}")
-        return None
-    table = table_for(event)
-    if table is None:
-        report.skipped += 1
-        return None
-    if table != topics.table_for_topic(topic):
-        report.set_aside.append(f"{where}: misrouted: a {type(event).__name__} does not belong on {topic}")
-        return None
-    return event
+        return []
+    wanted = topics.table_for_topic(topic)
+    routable: list[Event] = []
+    for index, event in enumerate(events):
+        table = table_for(event)
+        if table is None:
+            report.skipped += 1
+        elif table != wanted:
+            at = where if len(events) == 1 else f"{where}#{index}"
+            report.set_aside.append(f"{at}: misrouted: a {type(event).__name__} does not belong on {topic}")
+        else:
+            routable.append(event)
+    return routable
 
 
 def _store_new(store: Store, chunk: list[_Positioned], report: KafkaReplayReport, stored_ns: int) -> None:

@@ -17,7 +17,7 @@ Sides:
 - Kafka (``--kafka``: the configured event topics, or ``--topic``): read from the
   beginning (or ``--start-offset``) up to the high watermark seen at start, with a
   throwaway consumer group that never commits; each message is decoded by ``--decoder``
-  (default ``bus.codec:decode``: payload bytes -> an event or a list of events).
+  (default ``bus.codec:decode_many``: payload bytes -> an event or a list of events).
   ``--kafka-offsets-only`` reads watermarks only (message counts per partition,
   informational: status topics also carry heartbeats, which are not stored).
 - ClickHouse: ``count()`` and ``uniqExact`` over the identity per cell, from the configured
@@ -398,7 +398,7 @@ def _parser() -> argparse.ArgumentParser:
         help="start there instead of the beginning (repeat)",
     )
     parser.add_argument("--kafka-offsets-only", action="store_true", help="read Kafka watermarks only, not messages")
-    parser.add_argument("--decoder", default="bus.codec:decode", help="module:function decoding a message payload")
+    parser.add_argument("--decoder", default="bus.codec:decode_many", help="module:function decoding a message payload")
     parser.add_argument("--backup", action="append", type=Path, help="segment files or directories (repeat)")
     parser.add_argument("--no-backup", action="store_true", help="leave the backup out")
     parser.add_argument("--no-clickhouse", action="store_true", help="leave ClickHouse out")

@@ -220,13 +220,16 @@ def committed_offsets(bootstrap: str, group: str, topics: TopicSet, partitions: 
 
 
 @pytest.mark.timeout(200)
+@pytest.mark.parametrize("batched", [False, True], ids=["one-per-message", "batches"])
 def test_writer_sigkilled_between_insert_and_commit_then_restarted_stores_each_event_once(
-    kafka_bootstrap, server_store, tmp_path, prefix
+    kafka_bootstrap, server_store, tmp_path, prefix, batched
 ):
     migrate(server_store)
     settings = pipeline_settings(tmp_path, kafka_bootstrap, prefix)
     topics = TopicSet(prefix)
     producer = build_producer(settings, open_bus(settings))
+    if batched:
+        producer.poll(0)  # partition counts known: up to 200 events a message, cut across the writer's batches
     events = make_events(4000)
     producer.publish_many(events)
     assert producer.flush(30)

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bus.base import BusRecord, PoisonRecord, to_record
-from bus.codec import CodecError, UnsupportedVersion, decode, encode
+from bus.base import BusRecord, PoisonRecord, to_records
+from bus.codec import BATCH_VERSION, CodecError, UnsupportedVersion, decode, decode_many, encode, encode_batch, event_count
 from events import (
     SCHEMA_VERSION,
     Depth,
@@ -62,7 +62,7 @@ def test_any_trade_round_trips_exactly(symbol, price, size, ts_ns, seq, conditio
     [
         (b"", CodecError),
         (None, CodecError),
-        (bytes([SCHEMA_VERSION + 1]) + msgspec.msgpack.encode({"kind": "heartbeat", "ts_ns": 1}), UnsupportedVersion),
+        (bytes([BATCH_VERSION + 1]) + msgspec.msgpack.encode({"kind": "heartbeat", "ts_ns": 1}), UnsupportedVersion),
         (b"\x01not msgpack at all \xc1", CodecError),
         (b"\x01" + msgspec.msgpack.encode([1, 2, 3]), CodecError),
         (b"\x01" + msgspec.msgpack.encode({"kind": "trade", "symbol": "A"}), CodecError),  # missing fields
@@ -77,9 +77,43 @@ def test_undecodable_payloads_raise_a_codec_error_naming_the_problem(payload, er
 
 
 def test_an_undecodable_message_becomes_a_poison_record_instead_of_raising():
-    poison = to_record("p.trades", 2, 41, b"AAPL", b"\x01\xc1")
+    [poison] = to_records("p.trades", 2, 41, b"AAPL", b"\x01\xc1")
     assert isinstance(poison, PoisonRecord)
     assert (poison.topic, poison.partition, poison.offset, poison.key, poison.payload) == ("p.trades", 2, 41, b"AAPL", b"\x01\xc1")
     assert "decode" in poison.reason
-    good = to_record("p.trades", 2, 42, b"AAPL", encode(EVERY_KIND[0]))
-    assert isinstance(good, BusRecord) and good.event == EVERY_KIND[0]
+    [good] = to_records("p.trades", 2, 42, b"AAPL", encode(EVERY_KIND[0]))
+    assert isinstance(good, BusRecord) and good.event == EVERY_KIND[0] and (good.index, good.last) == (0, True)
+
+
+def test_a_batch_of_every_kind_round_trips_in_order_behind_its_own_version_byte():
+    payload = encode_batch(EVERY_KIND)
+    assert payload[0] == BATCH_VERSION and event_count(payload) == len(EVERY_KIND)
+    assert decode_many(payload) == EVERY_KIND
+    assert decode_many(encode(EVERY_KIND[0])) == [EVERY_KIND[0]] and event_count(encode(EVERY_KIND[0])) == 1
+    with pytest.raises(CodecError, match="decode_many"):
+        decode(payload)
+
+
+@pytest.mark.parametrize("size", [2, 15, 16, 65_535, 65_536])
+def test_the_event_count_of_a_batch_is_read_from_its_array_header(size):
+    heartbeats = [Heartbeat(ts_ns=i) for i in range(size)]
+    payload = encode_batch(heartbeats)
+    assert event_count(payload) == size == len(decode_many(payload))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [encode_batch([]), encode_batch(EVERY_KIND[:3])[:-2], b"\x02" + msgspec.msgpack.encode({"kind": "heartbeat"})],
+    ids=["empty-batch", "truncated", "not-a-list"],
+)
+def test_an_undecodable_batch_is_one_poison_record_for_the_whole_message(payload):
+    with pytest.raises(CodecError):
+        decode_many(payload)
+    [poison] = to_records("p.trades", 0, 7, b"A", payload)
+    assert isinstance(poison, PoisonRecord) and poison.offset == 7 and poison.payload == payload
+
+
+def test_the_records_of_a_batch_share_its_offset_and_know_their_place_and_which_one_ends_it():
+    records = to_records("p.trades", 1, 9, b"AAPL", encode_batch(EVERY_KIND[:3]))
+    assert [(r.offset, r.index, r.last, r.event) for r in records] == [
+        (9, 0, False, EVERY_KIND[0]), (9, 1, False, EVERY_KIND[1]), (9, 2, True, EVERY_KIND[2])]

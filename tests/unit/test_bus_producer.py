@@ -7,6 +7,7 @@ full, or fail deliveries after accepting them; the breaker runs on a fake clock.
 from __future__ import annotations
 
 import json
+import zlib
 from collections import deque
 from collections.abc import Callable, Mapping
 
@@ -14,9 +15,9 @@ import pytest
 
 from bus.base import BusError, BusQueueFull, BusUnavailable, DeliveryCallback, DeliveryFailed, MessageProducer
 from bus.breaker import BreakerState, CircuitBreaker
-from bus.codec import decode
+from bus.codec import decode_many
 from bus.memory import MemoryBus
-from bus.producer import EventProducer
+from bus.producer import TIME_BUCKET_NS, EventProducer
 from bus.spool import Spool
 from bus.topics import TopicSet
 from events import HistoryBar, Quote, Trade
@@ -69,6 +70,9 @@ class SwitchableTransport(MessageProducer):
     def in_flight(self) -> int:
         return self.inner.in_flight() + len(self._failed)
 
+    def partitions(self, topic: str, timeout_s: float) -> int | None:
+        return None if self.down else self.inner.partitions(topic, timeout_s)
+
     def set_error_listener(self, listener: Callable[[BusError], None]) -> None:
         self.listener = listener
 
@@ -113,8 +117,8 @@ def on_bus(bus: MemoryBus) -> dict[str, list[int]]:
     seen: dict[str, list[int]] = {}
     for topic in TOPICS.event_topics:
         for _, _, _, value, _ in sorted(bus.messages(topic)):
-            event = decode(value)
-            seen.setdefault(event.symbol, []).append(event.seq)
+            for event in decode_many(value):
+                seen.setdefault(event.symbol, []).append(event.seq)
     return seen
 
 
@@ -327,3 +331,70 @@ def test_a_transport_all_brokers_down_error_opens_the_breaker(bus, transport, cl
     producer.publish(Quote(symbol="A", bid=1.0, bid_size=1, ask=2.0, ask_size=1, ts_ns=1, seq=1))
     stats = producer.stats()
     assert stats.breaker.state is BreakerState.OPEN and stats.spooled == 1 and transport.in_flight() == 0
+
+
+def batching_producer(bus: MemoryBus, transport, clock, directory, per_message: int = 50) -> EventProducer:
+    spool = Spool(directory, budget_bytes=1 << 20, fsync_interval_s=0, clock=clock)
+    breaker = CircuitBreaker("test", reset_timeout_s=1.0, max_reset_timeout_s=2.0, clock=clock)
+    producer = EventProducer(transport, TOPICS, spool, breaker, probe=lambda: None, clock=clock,
+                             events_per_message=per_message)
+    producer.poll(0)  # learns the partition counts (from the polling thread, as in the engine)
+    return producer
+
+
+def test_events_of_a_partition_travel_together_in_order_and_each_symbol_stays_on_its_partition(bus, transport,
+                                                                                              clock, tmp_path):
+    producer = batching_producer(bus, transport, clock, tmp_path, per_message=50)
+    events = trades(400, symbols=7)
+    producer.publish_many(events)
+    assert producer.flush(1)
+    stats = producer.stats()
+    assert (stats.published, stats.delivered, stats.spooled) == (400, 400, 0) and stats.latency.count == 400
+    messages = bus.messages(TOPICS.trades)
+    assert len(messages) < 400 / 10  # 3 partitions, at most 50 events a message
+    for partition, _, key, value, _ in messages:
+        batch = decode_many(value)
+        assert 1 <= len(batch) <= 50 and key == batch[0].symbol.encode()
+        assert {zlib.crc32(e.symbol.encode()) % 3 for e in batch} == {partition}
+    assert on_bus(bus) == per_symbol(events)
+
+
+def test_a_message_never_holds_events_of_two_storage_time_buckets(bus, transport, clock, tmp_path):
+    producer = batching_producer(bus, transport, clock, tmp_path)
+    bucket = TIME_BUCKET_NS
+    times = [bucket - 2, bucket - 1, bucket, bucket + 1, bucket - 3, 2 * bucket]  # one symbol, out of order once
+    producer.publish_many([Trade(symbol="S", price=1.0, size=1, ts_ns=t, source="src", seq=i, recv_ns=1)
+                           for i, t in enumerate(times)])
+    assert producer.flush(1)
+    batches = [[e.ts_ns // bucket for e in decode_many(value)] for _, _, _, value, _ in bus.messages(TOPICS.trades)]
+    assert batches == [[0, 0], [1, 1], [0], [2]]
+    assert on_bus(bus) == {"S": list(range(6))}
+
+
+def test_batched_events_the_broker_does_not_take_are_spooled_and_replayed_counted_per_event(bus, transport, clock,
+                                                                                           tmp_path):
+    producer = batching_producer(bus, transport, clock, tmp_path)
+    transport.fail_deliveries = 1
+    events = trades(120, symbols=3)
+    producer.publish_many(events)
+    producer.poll()
+    failed = producer.stats()
+    assert failed.failed >= 2 and failed.spooled == failed.failed and failed.breaker.state is BreakerState.OPEN
+    clock.now += 1.0  # half-open: the probe succeeds and the spool is replayed
+    producer.poll()
+    assert producer.flush(2)
+    stats = producer.stats()
+    assert stats.failed == failed.failed and stats.replayed == stats.failed
+    assert (stats.published, stats.delivered, stats.dropped, stats.spool.unsent) == (120, 120, 0, 0)
+    assert stats.latency.count == 120
+    assert sorted(seq for seqs in on_bus(bus).values() for seq in seqs) == list(range(120))
+
+
+def test_until_the_partition_counts_are_known_events_go_one_per_message(bus, transport, clock, tmp_path):
+    spool = Spool(tmp_path, budget_bytes=1 << 20, fsync_interval_s=0, clock=clock)
+    breaker = CircuitBreaker("test", reset_timeout_s=1.0, max_reset_timeout_s=2.0, clock=clock)
+    producer = EventProducer(transport, TOPICS, spool, breaker, probe=lambda: None, clock=clock,
+                             events_per_message=50)
+    producer.publish_many(trades(10))  # nobody polled yet
+    assert producer.flush(1)
+    assert len(bus.messages(TOPICS.trades)) == 10

@@ -210,3 +210,30 @@ def test_recent_keys_stay_within_their_capacity_and_count_what_they_forget():
     assert duplicates.evicted == 1
     duplicates.forget()
     assert duplicates.evicted == 1  # counted for good, not only while the partition is assigned
+
+
+def message_records(offset: int, size: int, partition: int = 0) -> list[BusRecord]:
+    """The records of one bus message holding ``size`` trades (bus/codec.py's batch format)."""
+    return [BusRecord(TOPICS.trades, partition, offset, b"A",
+                      Trade(symbol="A", price=1.0, size=1, ts_ns=0, source="s", seq=offset * 100 + index),
+                      index, index == size - 1) for index in range(size)]
+
+
+def test_a_batch_takes_the_records_of_a_multi_event_message_together_and_commits_past_it_only_then():
+    buffer = BatchBuffer(TOPICS, max_records=4, max_age_s=10.0)
+    buffer.add(message_records(7, 3) + message_records(8, 3) + message_records(9, 1), now=0.0)
+    first = buffer.take()  # 4 wanted: the second message's three go with its first
+    assert [(r.offset, r.index) for r in first.rows["trades"]] == [(7, 0), (7, 1), (7, 2), (8, 0), (8, 1), (8, 2)]
+    assert first.offsets == {TopicPartition(TOPICS.trades, 0): 9}
+    second = buffer.take()
+    assert [(r.offset, r.index) for r in second.rows["trades"]] == [(9, 0)] and len(buffer) == 0
+
+
+def test_a_row_set_aside_from_a_multi_event_message_names_its_place_in_it():
+    quote = Quote(symbol="A", bid=1.0, bid_size=1, ask=2.0, ask_size=1, ts_ns=0, source="s", seq=1)
+    records = message_records(5, 2)
+    records.insert(1, BusRecord(TOPICS.trades, 0, 5, b"A", quote, 1, False))
+    batch = route(records, TOPICS)
+    [misrouted] = batch.dead_letters
+    assert (misrouted.offset, misrouted.index) == (5, 1) and decode(misrouted.payload) == quote
+    assert batch.offsets == {TopicPartition(TOPICS.trades, 0): 6}
