@@ -7,7 +7,7 @@
 Publishes ``--events`` feed-like events (60% trades, 30% quotes, 8% depth, status and
 heartbeats; 50 symbols) in chunks of 1,000 through :class:`bus.producer.EventProducer`
 (idempotent, acks=all, lz4) while :class:`storage.writer.Writer` (default batch settings:
-5,000 rows / 50 ms) stores them: in a thread of this process as the embedded engine
+20,000 rows / 50 ms) stores them: in a thread of this process as the embedded engine
 runs it (``--writer thread``), or as ``python -m storage.writer`` in its own process as a
 headless deployment runs it (``--writer process``, Kafka and server only). Prints the
 producer rate (first publish -> every event acknowledged), the end-to-end rate (first

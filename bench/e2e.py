@@ -1,7 +1,7 @@
 """End-to-end benchmark: simulator process -> our client -> bus -> writer -> storage, counted exactly.
 
     .venv/bin/python bench/e2e.py --rate 20000 --symbols 1000 --seconds 60 [--bus kafka|memory]
-        [--store server|chdb] [--writer embedded|process] [--batch-age-ms MS] [--warmup 10] [--json]
+        [--store server|chdb] [--writer embedded|process] [--batch-age-ms MS] [--batch-rows N] [--warmup 10] [--json]
         [--profile FILE.svg]
 
 The simulator runs as its own process (it stands in for IQConnect, a separate program) with a
@@ -56,6 +56,7 @@ def main() -> int:
     parser.add_argument("--writer", choices=["embedded", "process"], default="embedded",
                         help="the writer in the engine's process, or as its own (Kafka + server only)")
     parser.add_argument("--batch-age-ms", type=int, help="storage.batch_age_ms (default: the setting's default)")
+    parser.add_argument("--batch-rows", type=int, help="storage.batch_rows (default: the setting's default)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--profile", type=Path, help="py-spy flame graph (SVG) of this process during the window")
     args = parser.parse_args()
@@ -64,7 +65,7 @@ def main() -> int:
 
     me = psutil.Process(os.getpid())
     with pipeline(rate=args.rate, symbols=args.symbols, bus=args.bus, store=args.store, writer=args.writer,
-                  batch_age_ms=args.batch_age_ms) as run:
+                  batch_age_ms=args.batch_age_ms, batch_rows=args.batch_rows) as run:
         time.sleep(args.warmup)
         profiler = None
         if args.profile:
@@ -102,6 +103,7 @@ def main() -> int:
         "rss_mb": round(rss_mb, 1),
         "writer_cpu_percent": writer_cpu, "writer": args.writer,
         "batch_age_ms": run.engine.settings.storage.batch_age_ms,
+        "batch_rows": run.engine.settings.storage.batch_rows,
         "bus": args.bus, "store": args.store, "symbols": args.symbols, "sim_rate": args.rate,
         "seconds": args.seconds, "load": round(os.getloadavg()[0], 2),
     }

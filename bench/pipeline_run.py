@@ -110,7 +110,7 @@ class PipelineRun:
 
 @contextmanager
 def pipeline(*, rate: float, symbols: int, bus: str, store: str, writer: str = "embedded",
-             batch_age_ms: int | None = None) -> Iterator[PipelineRun]:
+             batch_age_ms: int | None = None, batch_rows: int | None = None) -> Iterator[PipelineRun]:
     """A started simulator process and engine (and with ``writer="process"`` a writer process); on exit
     they are stopped and the run's database and topics are removed."""
     run = f"bench_{uuid.uuid4().hex[:8]}"
@@ -132,7 +132,8 @@ def pipeline(*, rate: float, symbols: int, bus: str, store: str, writer: str = "
                   **{f"{name}_port": port for name, port in ports.items()}},
             bus={"kind": bus}, kafka={"topic_prefix": run, "consumer_group": run},
             storage={"backend": store, "database": run, "embedded_writer": writer == "embedded",
-                     **({"batch_age_ms": batch_age_ms} if batch_age_ms else {})},
+                     **({"batch_age_ms": batch_age_ms} if batch_age_ms else {}),
+                     **({"batch_rows": batch_rows} if batch_rows else {})},
             monitoring={"enabled": False},
         )
         writer_process = None
@@ -149,7 +150,8 @@ def pipeline(*, rate: float, symbols: int, bus: str, store: str, writer: str = "
                     "TICKOPS_KAFKA__TOPIC_PREFIX": run, "TICKOPS_KAFKA__CONSUMER_GROUP": run,
                     "TICKOPS_STORAGE__BACKEND": store, "TICKOPS_STORAGE__DATABASE": run,
                     "TICKOPS_MONITORING__PORT": str(writer_port),
-                    "TICKOPS_STORAGE__BATCH_AGE_MS": str(settings.storage.batch_age_ms)}, writer_port)
+                    "TICKOPS_STORAGE__BATCH_AGE_MS": str(settings.storage.batch_age_ms),
+                    "TICKOPS_STORAGE__BATCH_ROWS": str(settings.storage.batch_rows)}, writer_port)
                 writer_process.wait_ready()
             result = PipelineRun(engine, opened, simulator, trade_log, names, writer_process)
             forward = engine.ingest

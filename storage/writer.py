@@ -90,7 +90,7 @@ class Writer:
         topics: TopicSet,
         dead_letters: DeadLetterSink,
         *,
-        batch_rows: int = 5000,
+        batch_rows: int = 20_000,
         batch_age_s: float = 0.05,
         retry_initial_s: float = 0.1,
         retry_max_s: float = 5.0,
