@@ -39,6 +39,8 @@ def render_bulk_add(engine: Any, who: Operator | None) -> None:
                         placeholder="AAPL, MSFT, NVDA … one per line, or separated by commas or spaces")
     upload = st.file_uploader("or upload a list (.txt or .csv with a symbol column)", type=["txt", "csv"],
                               key="bulk_file")
+    if upload is not None:  # the server has the file: Preview reads it (before this run, it would read nothing)
+        st.caption(f"{upload.name}: {upload.size:,} bytes received; Preview lists its symbols.")
     cols = st.columns(3)
     depth = cols[0].checkbox("with Level 2 depth", key="bulk_depth")
     # as in the sidebar: in a fleet, a collector over its watch limit watches critical symbols first

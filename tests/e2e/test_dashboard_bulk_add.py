@@ -83,8 +83,8 @@ def test_an_uploaded_csv_gives_its_symbol_column_to_the_preview(url, page):
     page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(files=[{
         "name": "portfolio.csv", "mimeType": "text/csv",
         "buffer": "name,symbol,weight\nIntel,intc,0.2\nBroken,BAD\u00e9,0.1\nPepsi,PEP,0.3\n".encode()}])
-    expect(page.get_by_text("portfolio.csv")).to_be_visible(timeout=15_000)
-    # The upload reruns the page; a click while that run is still going was dropped under load (load 6).
+    # The page says when its run has the file: a click before that previewed an empty list under load.
+    expect(page.get_by_text("portfolio.csv: 65 bytes received")).to_be_visible(timeout=30_000)
     expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=30_000)
     page.get_by_role("button", name="Preview").click()
     expect(page.get_by_text("2 to start: INTC, PEP")).to_be_visible(timeout=15_000)
