@@ -50,10 +50,14 @@ class InsertBatch:
 
 
 class BatchBuffer:
-    def __init__(self, topics: TopicSet, max_records: int, max_age_s: float) -> None:
+    def __init__(self, topics: TopicSet, max_records: int, max_age_s: float,
+                 records_per_message: float = 1.0) -> None:
+        """``records_per_message``: the first guess of how many events a bus message holds (the producers'
+        ``bus.events_per_message``); later guesses come from what the bus returns."""
         self._topics = topics
         self._max_records = max_records
         self._max_age_s = max_age_s
+        self._per_message = max(1.0, records_per_message)
         self._records: list[Record] = []
         self._first_at: float | None = None
 
@@ -61,13 +65,19 @@ class BatchBuffer:
         return len(self._records)
 
     def add(self, records: Sequence[Record], now: float) -> None:
-        if records and self._first_at is None:
+        if not records:
+            return
+        if self._first_at is None:
             self._first_at = now
         self._records.extend(records)
+        messages = sum(1 for record in records if getattr(record, "last", True))  # a poison record is a message
+        self._per_message = 0.7 * self._per_message + 0.3 * (len(records) / max(1, messages))
 
     def room(self) -> int:
-        """How many records to ask the bus for (at least one, so polling still waits)."""
-        return max(1, self._max_records - len(self._records))
+        """How many bus messages to ask for: the records there is room for over the records a message has
+        held lately (a poll of messages of 200 events each asked for as many messages as records would
+        bring 200 times the batch). At least one, so polling still waits."""
+        return max(1, int((self._max_records - len(self._records)) / self._per_message))
 
     def time_left(self, now: float) -> float | None:
         """Seconds until the oldest record is due; None when empty."""

@@ -92,6 +92,7 @@ class Writer:
         *,
         batch_rows: int = 20_000,
         batch_age_s: float = 0.05,
+        events_per_message: int = 1,
         retry_initial_s: float = 0.1,
         retry_max_s: float = 5.0,
         dedup_keys: int = 20_000,
@@ -104,7 +105,7 @@ class Writer:
         self._consumer = consumer
         self._topics = topics
         self._dead_letters = dead_letters
-        self._buffer = BatchBuffer(topics, batch_rows, batch_age_s)
+        self._buffer = BatchBuffer(topics, batch_rows, batch_age_s, events_per_message)
         self._latency = LatencyHistogram()
         self._inserter = Inserter(store, dead_letters, self._latency, wall_ns)
         self._positions = StoredPositions(store, topics)
@@ -354,6 +355,7 @@ def build_writer(
         DeadLetterSink(bus.producer(), topics.deadletter),
         batch_rows=storage.batch_rows,
         batch_age_s=storage.batch_age_ms / 1000,
+        events_per_message=settings.bus.events_per_message,
         retry_initial_s=storage.retry_initial_ms / 1000,
         retry_max_s=storage.retry_max_ms / 1000,
         dedup_keys=storage.dedup_keys,

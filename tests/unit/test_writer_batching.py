@@ -237,3 +237,15 @@ def test_a_row_set_aside_from_a_multi_event_message_names_its_place_in_it():
     [misrouted] = batch.dead_letters
     assert (misrouted.offset, misrouted.index) == (5, 1) and decode(misrouted.payload) == quote
     assert batch.offsets == {TopicPartition(TOPICS.trades, 0): 6}
+
+
+def test_the_buffer_asks_the_bus_for_messages_by_how_many_events_a_message_has_held_lately():
+    buffer = BatchBuffer(TOPICS, max_records=20_000, max_age_s=10.0, records_per_message=200)
+    assert buffer.room() == 100  # the producers' setting, before anything was read
+    for offset in range(10):  # single-event messages (an old producer, a quiet feed)
+        buffer.add([trade_record(offset)], now=0.0)
+    assert buffer.room() >= 2_500  # 100 at first: the estimate follows what the bus returns
+    buffer.take()
+    for offset in range(10, 20):  # then full batches: the ask shrinks at once, the buffer never balloons
+        buffer.add(message_records(offset, 200), now=0.0)
+    assert buffer.room() <= (20_000 - 2_000) / 150
