@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from bus.base import BusRecord, PoisonRecord
 from bus.codec import encode
 from bus.deadletter import DeadLetterSink
+from bus.producer import TIME_BUCKET_NS
 from bus.latency import LatencyHistogram
 from storage.batching import InsertBatch
 from storage.probe import PoisonProbe
@@ -37,7 +38,7 @@ from storage.store import StorageUnavailable, Store
 
 log = logging.getLogger(__name__)
 
-_BUCKET_NS = 15 * 60 * 1_000_000_000
+_BUCKET_NS = TIME_BUCKET_NS  # the producer cuts bus messages at the same bounds
 
 _Poison = list[tuple[BusRecord, str]]
 _Outcome = tuple[int, Exception | None, _Poison]  # rows stored, the error that stopped the table, rows to set aside
